@@ -1,0 +1,411 @@
+// Package config loads SmartCloudOps' configuration from environment variables
+// and command-line flags into one typed struct, remembering where every value
+// came from so /performance/config can show it with secrets masked.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Source says where an effective value came from.
+type Source string
+
+// The sources, weakest first: a flag overrides the environment, which overrides the default.
+const (
+	SourceDefault Source = "default"
+	SourceEnv     Source = "env"
+	SourceFlag    Source = "flag"
+)
+
+// Config is the service's whole configuration. It is built by Load and then
+// passed by value or pointer to the parts; there is no global copy.
+type Config struct {
+	// Addr is the HTTP listen address (SMARTCLOUDOPS_ADDR).
+	Addr string
+	// DatabaseURL selects the store: sqlite:///relative/path, sqlite:////absolute/path
+	// or postgres://… (DATABASE_URL).
+	DatabaseURL string
+	// DatabasePoolSize bounds open database connections (DATABASE_POOL_SIZE).
+	DatabasePoolSize int
+
+	// RedisHost, RedisPort and RedisPassword describe Redis when RedisURL is empty.
+	RedisHost     string
+	RedisPort     int
+	RedisPassword string
+	// RedisURL wins over the host/port/password triple when set (REDIS_URL).
+	RedisURL string
+
+	// EnableCache turns the cache part on (ENABLE_CACHE).
+	EnableCache bool
+	// EnableAsyncLogging lets log writes leave the caller's goroutine (ENABLE_ASYNC_LOGGING).
+	EnableAsyncLogging bool
+	// EnableBatchProcessing micro-batches anomaly scoring (ENABLE_BATCH_PROCESSING).
+	EnableBatchProcessing bool
+
+	// LogDir holds the service's log files (LOG_DIR).
+	LogDir string
+	// LogLevel is the lowest level written (LOG_LEVEL: debug, info, warn, error).
+	LogLevel string
+
+	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
+	AdminToken string
+	// JWTSecret verifies HS256 bearer tokens (JWT_SECRET).
+	JWTSecret string
+	// RequireAuth makes read endpoints need a token too (SMARTCLOUDOPS_REQUIRE_AUTH).
+	RequireAuth bool
+
+	// MaxBodyBytes bounds request bodies; larger ones get 413 (SMARTCLOUDOPS_MAX_BODY_BYTES).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM (SMARTCLOUDOPS_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+
+	sources map[string]Source
+	raw     map[string]string // effective values as given, for Redacted
+}
+
+// Error is a configuration error; the CLI prints it on one line and exits 2.
+type Error struct {
+	// Name is the environment variable (or flag) at fault.
+	Name string
+	// Value is what was given, masked when the setting is a secret.
+	Value string
+	// Allowed says what would have been accepted.
+	Allowed string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("config: invalid %s=%q: %s", e.Name, e.Value, e.Allowed)
+}
+
+// setting describes one configurable value: its variable, flag, default and parser.
+type setting struct {
+	env    string
+	flag   string
+	def    string
+	secret bool
+	usage  string
+	set    func(c *Config, v string) error // returns a description of what is allowed on failure
+}
+
+// errAllowed carries the "what is allowed" text from a parser up to Load.
+type errAllowed string
+
+func (e errAllowed) Error() string { return string(e) }
+
+func settings() []setting {
+	return []setting{
+		{env: "SMARTCLOUDOPS_ADDR", flag: "addr", def: ":5000", usage: "HTTP listen address",
+			set: func(c *Config, v string) error { c.Addr = v; return validAddr(v) }},
+		{env: "DATABASE_URL", flag: "database-url", def: "sqlite:///./smartcloudops.db", secret: true,
+			usage: "store: sqlite:///path or postgres://user:pass@host:port/db",
+			set: func(c *Config, v string) error { c.DatabaseURL = v; return validDatabaseURL(v) }},
+		{env: "DATABASE_POOL_SIZE", flag: "database-pool-size", def: "20", usage: "maximum open database connections",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 1000, &c.DatabasePoolSize) }},
+		{env: "REDIS_HOST", flag: "redis-host", def: "", usage: "Redis host; empty means no Redis (memory-only cache)",
+			set: func(c *Config, v string) error { c.RedisHost = v; return nil }},
+		{env: "REDIS_PORT", flag: "redis-port", def: "6379", usage: "Redis port",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 65535, &c.RedisPort) }},
+		{env: "REDIS_PASSWORD", flag: "redis-password", def: "", secret: true, usage: "Redis password",
+			set: func(c *Config, v string) error { c.RedisPassword = v; return nil }},
+		{env: "REDIS_URL", flag: "redis-url", def: "", secret: true,
+			usage: "redis://[:password@]host:port/db or rediss://…; wins over REDIS_HOST/PORT/PASSWORD",
+			set: func(c *Config, v string) error { c.RedisURL = v; return validRedisURL(v) }},
+		{env: "ENABLE_CACHE", flag: "enable-cache", def: "true", usage: "enable the cache part",
+			set: func(c *Config, v string) error { return parseBool(v, &c.EnableCache) }},
+		{env: "ENABLE_ASYNC_LOGGING", flag: "enable-async-logging", def: "true", usage: "write logs from a background goroutine",
+			set: func(c *Config, v string) error { return parseBool(v, &c.EnableAsyncLogging) }},
+		{env: "ENABLE_BATCH_PROCESSING", flag: "enable-batch-processing", def: "true", usage: "micro-batch anomaly scoring",
+			set: func(c *Config, v string) error { return parseBool(v, &c.EnableBatchProcessing) }},
+		{env: "LOG_DIR", flag: "log-dir", def: "./logs", usage: "directory for log files",
+			set: func(c *Config, v string) error {
+				c.LogDir = v
+				if v == "" {
+					return errAllowed("must be a directory path")
+				}
+				return nil
+			}},
+		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "lowest level logged: debug, info, warn, error",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "debug", "info", "warn", "error":
+					c.LogLevel = strings.ToLower(v)
+					return nil
+				}
+				return errAllowed("must be one of debug, info, warn, error")
+			}},
+		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
+			usage: "static bearer token with the admin role (at least 16 characters)",
+			set: func(c *Config, v string) error {
+				c.AdminToken = v
+				if v != "" && len(v) < 16 {
+					return errAllowed("must be empty or at least 16 characters")
+				}
+				return nil
+			}},
+		{env: "JWT_SECRET", flag: "jwt-secret", def: "", secret: true,
+			usage: "HS256 secret for bearer JWTs (at least 32 bytes)",
+			set: func(c *Config, v string) error {
+				c.JWTSecret = v
+				if v != "" && len(v) < 32 {
+					return errAllowed("must be empty or at least 32 bytes")
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_REQUIRE_AUTH", flag: "require-auth", def: "false", usage: "require a token for read endpoints too",
+			set: func(c *Config, v string) error { return parseBool(v, &c.RequireAuth) }},
+		{env: "SMARTCLOUDOPS_MAX_BODY_BYTES", flag: "max-body-bytes", def: "1048576", usage: "largest accepted request body in bytes",
+			set: func(c *Config, v string) error {
+				var n int
+				if err := parseInt(v, 1, 1<<30, &n); err != nil {
+					return err
+				}
+				c.MaxBodyBytes = int64(n)
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 || d > 10*time.Minute {
+					return errAllowed("must be a Go duration between 0s and 10m, e.g. 15s")
+				}
+				c.ShutdownTimeout = d
+				return nil
+			}},
+	}
+}
+
+// Load builds the configuration: defaults, then environment variables read
+// through getenv, then flags from args (without the program or subcommand name).
+// Usage text for -h goes to usage. An invalid value returns *Error; -h returns flag.ErrHelp.
+func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+	all := settings()
+	fs := flag.NewFlagSet("smartcloudops", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	flagVals := make(map[string]*string, len(all))
+	for _, s := range all {
+		flagVals[s.flag] = fs.String(s.flag, s.def, s.usage+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &Error{Name: "flags", Value: strings.Join(args, " "), Allowed: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, &Error{Name: "arguments", Value: strings.Join(fs.Args(), " "), Allowed: "no positional arguments are accepted"}
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+
+	c := &Config{sources: make(map[string]Source, len(all)), raw: make(map[string]string, len(all))}
+	for _, s := range all {
+		v, src, name := s.def, SourceDefault, s.env
+		if ev := getenv(s.env); ev != "" {
+			v, src = ev, SourceEnv
+		}
+		if setFlags[s.flag] {
+			v, src, name = *flagVals[s.flag], SourceFlag, "--"+s.flag
+		}
+		if err := s.set(c, v); err != nil {
+			shown := v
+			if s.secret {
+				shown = mask(s, v)
+			}
+			return nil, &Error{Name: name, Value: shown, Allowed: err.Error()}
+		}
+		c.sources[s.env] = src
+		c.raw[s.env] = v
+	}
+	return c, nil
+}
+
+// Source reports where the setting named by its environment variable came from.
+func (c *Config) Source(env string) Source {
+	if s, ok := c.sources[env]; ok {
+		return s
+	}
+	return SourceDefault
+}
+
+// EffectiveRedisURL is the Redis address the cache uses: REDIS_URL when set,
+// else one built from REDIS_HOST/PORT/PASSWORD, else "" (no Redis configured).
+func (c *Config) EffectiveRedisURL() string {
+	if c.RedisURL != "" {
+		return c.RedisURL
+	}
+	if c.RedisHost == "" {
+		return ""
+	}
+	u := url.URL{Scheme: "redis", Host: fmt.Sprintf("%s:%d", c.RedisHost, c.RedisPort), Path: "/0"}
+	if c.RedisPassword != "" {
+		u.User = url.UserPassword("", c.RedisPassword)
+	}
+	return u.String()
+}
+
+// AuthConfigured reports whether any credential can be checked; without one,
+// state-changing endpoints are refused.
+func (c *Config) AuthConfigured() bool { return c.AdminToken != "" || c.JWTSecret != "" }
+
+// Entry is one row of the effective configuration as /performance/config shows it.
+type Entry struct {
+	Name   string `json:"name"`
+	Flag   string `json:"flag"`
+	Value  string `json:"value"`
+	Source Source `json:"source"`
+	Secret bool   `json:"secret,omitempty"`
+	Usage  string `json:"description"`
+}
+
+// Redacted lists every setting with its effective value and source; secrets are
+// masked, and so is the password inside any URL.
+func (c *Config) Redacted() []Entry {
+	all := settings()
+	out := make([]Entry, 0, len(all))
+	for _, s := range all {
+		v := c.raw[s.env]
+		if s.secret {
+			v = mask(s, v)
+		}
+		out = append(out, Entry{Name: s.env, Flag: "--" + s.flag, Value: v, Source: c.Source(s.env), Secret: s.secret, Usage: s.usage})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Masked is what every secret shows as.
+const Masked = "********"
+
+// mask hides a secret. URLs keep their shape so an operator can still see which
+// server is meant; only the password part is replaced.
+func mask(s setting, v string) string {
+	if v == "" {
+		return ""
+	}
+	if strings.Contains(v, "://") {
+		return RedactURL(v)
+	}
+	return Masked
+}
+
+// RedactURL replaces the password inside a URL (user:password@host, or a
+// password= query parameter) with Masked. A string that does not parse as a URL
+// is masked whole, since it may be a secret that merely looks odd.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Masked
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), Masked)
+		}
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			q.Set(k, Masked)
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	// url.String escapes '*' in userinfo; undo that so the mask reads as a mask.
+	return strings.ReplaceAll(u.String(), "%2A", "*")
+}
+
+func parseInt(v string, lo, hi int, dst *int) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		return errAllowed(fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+	}
+	*dst = n
+	return nil
+}
+
+func parseBool(v string, dst *bool) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		*dst = true
+	case "0", "false", "no", "off":
+		*dst = false
+	default:
+		return errAllowed("must be true or false")
+	}
+	return nil
+}
+
+func validAddr(v string) error {
+	i := strings.LastIndex(v, ":")
+	if i < 0 {
+		return errAllowed("must be host:port or :port, e.g. :5000")
+	}
+	var port int
+	if err := parseInt(v[i+1:], 0, 65535, &port); err != nil {
+		return errAllowed("must be host:port or :port with a port from 0 to 65535")
+	}
+	return nil
+}
+
+// DatabaseKind names the store selected by a DATABASE_URL.
+type DatabaseKind string
+
+// The supported stores.
+const (
+	DatabaseSQLite   DatabaseKind = "sqlite"
+	DatabasePostgres DatabaseKind = "postgres"
+)
+
+// ParseDatabaseURL splits a DATABASE_URL into the store kind and the address
+// the driver takes: a file path for SQLite, the URL itself for PostgreSQL.
+func ParseDatabaseURL(v string) (DatabaseKind, string, error) {
+	switch {
+	case strings.HasPrefix(v, "sqlite://"):
+		// sqlite:///./x.db → ./x.db ; sqlite:////var/x.db → /var/x.db (SQLAlchemy's form, which the seed used).
+		rest := strings.TrimPrefix(v, "sqlite://")
+		if !strings.HasPrefix(rest, "/") || len(rest) < 2 {
+			return "", "", errAllowed("must be sqlite:///relative/path.db or sqlite:////absolute/path.db")
+		}
+		path := rest[1:]
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			return "", "", errAllowed("sqlite URLs take no query parameters")
+		}
+		return DatabaseSQLite, path, nil
+	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			return "", "", errAllowed("must be postgres://user[:password]@host[:port]/database")
+		}
+		return DatabasePostgres, v, nil
+	}
+	return "", "", errAllowed("must start with sqlite:/// or postgres://")
+}
+
+func validDatabaseURL(v string) error {
+	_, _, err := ParseDatabaseURL(v)
+	return err
+}
+
+func validRedisURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		return errAllowed("must be redis://[:password@]host:port/db, rediss://… or unix:///path")
+	}
+	if u.Scheme != "unix" && u.Host == "" {
+		return errAllowed("must name a host, e.g. redis://127.0.0.1:6379/0")
+	}
+	return nil
+}

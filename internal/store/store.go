@@ -1,0 +1,256 @@
+// Package store is SmartCloudOps' database layer: database/sql over embedded
+// SQLite (the default) or PostgreSQL through pgx, with embedded, versioned
+// migrations that bring either to the same schema.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/health"
+)
+
+// Options configure Open.
+type Options struct {
+	// URL is a DATABASE_URL: sqlite:///path or postgres://….
+	URL string
+	// PoolSize bounds open connections: the PostgreSQL pool, or SQLite's read pool
+	// (SQLite always has exactly one writer connection). Default 20.
+	PoolSize int
+	// BusyTimeout is how long a SQLite statement waits for a lock before failing. Default 5s.
+	BusyTimeout time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.PoolSize == 0 {
+		o.PoolSize = 20
+	}
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+}
+
+func (o Options) validate() error {
+	if o.PoolSize < 1 {
+		return fmt.Errorf("store: pool size %d: must be at least 1", o.PoolSize)
+	}
+	if o.BusyTimeout < 0 {
+		return fmt.Errorf("store: busy timeout %s: must not be negative", o.BusyTimeout)
+	}
+	return nil
+}
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	kind config.DatabaseKind
+	// write takes every statement that changes data. On SQLite it is a single
+	// connection, because SQLite has one writer at a time and queueing in Go is
+	// cheaper and fairer than spinning on SQLITE_BUSY. On PostgreSQL it is the
+	// same pool as read.
+	write *sql.DB
+	read  *sql.DB
+	pg    *pgxpool.Pool // nil on SQLite
+	path  string        // SQLite file, for stats
+}
+
+// Open connects to the database named by o.URL and checks it answers. It does
+// not migrate; call Migrate.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	o.defaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	kind, addr, err := config.ParseDatabaseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", config.RedactURL(o.URL), err)
+	}
+	var s *Store
+	switch kind {
+	case config.DatabaseSQLite:
+		s, err = openSQLite(addr, o)
+	case config.DatabasePostgres:
+		s, err = openPostgres(ctx, addr, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func sqliteDSN(path string, busy time.Duration, readOnly bool) string {
+	// WAL lets readers proceed while the writer commits; synchronous=NORMAL is
+	// the documented safe pairing with WAL (durable across application crashes,
+	// may lose the last commits on power loss). _txlock=immediate takes the
+	// write lock at BEGIN, so a transaction never fails half-way on upgrade.
+	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_time_format=sqlite",
+		path, busy.Milliseconds())
+	if readOnly {
+		return dsn + "&_pragma=query_only(1)"
+	}
+	return dsn + "&_txlock=immediate"
+}
+
+func openSQLite(path string, o Options) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create directory for sqlite file %s: %w", path, err)
+		}
+	}
+	w, err := sql.Open("sqlite", sqliteDSN(path, o.BusyTimeout, false))
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	// The writer creates the file and switches it to WAL before readers open it.
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", sqliteDSN(path, o.BusyTimeout, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite %s for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(o.PoolSize)
+	r.SetMaxIdleConns(o.PoolSize)
+	r.SetConnMaxIdleTime(5 * time.Minute)
+	return &Store{kind: config.DatabaseSQLite, write: w, read: r, path: path}, nil
+}
+
+func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse postgres url %s: %w", config.RedactURL(url), err)
+	}
+	pc.MaxConns = int32(o.PoolSize)
+	pc.MinConns = min(2, pc.MaxConns)
+	pc.MaxConnLifetime = 30 * time.Minute
+	pc.MaxConnLifetimeJitter = time.Minute
+	pc.MaxConnIdleTime = 5 * time.Minute
+	pc.HealthCheckPeriod = 30 * time.Second
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect postgres %s: %w", config.RedactURL(url), err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	return &Store{kind: config.DatabasePostgres, write: db, read: db, pg: pool}, nil
+}
+
+// Kind says which database this is.
+func (s *Store) Kind() config.DatabaseKind { return s.kind }
+
+// Writer is the handle for statements that change data.
+func (s *Store) Writer() *sql.DB { return s.write }
+
+// Reader is the handle for read-only queries; on SQLite it refuses writes.
+func (s *Store) Reader() *sql.DB { return s.read }
+
+// Postgres returns the pgx pool on PostgreSQL (for COPY and pool figures), or nil.
+func (s *Store) Postgres() *pgxpool.Pool { return s.pg }
+
+// Ping checks both handles answer a trivial query within ctx.
+func (s *Store) Ping(ctx context.Context) error {
+	for _, db := range s.handles() {
+		var one int
+		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			return fmt.Errorf("store: ping %s: %w", s.kind, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) handles() []*sql.DB {
+	if s.read == s.write {
+		return []*sql.DB{s.write}
+	}
+	return []*sql.DB{s.write, s.read}
+}
+
+// Check implements health.Checker: UP when a query round-trips, DOWN otherwise.
+func (s *Store) Check(ctx context.Context) health.Component {
+	start := time.Now()
+	err := s.Ping(ctx)
+	details := map[string]any{
+		"driver":     string(s.kind),
+		"latency_ms": float64(time.Since(start).Microseconds()) / 1000,
+	}
+	st := s.write.Stats()
+	details["open_connections"] = st.OpenConnections
+	details["in_use"] = st.InUse
+	if s.pg != nil {
+		ps := s.pg.Stat()
+		details["open_connections"] = ps.TotalConns()
+		details["in_use"] = ps.AcquiredConns()
+		details["max_connections"] = ps.MaxConns()
+	}
+	if err != nil {
+		details["error"] = describe(err)
+		return health.Component{Status: health.StatusDown, Details: details}
+	}
+	return health.Component{Status: health.StatusUp, Details: details}
+}
+
+// describe turns a driver error into text safe to show an operator: the kind
+// of failure, never a statement or a connection string.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return "database unreachable or failing; see the service log"
+}
+
+// Close releases every connection. It is safe to call more than once.
+func (s *Store) Close() error {
+	var errs []error
+	for _, db := range s.handles() {
+		errs = append(errs, db.Close())
+	}
+	if s.pg != nil {
+		s.pg.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Rebind rewrites ? placeholders into the database's own form ($1, $2, … on
+// PostgreSQL), so one statement text serves both. It does not look inside
+// string literals: statements passed to it must bind values, not inline them.
+func (s *Store) Rebind(q string) string {
+	if s.kind != config.DatabasePostgres {
+		return q
+	}
+	out := make([]byte, 0, len(q)+8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			out = append(out, '$')
+			out = strconv.AppendInt(out, int64(n), 10)
+			continue
+		}
+		out = append(out, q[i])
+	}
+	return string(out)
+}
