@@ -1,0 +1,210 @@
+package logs
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying id, which every record logged with
+// that context shows as "request_id".
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id that WithRequestID put in ctx.
+func RequestID(ctx context.Context) (string, bool) {
+	if ctx == nil {
+		return "", false
+	}
+	id, ok := ctx.Value(requestIDKey{}).(string)
+	return id, ok && id != ""
+}
+
+// maxPooledBuf keeps a rare huge record from pinning its buffer forever.
+const maxPooledBuf = 64 << 10
+
+// bufPool holds record buffers; the writer returns them after writing, so
+// a steady state encodes without allocating.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// Handler is the slog.Handler of a Logger: it encodes each record as one
+// JSON line on the caller's goroutine and hands the bytes to the pipeline.
+type Handler struct {
+	l *Logger
+	// pre holds the attributes of WithAttrs, already encoded, including the
+	// openings of the groups they sit in.
+	pre []byte
+	// open counts the groups opened in pre, to close after the record.
+	open int
+	// pending holds groups from WithGroup that have no attribute yet: slog
+	// omits empty groups, so they are opened only when one arrives.
+	pending []string
+}
+
+// Enabled reports whether lvl reaches the Logger's level.
+func (h *Handler) Enabled(_ context.Context, lvl slog.Level) bool {
+	return lvl >= h.l.opts.Level.Level()
+}
+
+// WithAttrs returns a handler that adds attrs to every record.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	pre := slices.Clip(h.pre)
+	for _, g := range h.pending {
+		pre = appendKey(pre, g)
+		pre = append(pre, '{')
+	}
+	n := len(pre)
+	for _, a := range attrs {
+		pre = appendAttr(pre, a)
+	}
+	if len(pre) == n {
+		return h
+	}
+	h2.pre = pre
+	h2.open += len(h.pending)
+	h2.pending = nil
+	return &h2
+}
+
+// WithGroup returns a handler that nests later attributes under name.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.pending = append(slices.Clip(h.pending), name)
+	return &h2
+}
+
+// Handle encodes r and submits it. The error reports a record that could
+// be neither queued nor written anywhere.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	start := time.Now()
+	bp := getBuf()
+	b := append((*bp)[:0], '{')
+	if !r.Time.IsZero() {
+		b = append(b, `"time":`...)
+		b = appendTime(b, r.Time)
+	}
+	b = appendKey(b, slog.LevelKey)
+	b = appendString(b, r.Level.String())
+	b = appendKey(b, slog.MessageKey)
+	b = appendString(b, r.Message)
+	if id, ok := RequestID(ctx); ok {
+		b = appendKey(b, "request_id")
+		b = appendString(b, id)
+	}
+	b = append(b, h.pre...)
+	if r.NumAttrs() > 0 {
+		opened := false
+		r.Attrs(func(a slog.Attr) bool {
+			mark := len(b)
+			if !opened {
+				for _, g := range h.pending {
+					b = appendKey(b, g)
+					b = append(b, '{')
+				}
+			}
+			n := len(b)
+			b = appendAttr(b, a)
+			switch {
+			case len(b) == n:
+				b = b[:mark]
+			case !opened:
+				opened = true
+			}
+			return true
+		})
+		if opened {
+			for range h.pending {
+				b = append(b, '}')
+			}
+		}
+	}
+	for range h.open {
+		b = append(b, '}')
+	}
+	b = append(b, '}', '\n')
+	*bp = b
+	return h.l.submit(r.Level, bp, start)
+}
+
+// appendAttr follows slog's rules: values resolved, empty attributes and
+// empty groups omitted, groups with an empty key inlined.
+func appendAttr(b []byte, a slog.Attr) []byte {
+	v := a.Value.Resolve()
+	if a.Key == "" && v.Kind() == slog.KindAny && v.Any() == nil {
+		return b
+	}
+	switch v.Kind() {
+	case slog.KindGroup:
+		attrs := v.Group()
+		if len(attrs) == 0 {
+			return b
+		}
+		if a.Key == "" {
+			for _, x := range attrs {
+				b = appendAttr(b, x)
+			}
+			return b
+		}
+		mark := len(b)
+		b = appendKey(b, a.Key)
+		b = append(b, '{')
+		n := len(b)
+		for _, x := range attrs {
+			b = appendAttr(b, x)
+		}
+		if len(b) == n {
+			return b[:mark]
+		}
+		return append(b, '}')
+	case slog.KindString:
+		b = appendKey(b, a.Key)
+		return appendString(b, v.String())
+	case slog.KindInt64:
+		b = appendKey(b, a.Key)
+		return appendInt(b, v.Int64())
+	case slog.KindUint64:
+		b = appendKey(b, a.Key)
+		return appendUint(b, v.Uint64())
+	case slog.KindFloat64:
+		b = appendKey(b, a.Key)
+		return appendFloat(b, v.Float64())
+	case slog.KindBool:
+		b = appendKey(b, a.Key)
+		if v.Bool() {
+			return append(b, "true"...)
+		}
+		return append(b, "false"...)
+	case slog.KindDuration:
+		// Nanoseconds as an integer, as slog's JSON handler writes them.
+		b = appendKey(b, a.Key)
+		return appendInt(b, int64(v.Duration()))
+	case slog.KindTime:
+		b = appendKey(b, a.Key)
+		return appendTime(b, v.Time())
+	default:
+		b = appendKey(b, a.Key)
+		return appendAny(b, v.Any())
+	}
+}

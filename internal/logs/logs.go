@@ -1,0 +1,386 @@
+// Package logs is SmartCloudOps' log pipeline: a log/slog JSON handler
+// that encodes on the caller's goroutine into a bounded queue, one writer
+// goroutine that batches lines into the current file, rotation by size and
+// by wall-clock time, gzip of rotated files in the background, retention,
+// statistics and Prometheus metrics, and a fallback writer for when the
+// disk cannot take the lines.
+package logs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/health"
+)
+
+// Logger is the pipeline. Create it with New, log through Slog or
+// Handler, and Close it on shutdown.
+type Logger struct {
+	opts    Options
+	c       *counters
+	q       *queue // nil in synchronous mode
+	sink    *sink
+	maint   *maintainer
+	handler *Handler
+	slog    *slog.Logger
+
+	fallback *lockedWriter
+	// closed stops intake in synchronous mode (async uses q.closed).
+	closed    atomic.Bool
+	abandon   atomic.Bool
+	inFlight  atomic.Int64
+	writerEnd chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates opts, opens the current file and starts the writer and
+// maintenance goroutines. A directory it cannot write is not an error: the
+// pipeline starts DEGRADED, writes to Fallback and recovers by itself.
+// When reg is not nil the metrics are registered in it.
+func New(opts Options, reg prometheus.Registerer) (*Logger, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if abs, err := filepath.Abs(o.Dir); err == nil {
+		o.Dir = abs
+	}
+	if o.Copy == nil {
+		o.Copy = os.Stderr
+	}
+	if o.Fallback == nil {
+		o.Fallback = os.Stderr
+	}
+	l := &Logger{opts: o, c: &counters{}}
+	l.fallback = &lockedWriter{w: o.Fallback}
+	copyW := l.fallback
+	if o.Copy != o.Fallback {
+		copyW = &lockedWriter{w: o.Copy}
+	}
+	if reg != nil {
+		if err := reg.Register(&collector{l: l}); err != nil {
+			return nil, fmt.Errorf("logs: register metrics: %w", err)
+		}
+	}
+	l.maint = newMaintainer(o, l.c)
+	l.sink = newSink(o, l.c, copyW, l.fallback, l.maint.notify)
+	l.handler = &Handler{l: l}
+	l.slog = slog.New(l.handler)
+	if o.Synchronous {
+		l.maint.tick = func() {
+			l.sink.mu.Lock()
+			l.sink.tick()
+			l.sink.mu.Unlock()
+		}
+	} else {
+		l.q = newQueue(o.QueueRecords, o.QueueBytes, l.c)
+		l.writerEnd = make(chan struct{})
+		go l.writer()
+	}
+	go l.maint.run()
+	return l, nil
+}
+
+// Slog returns a *slog.Logger that logs through the pipeline.
+func (l *Logger) Slog() *slog.Logger { return l.slog }
+
+// Handler returns the pipeline's slog.Handler, for wrapping.
+func (l *Logger) Handler() slog.Handler { return l.handler }
+
+// submit hands an encoded record to the pipeline; it owns bp from here.
+func (l *Logger) submit(level slog.Level, bp *[]byte, start time.Time) error {
+	l.c.attempted.Add(1)
+	defer func() { l.c.enqueue.observe(time.Since(start)) }()
+	important := level >= slog.LevelError
+	e := entry{b: bp, level: level}
+	if l.q == nil {
+		l.sink.mu.Lock()
+		if l.sink.closed {
+			l.sink.mu.Unlock()
+			return l.refuse(e, important)
+		}
+		l.sink.one[0] = e
+		l.sink.write(l.sink.one[:])
+		l.sink.one[0] = entry{}
+		l.sink.mu.Unlock()
+		putBuf(bp)
+		return nil
+	}
+	switch l.q.push(e, important, l.opts.OnFull == OverflowBlock, l.opts.BlockTimeout) {
+	case pushed:
+		return nil
+	case pushFull:
+		l.c.dropped[dropQueueFull].Add(1)
+	case pushTimeout:
+		l.c.dropped[dropTimeout].Add(1)
+	case pushClosed:
+		return l.refuse(e, important)
+	case pushNoReserve:
+		return l.direct(e)
+	}
+	putBuf(bp)
+	return nil
+}
+
+// refuse handles a record that arrived after Close: ERROR and above still
+// reach the fallback writer, the rest is counted and dropped.
+func (l *Logger) refuse(e entry, important bool) error {
+	if important {
+		return l.direct(e)
+	}
+	l.c.dropped[dropClosed].Add(1)
+	putBuf(e.b)
+	return nil
+}
+
+// direct writes an ERROR record to the fallback on the caller's goroutine
+// when the queue cannot take it: it may not be dropped and may not wait.
+func (l *Logger) direct(e entry) error {
+	defer putBuf(e.b)
+	if _, err := l.fallback.Write(*e.b); err != nil {
+		l.c.dropped[dropWriteError].Add(1)
+		l.c.fail(opFallback, fmt.Errorf("logs: fallback: %w", err))
+		return fmt.Errorf("logs: fallback: %w", err)
+	}
+	l.c.fallback.Add(1)
+	return nil
+}
+
+// writer is the one goroutine that writes in async mode.
+func (l *Logger) writer() {
+	defer close(l.writerEnd)
+	t := time.NewTicker(l.opts.RecoveryInterval)
+	defer t.Stop()
+	var spare []entry
+	for {
+		select {
+		case <-l.q.notify:
+		case <-t.C:
+			l.sink.tick()
+			continue
+		}
+		batch, closed := l.q.take(spare)
+		if len(batch) > 0 {
+			if l.abandon.Load() {
+				l.dropBatch(batch, dropShutdown)
+			} else {
+				l.inFlight.Store(int64(len(batch)))
+				l.sink.write(batch)
+				l.inFlight.Store(0)
+			}
+			for i := range batch {
+				if batch[i].b != nil {
+					putBuf(batch[i].b)
+				}
+				batch[i] = entry{}
+			}
+		}
+		spare = batch
+		if closed {
+			// take after close returns everything, so nothing is left.
+			if l.abandon.Load() {
+				l.sink.closed = true
+				l.sink.closeFile(opSync)
+			} else {
+				l.sink.shutdown()
+			}
+			return
+		}
+	}
+}
+
+func (l *Logger) dropBatch(batch []entry, reason int) {
+	for _, e := range batch {
+		if e.done != nil {
+			close(e.done)
+			continue
+		}
+		l.c.dropped[reason].Add(1)
+	}
+}
+
+// Sync waits until every record logged before the call is written and the
+// file is fsynced.
+func (l *Logger) Sync(ctx context.Context) error {
+	if l.q == nil {
+		l.sink.mu.Lock()
+		defer l.sink.mu.Unlock()
+		l.sink.syncFile()
+		return nil
+	}
+	done := make(chan struct{})
+	if !l.q.pushBarrier(done) {
+		return fmt.Errorf("logs: sync: %w", errClosed)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("logs: sync: %w", ctx.Err())
+	}
+}
+
+type closedError struct{}
+
+func (closedError) Error() string { return "logger closed" }
+
+var errClosed error = closedError{}
+
+// Close stops intake, drains the queue, fsyncs and closes the current
+// file, and waits for pending compressions. When ctx ends first it reports
+// how many records were not written; those are counted as dropped with
+// reason "shutdown". Records logged after Close are dropped with reason
+// "closed", except ERROR and above, which go to the fallback writer.
+// Close is idempotent: later calls return the first call's result.
+func (l *Logger) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() { l.closeErr = l.close(ctx) })
+	return l.closeErr
+}
+
+func (l *Logger) close(ctx context.Context) error {
+	var errs []error
+	if l.q == nil {
+		l.sink.mu.Lock()
+		l.sink.shutdown()
+		l.sink.mu.Unlock()
+	} else {
+		l.q.close()
+		select {
+		case <-l.writerEnd:
+		case <-ctx.Done():
+			l.abandon.Store(true)
+			// Whatever take has not yet handed to the writer is lost.
+			batch, _ := l.q.take(nil)
+			l.dropBatch(batch, dropShutdown)
+			lost := int64(len(batch)) + l.inFlight.Load()
+			errs = append(errs, fmt.Errorf("logs: close: %d records not written (%d in flight): %w", lost, l.inFlight.Load(), ctx.Err()))
+		}
+	}
+	close(l.maint.stop)
+	select {
+	case <-l.maint.done:
+	case <-ctx.Done():
+		l.maint.cancel()
+		<-l.maint.done
+		errs = append(errs, fmt.Errorf("logs: close: compression unfinished: %w", ctx.Err()))
+	}
+	l.maint.cancel()
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	if len(errs) > 1 {
+		return fmt.Errorf("%w; %w", errs[0], errs[1])
+	}
+	return nil
+}
+
+// Check reports the pipeline as the health component "logs": DEGRADED
+// while lines go to the fallback writer or rotated files fail to compress,
+// DOWN once closed.
+func (l *Logger) Check(ctx context.Context) health.Component {
+	st := l.Stats()
+	details := map[string]any{
+		"current_file":    st.CurrentFile,
+		"queue_length":    st.QueueLength,
+		"records_dropped": st.RecordsDroppedTotal,
+	}
+	if st.LastError != "" {
+		details["last_error"] = st.LastError
+	}
+	switch {
+	case l.isClosed():
+		return health.Component{Status: health.StatusDown, Details: map[string]any{"reason": "closed"}}
+	case st.Degraded:
+		details["reason"] = "log file unwritable; writing to fallback"
+		return health.Component{Status: health.StatusDegraded, Details: details}
+	case l.c.compFail.Load():
+		details["reason"] = "compression of rotated files failing"
+		return health.Component{Status: health.StatusDegraded, Details: details}
+	}
+	return health.Component{Status: health.StatusUp, Details: details}
+}
+
+func (l *Logger) isClosed() bool {
+	if l.q == nil {
+		l.sink.mu.Lock()
+		defer l.sink.mu.Unlock()
+		return l.sink.closed
+	}
+	l.q.mu.Lock()
+	defer l.q.mu.Unlock()
+	return l.q.closed
+}
+
+// Stats returns a snapshot of the counters.
+func (l *Logger) Stats() Stats {
+	c := l.c
+	st := Stats{
+		RecordsAttempted:    c.attempted.Load(),
+		RecordsWritten:      c.written.Load(),
+		RecordsFallback:     c.fallback.Load(),
+		RecordsDropped:      make(map[string]int64, len(dropReasons)),
+		BytesWritten:        c.bytes.Load(),
+		QueueLength:         c.queueLen.Load(),
+		QueueBytes:          c.queueBytes.Load(),
+		Rotations:           make(map[string]int64, len(rotationCauses)),
+		FilesRemoved:        make(map[string]int64, len(removalReasons)),
+		FilesCompressed:     c.compressed.Load(),
+		CompressionBytesIn:  c.compressIn.Load(),
+		CompressionBytesOut: c.compressOut.Load(),
+		CurrentFile:         l.sink.cur,
+		CurrentFileBytes:    c.curSize.Load(),
+		Errors:              make(map[string]int64, len(errorOps)),
+		Degraded:            c.degraded.Load(),
+	}
+	if l.q != nil {
+		st.QueueCapacity = int64(l.opts.QueueRecords)
+		st.QueueCapacityBytes = l.opts.QueueBytes
+	}
+	for i, r := range dropReasons {
+		st.RecordsDropped[r] = c.dropped[i].Load()
+		st.RecordsDroppedTotal += st.RecordsDropped[r]
+	}
+	for i, r := range rotationCauses {
+		st.Rotations[r] = c.rotations[i].Load()
+	}
+	for i, r := range removalReasons {
+		st.FilesRemoved[r] = c.removed[i].Load()
+	}
+	for i, r := range errorOps {
+		st.Errors[r] = c.errors[i].Load()
+	}
+	if st.CompressionBytesOut > 0 {
+		st.CompressionRatio = float64(st.CompressionBytesIn) / float64(st.CompressionBytesOut)
+	}
+	st.FilesOnDisk = c.backups.Load()
+	st.FilesBytes = c.backupSize.Load()
+	if c.curOpen.Load() {
+		st.FilesOnDisk++
+		st.FilesBytes += st.CurrentFileBytes
+	}
+	if le := c.last.Load(); le != nil {
+		st.LastError = le.msg
+		t := le.when
+		st.LastErrorTime = &t
+	}
+	counts, total := c.enqueue.snapshot()
+	st.EnqueueLatency = LatencySummary{
+		Count: total,
+		P50:   quantile(&counts, total, 0.50).Seconds(),
+		P90:   quantile(&counts, total, 0.90).Seconds(),
+		P99:   quantile(&counts, total, 0.99).Seconds(),
+		P999:  quantile(&counts, total, 0.999).Seconds(),
+		Max:   time.Duration(c.enqueue.max.Load()).Seconds(),
+	}
+	return st
+}

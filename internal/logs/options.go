@@ -1,0 +1,264 @@
+package logs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Overflow names what a producer does when the queue is full.
+type Overflow string
+
+// The overflow policies. ERROR and above are never dropped under either.
+const (
+	// OverflowBlock waits up to Options.BlockTimeout for room, then drops.
+	OverflowBlock Overflow = "block"
+	// OverflowDrop drops at once, so a burst never slows a request.
+	OverflowDrop Overflow = "drop"
+)
+
+// Defaults, named so config and docs can quote them.
+const (
+	DefaultDir              = "./logs"
+	DefaultFileName         = "smartcloudops"
+	DefaultMaxFileSize      = 10 << 20
+	DefaultRotationInterval = 24 * time.Hour
+	DefaultCompressionLevel = 6
+	DefaultMaxFiles         = 10
+	DefaultMaxAge           = 30 * 24 * time.Hour
+	DefaultQueueRecords     = 65536
+	DefaultQueueBytes       = 16 << 20
+	DefaultBlockTimeout     = 5 * time.Millisecond
+	DefaultRecoveryInterval = time.Second
+	DefaultCopyLevel        = "WARN"
+)
+
+// Options configures a Logger. The zero value is usable: every zero field
+// takes the default documented beside it.
+type Options struct {
+	// Dir holds the current file and the rotated ones. Default "./logs".
+	// It is created if missing; if it cannot be, New still succeeds and
+	// the pipeline starts DEGRADED, writing to Fallback until it can.
+	Dir string
+	// FileName is the stem of every file: the current file is
+	// "<FileName>.log", rotated ones "<FileName>-<UTC time>.log[.gz]" so
+	// that names sort by time. Default "smartcloudops".
+	FileName string
+	// MaxFileSize rotates the current file before a record would take it
+	// past this many bytes. Default 10 MiB; see ParseSize for text forms.
+	MaxFileSize int64
+	// RotationInterval rotates at wall-clock boundaries of this length
+	// (midnight-aligned in Location when it divides a day). Default 24h;
+	// negative disables time rotation.
+	RotationInterval time.Duration
+	// Location aligns time rotation. Default time.UTC.
+	Location *time.Location
+	// CompressionLevel is the gzip level (1-9) of rotated files. Default 6;
+	// negative keeps rotated files uncompressed.
+	CompressionLevel int
+	// MaxFiles bounds the rotated files kept. Default 10; negative keeps all.
+	MaxFiles int
+	// MaxAge removes rotated files rotated longer ago than this.
+	// Default 30 days; negative keeps them regardless of age.
+	MaxAge time.Duration
+
+	// Synchronous writes on the caller's goroutine instead of through the
+	// queue (ENABLE_ASYNC_LOGGING=false). Default false.
+	Synchronous bool
+	// QueueRecords and QueueBytes bound the queue. Defaults 65536 records
+	// and 16 MiB. ERROR and above may use a reserve of a quarter more.
+	QueueRecords int
+	QueueBytes   int64
+	// OnFull is the policy for a full queue. Default OverflowBlock.
+	OnFull Overflow
+	// BlockTimeout bounds the wait under OverflowBlock. Default 5ms.
+	BlockTimeout time.Duration
+
+	// Level is the lowest level logged. Default slog.LevelInfo; pass a
+	// *slog.LevelVar to change it at run time.
+	Level slog.Leveler
+	// Copy receives a copy of every record at or above CopyLevel.
+	// Default os.Stderr.
+	Copy io.Writer
+	// CopyLevel is "off" or a slog level name ("DEBUG", "INFO", "WARN",
+	// "ERROR", optionally with an offset like "WARN+2"). Default "WARN".
+	CopyLevel string
+	// Fallback receives the records that could not reach the file (an
+	// unwritable directory, a full disk). Default os.Stderr.
+	Fallback io.Writer
+
+	// RecoveryInterval is how often a faulted pipeline retries the
+	// directory, re-checks that the current file is still at its path,
+	// and retries a failed compression. Default 1s.
+	RecoveryInterval time.Duration
+	// Now is the clock for rotation and retention. Default time.Now.
+	Now func() time.Time
+
+	// beforeWrite lets tests stall the sink.
+	beforeWrite func()
+}
+
+// withDefaults returns o with zero fields replaced by their defaults.
+func (o Options) withDefaults() Options {
+	if o.Dir == "" {
+		o.Dir = DefaultDir
+	}
+	if o.FileName == "" {
+		o.FileName = DefaultFileName
+	}
+	if o.MaxFileSize == 0 {
+		o.MaxFileSize = DefaultMaxFileSize
+	}
+	if o.RotationInterval == 0 {
+		o.RotationInterval = DefaultRotationInterval
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.CompressionLevel == 0 {
+		o.CompressionLevel = DefaultCompressionLevel
+	}
+	if o.MaxFiles == 0 {
+		o.MaxFiles = DefaultMaxFiles
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.QueueRecords == 0 {
+		o.QueueRecords = DefaultQueueRecords
+	}
+	if o.QueueBytes == 0 {
+		o.QueueBytes = DefaultQueueBytes
+	}
+	if o.OnFull == "" {
+		o.OnFull = OverflowBlock
+	}
+	if o.BlockTimeout == 0 {
+		o.BlockTimeout = DefaultBlockTimeout
+	}
+	if o.Level == nil {
+		o.Level = slog.LevelInfo
+	}
+	if o.CopyLevel == "" {
+		o.CopyLevel = DefaultCopyLevel
+	}
+	if o.RecoveryInterval == 0 {
+		o.RecoveryInterval = DefaultRecoveryInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// validate reports every invalid field at once, so one restart fixes them all.
+func (o Options) validate() error {
+	var errs []error
+	if o.MaxFileSize < 0 {
+		errs = append(errs, fmt.Errorf("MaxFileSize %d is negative", o.MaxFileSize))
+	}
+	if o.CompressionLevel > 9 {
+		errs = append(errs, fmt.Errorf("CompressionLevel %d is above 9", o.CompressionLevel))
+	}
+	if strings.ContainsAny(o.FileName, `/\`) {
+		errs = append(errs, fmt.Errorf("FileName %q contains a path separator", o.FileName))
+	}
+	if o.QueueRecords < 0 {
+		errs = append(errs, fmt.Errorf("QueueRecords %d is negative", o.QueueRecords))
+	}
+	if o.QueueBytes < 0 {
+		errs = append(errs, fmt.Errorf("QueueBytes %d is negative", o.QueueBytes))
+	}
+	if o.OnFull != OverflowBlock && o.OnFull != OverflowDrop {
+		errs = append(errs, fmt.Errorf("OnFull %q is neither %q nor %q", o.OnFull, OverflowBlock, OverflowDrop))
+	}
+	if o.BlockTimeout < 0 {
+		errs = append(errs, fmt.Errorf("BlockTimeout %s is negative", o.BlockTimeout))
+	}
+	if o.RecoveryInterval < 0 {
+		errs = append(errs, fmt.Errorf("RecoveryInterval %s is negative", o.RecoveryInterval))
+	}
+	if _, _, err := parseCopyLevel(o.CopyLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("logs: invalid options: %w", err)
+	}
+	return nil
+}
+
+// parseCopyLevel turns CopyLevel into a level; off reports that no copy is made.
+func parseCopyLevel(s string) (lvl slog.Level, off bool, err error) {
+	if strings.EqualFold(s, "off") || strings.EqualFold(s, "none") {
+		return 0, true, nil
+	}
+	if err := lvl.UnmarshalText([]byte(s)); err != nil {
+		return 0, false, fmt.Errorf("CopyLevel %q: %w", s, err)
+	}
+	return lvl, false, nil
+}
+
+// sizeUnits maps a lower-cased unit suffix to its multiplier. Both binary
+// (KiB) and decimal (KB) forms are accepted because operators write both.
+var sizeUnits = map[string]int64{
+	"":    1,
+	"b":   1,
+	"k":   1 << 10,
+	"kib": 1 << 10,
+	"kb":  1000,
+	"m":   1 << 20,
+	"mib": 1 << 20,
+	"mb":  1000 * 1000,
+	"g":   1 << 30,
+	"gib": 1 << 30,
+	"gb":  1000 * 1000 * 1000,
+	"t":   1 << 40,
+	"tib": 1 << 40,
+	"tb":  1000 * 1000 * 1000 * 1000,
+}
+
+// ParseSize parses a byte size such as "1048576", "64KiB", "10MiB", "1GiB",
+// "500KB" or "1.5MB". KiB/MiB/GiB (and the bare K/M/G) are powers of 1024,
+// KB/MB/GB powers of 1000. Units are case-insensitive and may be separated
+// from the number by spaces. The result is a positive or zero int64.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	if num == "" {
+		return 0, fmt.Errorf("logs: parse size %q: no number", s)
+	}
+	mult, ok := sizeUnits[unit]
+	if !ok || strings.IndexFunc(unit, unicode.IsSpace) >= 0 {
+		return 0, fmt.Errorf("logs: parse size %q: unknown unit %q", s, unit)
+	}
+	if !strings.Contains(num, ".") {
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("logs: parse size %q: %w", s, err)
+		}
+		if n > math.MaxInt64/mult {
+			return 0, fmt.Errorf("logs: parse size %q: overflows int64", s)
+		}
+		return n * mult, nil
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("logs: parse size %q: %w", s, err)
+	}
+	v := f * float64(mult)
+	// 2^63 is exactly representable; anything at or above it overflows.
+	if v >= math.MaxInt64 {
+		return 0, fmt.Errorf("logs: parse size %q: overflows int64", s)
+	}
+	return int64(v), nil
+}
