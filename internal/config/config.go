@@ -224,6 +224,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		c.sources[s.env] = src
 		c.raw[s.env] = v
 	}
+	if c.RequireAuth && !c.AuthConfigured() {
+		return nil, &Error{Name: "SMARTCLOUDOPS_REQUIRE_AUTH", Value: "true",
+			Allowed: "needs SMARTCLOUDOPS_ADMIN_TOKEN or JWT_SECRET to be set, or no request could ever be authorised"}
+	}
 	return c, nil
 }
 

@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// reqInfo is per-request state that inner handlers fill in and outer
+// middleware reads after the handler returns (the route pattern, the error
+// behind a problem response). A pointer in the context survives the request
+// copies that r.WithContext makes further down the chain.
+type reqInfo struct {
+	id    string
+	route string
+	err   error
+	who   *Principal
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *reqInfo {
+	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
+		return i
+	}
+	return &reqInfo{}
+}
+
+// RequestID returns the id the API assigned to the request in ctx, or "".
+func RequestID(ctx context.Context) string { return infoFrom(ctx).id }
+
+// PrincipalFrom returns the authenticated caller of the request in ctx, or nil.
+func PrincipalFrom(ctx context.Context) *Principal { return infoFrom(ctx).who }
+
+// validRequestID accepts a caller's X-Request-ID only when it is short and
+// printable, so it can be logged and echoed without escaping surprises.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter remembers what the handler sent, for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines underneath.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartcloudops_http_requests_total",
+			Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "smartcloudops_http_request_duration_seconds",
+			Help:    "Time from request start to the handler's return, by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "smartcloudops_http_requests_in_flight",
+			Help: "HTTP requests being served now.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// knownMethod bounds the method label: anything else is "other".
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// instrument is the outermost middleware: it assigns the request id, bounds
+// the body, recovers panics into a 500 problem, and records one access-log
+// line and the HTTP metrics per request.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &reqInfo{id: r.Header.Get("X-Request-ID"), route: "unmatched"}
+		if !validRequestID(info.id) {
+			info.id = newRequestID()
+		}
+		w.Header().Set("X-Request-ID", info.id)
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		s.metrics.inFlight.Inc()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				info.err = fmt.Errorf("panic: %v", p)
+				if sw.status == 0 {
+					writeProblem(sw, r, info.err)
+				}
+			}
+			s.metrics.inFlight.Dec()
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			d := time.Since(start)
+			method := knownMethod(r.Method)
+			s.metrics.requests.WithLabelValues(info.route, method, strconv.Itoa(sw.status)).Inc()
+			s.metrics.duration.WithLabelValues(info.route, method).Observe(d.Seconds())
+			s.accessLog(r, info, sw, d)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func (s *Server) accessLog(r *http.Request, info *reqInfo, sw *statusWriter, d time.Duration) {
+	level := slog.LevelInfo
+	switch {
+	case sw.status >= 500:
+		level = slog.LevelError
+	case sw.status >= 400:
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", info.id),
+		slog.String("method", r.Method),
+		slog.String("route", info.route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", sw.status),
+		slog.Int64("bytes", sw.bytes),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if info.who != nil {
+		attrs = append(attrs, slog.String("subject", info.who.Subject))
+	}
+	if info.err != nil {
+		attrs = append(attrs, slog.String("error", info.err.Error()))
+	}
+	s.log.LogAttrs(r.Context(), level, "http request", attrs...)
+}

@@ -1,0 +1,323 @@
+// Package httpapi is SmartCloudOps' HTTP surface: every route in one place,
+// thin handlers that call the parts through small interfaces, RFC 9457
+// problem responses, bearer-token auth, access logs and request metrics.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/store"
+)
+
+// ConfigView is what /performance/config shows.
+type ConfigView interface {
+	Redacted() []config.Entry
+}
+
+// Maintainer runs database maintenance for /performance/database/optimize.
+type Maintainer interface {
+	Optimize(ctx context.Context, o store.OptimizeOptions) (store.OptimizeReport, error)
+}
+
+// Registry is the one Prometheus registry every part registers into.
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// Deps are the parts the API serves. Nil optional parts leave their routes
+// answering 503 with a problem that says the part is not enabled.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry Registry
+	// Components are the health checks shown on /performance/health, by name.
+	Components map[string]health.Checker
+	// Ready decides /readyz (the database).
+	Ready  health.Checker
+	Config ConfigView
+	// Database runs maintenance; optional.
+	Database     Maintainer
+	Auth         AuthOptions
+	MaxBodyBytes int64
+	// CheckTimeout bounds each health check. Default 2s.
+	CheckTimeout time.Duration
+	Now          func() time.Time
+}
+
+// Server is the HTTP handler of the service.
+type Server struct {
+	deps    Deps
+	log     *slog.Logger
+	auth    *authenticator
+	metrics *httpMetrics
+	mux     *http.ServeMux
+	handler http.Handler
+	maxBody int64
+	now     func() time.Time
+	// patterns are the registered routes, for Routes.
+	patterns []string
+}
+
+// New builds the API. It registers its metrics into d.Registry.
+func New(d Deps) (*Server, error) {
+	if d.Logger == nil || d.Registry == nil || d.Config == nil || d.Ready == nil {
+		return nil, errors.New("httpapi: Logger, Registry, Config and Ready are required")
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 1 << 20
+	}
+	if d.CheckTimeout <= 0 {
+		d.CheckTimeout = 2 * time.Second
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Auth.Now == nil {
+		d.Auth.Now = d.Now
+	}
+	m, err := newHTTPMetrics(d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: d, log: d.Logger, auth: newAuthenticator(d.Auth), metrics: m, mux: http.NewServeMux(), maxBody: d.MaxBodyBytes, now: d.Now}
+	s.routes()
+	s.handler = s.instrument(http.HandlerFunc(s.route))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// routes is the one place that lists every endpoint, its method and its access policy.
+func (s *Server) routes() {
+	s.handle("GET /livez", Public, s.livez)
+	s.handle("GET /readyz", Public, s.readyz)
+	s.handle("GET /performance/health", Public, s.health)
+	s.handle("GET /performance/config", Read, s.config)
+	s.handle("GET /performance/metrics", Read, s.promMetrics())
+	s.handle("POST /performance/database/optimize", AdminRole, s.optimize)
+}
+
+// handlerFunc is a handler that reports failure by returning an error, which
+// becomes a problem response; handlers never write error bodies themselves.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(pattern string, access Access, h handlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := infoFrom(r.Context())
+		info.route = pattern
+		p, err := s.auth.authorize(r, access)
+		info.who = p
+		if err != nil {
+			if isCode(err, CodeUnauthorized) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="smartcloudops"`)
+			}
+			writeProblem(w, r, err)
+			return
+		}
+		if err := h(w, r); err != nil {
+			writeProblem(w, r, err)
+		}
+	}))
+}
+
+func isCode(err error, c Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == c
+}
+
+// route dispatches to the mux, turning its plain-text 404 and 405 into problems.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// No pattern matched: let the mux decide between 404 and 405 (it knows
+	// which methods the path allows) into a recorder, then answer as a problem.
+	rec := &headerRecorder{header: http.Header{}}
+	s.mux.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		writeProblem(w, r, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	writeProblem(w, r, Errorf(CodeNotFound, "no endpoint at %s", r.URL.Path))
+}
+
+// headerRecorder captures the status and headers the mux's own error
+// handlers would send, discarding their plain-text body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
+
+func (s *Server) livez(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": string(health.StatusUp)})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), s.deps.CheckTimeout)
+	defer cancel()
+	c := s.deps.Ready.Check(ctx)
+	status := http.StatusOK
+	if c.Status == health.StatusDown {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, c)
+	return nil
+}
+
+// HealthReport is the body of /performance/health.
+type HealthReport struct {
+	Status     health.Status               `json:"status"`
+	Timestamp  time.Time                   `json:"timestamp"`
+	Components map[string]health.Component `json:"components"`
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	rep := HealthReport{Timestamp: s.now().UTC(), Components: s.checkAll(r.Context())}
+	rep.Status = health.Overall(rep.Components)
+	status := http.StatusOK
+	if rep.Status == health.StatusDown {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rep)
+	return nil
+}
+
+// checkAll runs every component check concurrently, each bounded by
+// CheckTimeout, so one hung dependency cannot stall the health endpoint.
+func (s *Server) checkAll(ctx context.Context) map[string]health.Component {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = make(map[string]health.Component, len(s.deps.Components))
+	)
+	for name, c := range s.deps.Components {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, s.deps.CheckTimeout)
+			defer cancel()
+			res := s.checkOne(cctx, c)
+			mu.Lock()
+			out[name] = res
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (s *Server) checkOne(ctx context.Context, c health.Checker) health.Component {
+	done := make(chan health.Component, 1)
+	go func() { done <- c.Check(ctx) }()
+	select {
+	case res := <-done:
+		return res
+	case <-ctx.Done():
+		return health.Component{Status: health.StatusDown, Details: map[string]any{"error": "health check timed out"}}
+	}
+}
+
+// ConfigReport is the body of GET /performance/config.
+type ConfigReport struct {
+	Settings []config.Entry `json:"settings"`
+}
+
+func (s *Server) config(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, ConfigReport{Settings: s.deps.Config.Redacted()})
+	return nil
+}
+
+func (s *Server) promMetrics() handlerFunc {
+	h := promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+}
+
+// optimizeRequest is the body of POST /performance/database/optimize.
+type optimizeRequest struct {
+	// Vacuum also rewrites the SQLite file (slow, takes the write lock).
+	Vacuum bool `json:"vacuum"`
+}
+
+func (s *Server) optimize(w http.ResponseWriter, r *http.Request) error {
+	if s.deps.Database == nil {
+		return Errorf(CodeUnavailable, "database maintenance is not enabled")
+	}
+	var req optimizeRequest
+	if err := decodeJSON(r, &req, true); err != nil {
+		return err
+	}
+	rep, err := s.deps.Database.Optimize(r.Context(), store.OptimizeOptions{Vacuum: req.Vacuum})
+	if err != nil {
+		// The per-step outcomes are the useful part of a failure: send them
+		// with a 503 rather than hiding them behind a bare problem.
+		s.log.ErrorContext(r.Context(), "database optimize failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+		writeJSON(w, http.StatusServiceUnavailable, rep)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// BuildInfo describes the running binary.
+type BuildInfo struct {
+	Version   string
+	Revision  string
+	GoVersion string
+}
+
+// RegisterBuildInfo exports smartcloudops_build_info, the constant-1 gauge
+// whose labels say which build is running.
+func RegisterBuildInfo(reg prometheus.Registerer, b BuildInfo) error {
+	if b.GoVersion == "" {
+		b.GoVersion = runtime.Version()
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "smartcloudops_build_info",
+		Help:        "Always 1; the labels identify the running build.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("httpapi: register build info: %w", err)
+	}
+	return nil
+}
+
+// Routes lists the registered patterns, sorted; the README's endpoint table and
+// the tests check against it.
+func (s *Server) Routes() []string {
+	out := append([]string(nil), s.patterns...)
+	sort.Strings(out)
+	return out
+}
