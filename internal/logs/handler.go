@@ -67,7 +67,9 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		return h
 	}
 	h2 := *h
-	pre := slices.Clip(h.pre)
+	// The sentinel byte makes the first key take its comma: pre always
+	// follows the built-in fields.
+	pre := append([]byte{' '}, h.pre...)
 	for _, g := range h.pending {
 		pre = appendKey(pre, g)
 		pre = append(pre, '{')
@@ -79,7 +81,7 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(pre) == n {
 		return h
 	}
-	h2.pre = pre
+	h2.pre = slices.Clip(pre[1:])
 	h2.open += len(h.pending)
 	h2.pending = nil
 	return &h2
@@ -99,6 +101,11 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // be neither queued nor written anywhere.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	start := time.Now()
+	return h.l.submit(r.Level, h.encode(ctx, r), start)
+}
+
+// encode renders r as one JSON line into a pooled buffer.
+func (h *Handler) encode(ctx context.Context, r slog.Record) *[]byte {
 	bp := getBuf()
 	b := append((*bp)[:0], '{')
 	if !r.Time.IsZero() {
@@ -145,7 +152,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	b = append(b, '}', '\n')
 	*bp = b
-	return h.l.submit(r.Level, bp, start)
+	return bp
 }
 
 // appendAttr follows slog's rules: values resolved, empty attributes and

@@ -1,0 +1,100 @@
+package logs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+)
+
+type valuer struct{}
+
+func (valuer) LogValue() slog.Value { return slog.StringValue("resolved") }
+
+type point struct{ X, Y int }
+
+// TestHandlerMatchesSlogJSON encodes the same records with our handler and
+// slog's own JSON handler; the parsed objects must be equal, so our lines
+// read like any slog JSON line.
+func TestHandlerMatchesSlogJSON(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)
+	records := []func(*slog.Logger){
+		func(l *slog.Logger) { l.Info("plain") },
+		func(l *slog.Logger) {
+			l.Warn("kinds \"quoted\"\n\t\x01 \u2028 é \xff", "s", "v", "i", -3, "u", uint64(7), "f", 1.5, "b", true,
+				"d", time.Second, "t", at, "err", errors.New("boom"), "nil", nil, "any", point{1, 2}, "lv", valuer{},
+				"m", map[string]int{"a": 1})
+		},
+		func(l *slog.Logger) {
+			l.With("a", 1).WithGroup("g").With("b", 2).WithGroup("h").Info("groups", "c", 3, slog.Group("inner", "d", 4), slog.Group("empty"))
+		},
+		func(l *slog.Logger) { l.WithGroup("g").WithGroup("h").Info("empty groups vanish") },
+		func(l *slog.Logger) { l.Info("inline", slog.Group("", "x", 1), slog.Attr{}) },
+	}
+	for i, rec := range records {
+		var want bytes.Buffer
+		ref := slog.New(slog.NewJSONHandler(&want, nil))
+		rec(ref)
+		got := encodeWith(t, rec)
+		var g, w map[string]any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("record %d: our output is not JSON: %v: %s", i, err, got)
+		}
+		if err := json.Unmarshal(want.Bytes(), &w); err != nil {
+			t.Fatal(err)
+		}
+		delete(g, "time")
+		delete(w, "time")
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("record %d:\n got %s\nwant %s", i, got, want.Bytes())
+		}
+	}
+}
+
+// encodeWith runs rec against a Handler whose submit is captured.
+func encodeWith(t *testing.T, rec func(*slog.Logger)) []byte {
+	t.Helper()
+	var out []byte
+	h := &Handler{l: &Logger{opts: Options{Level: slog.LevelDebug}}}
+	capture := captureHandler{h: h, out: &out}
+	rec(slog.New(capture))
+	return out
+}
+
+// captureHandler calls Handler.Handle's encoding without a pipeline.
+type captureHandler struct {
+	h   *Handler
+	out *[]byte
+}
+
+func (c captureHandler) Enabled(ctx context.Context, l slog.Level) bool { return c.h.Enabled(ctx, l) }
+func (c captureHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return captureHandler{h: c.h.WithAttrs(a).(*Handler), out: c.out}
+}
+func (c captureHandler) WithGroup(n string) slog.Handler {
+	return captureHandler{h: c.h.WithGroup(n).(*Handler), out: c.out}
+}
+func (c captureHandler) Handle(ctx context.Context, r slog.Record) error {
+	bp := c.h.encode(ctx, r)
+	*c.out = append([]byte(nil), *bp...)
+	return nil
+}
+
+func TestRequestID(t *testing.T) {
+	ctx := WithRequestID(context.Background(), "req-42")
+	out := encodeWith(t, func(l *slog.Logger) { l.InfoContext(ctx, "with id") })
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["request_id"] != "req-42" {
+		t.Errorf("request_id = %v in %s", m["request_id"], out)
+	}
+	if _, ok := RequestID(context.Background()); ok {
+		t.Error("RequestID found an id in an empty context")
+	}
+}
