@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's log writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func envOf(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+type running struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan int
+	stderr *syncBuffer
+}
+
+// start runs the service in-process on a free loopback port and waits until it listens.
+func start(t *testing.T, env map[string]string, wrap func(http.Handler) http.Handler) *running {
+	t.Helper()
+	env["SMARTCLOUDOPS_ADDR"] = "127.0.0.1:0"
+	if env["LOG_DIR"] == "" {
+		env["LOG_DIR"] = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	addrc := make(chan net.Addr, 1)
+	go func() {
+		r.done <- runWith(ctx, []string{"serve"}, envOf(env), strings.NewReader(""), io.Discard, r.stderr,
+			hooks{onListen: func(a net.Addr) { addrc <- a }, wrap: wrap})
+	}()
+	select {
+	case a := <-addrc:
+		r.base = "http://" + a.String()
+	case code := <-r.done:
+		t.Fatalf("service exited with %d before listening: %s", code, r.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("service did not listen: %s", r.stderr)
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) int {
+	t.Helper()
+	r.cancel()
+	select {
+	case code := <-r.done:
+		r.done <- code
+		return code
+	case <-time.After(60 * time.Second):
+		t.Fatalf("service did not stop: %s", r.stderr)
+		return -1
+	}
+}
+
+func getJSON(t *testing.T, url string, dst any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(dst); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+type healthBody struct {
+	Status     string `json:"status"`
+	Components map[string]struct {
+		Status  string         `json:"status"`
+		Details map[string]any `json:"details"`
+	} `json:"components"`
+}
+
+// TestServeEndToEnd is the README's promise: the service starts on the
+// embedded default (and on PostgreSQL), health is UP with the database UP and
+// Redis DISABLED, and it stops cleanly.
+func TestServeEndToEnd(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		r := start(t, map[string]string{"DATABASE_URL": url}, nil)
+		var h healthBody
+		if code := getJSON(t, r.base+"/performance/health", &h); code != http.StatusOK {
+			t.Fatalf("health %d", code)
+		}
+		if h.Status != "UP" || h.Components["database"].Status != "UP" || h.Components["redis"].Status != "DISABLED" ||
+			h.Components["redis"].Details["reason"] == nil {
+			t.Fatalf("health = %+v", h)
+		}
+		for _, p := range []string{"/livez", "/readyz"} {
+			var v map[string]any
+			if code := getJSON(t, r.base+p, &v); code != http.StatusOK {
+				t.Errorf("%s: %d", p, code)
+			}
+		}
+		resp, err := http.Get(r.base + "/performance/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"smartcloudops_build_info", "go_goroutines", "process_cpu_seconds_total", "go_sql_open_connections", "smartcloudops_http_requests_total"} {
+			if !bytes.Contains(body, []byte(want)) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if code := r.stop(t); code != exitOK {
+			t.Fatalf("exit %d: %s", code, r.stderr)
+		}
+	})
+}
+
+func TestServeWithRedisConfigured(t *testing.T) {
+	redisURL := "redis://127.0.0.1:6379/0"
+	r := start(t, map[string]string{"DATABASE_URL": storetest.SQLiteURL(t), "REDIS_URL": redisURL}, nil)
+	var h healthBody
+	getJSON(t, r.base+"/performance/health", &h)
+	if h.Components["redis"].Status != "UP" {
+		t.Fatalf("redis component with a live Redis: %+v", h.Components["redis"])
+	}
+	r2 := start(t, map[string]string{"DATABASE_URL": storetest.SQLiteURL(t), "REDIS_URL": "redis://127.0.0.1:1/0"}, nil)
+	getJSON(t, r2.base+"/performance/health", &h)
+	if h.Status != "DEGRADED" || h.Components["redis"].Status != "DEGRADED" {
+		t.Fatalf("unreachable Redis must degrade, not fail: %+v", h)
+	}
+}
+
+// TestGracefulShutdownFinishesInFlight holds a request in the handler, cancels
+// the service (as SIGTERM does), and checks the request still completes and
+// the process exits 0.
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/livez" && r.URL.Query().Get("hold") == "1" {
+				close(entered)
+				<-release
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	r := start(t, map[string]string{"DATABASE_URL": storetest.SQLiteURL(t)}, wrap)
+	type result struct {
+		code int
+		err  error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(r.base + "/livez?hold=1")
+		if err != nil {
+			resc <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		resc <- result{code: resp.StatusCode}
+	}()
+	<-entered
+	r.cancel()
+	// New connections are refused once shutdown begins.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(r.base, "http://"), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting after shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	res := <-resc
+	if res.err != nil || res.code != http.StatusOK {
+		t.Fatalf("in-flight request: %d %v", res.code, res.err)
+	}
+	if code := r.stop(t); code != exitOK {
+		t.Fatalf("exit %d: %s", code, r.stderr)
+	}
+}
+
+func TestExitStatuses(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		want     int
+		contains string
+	}{
+		{"bad pool size", []string{"serve"}, map[string]string{"DATABASE_POOL_SIZE": "abc"}, exitUsage, "DATABASE_POOL_SIZE"},
+		{"bad database url", []string{"serve"}, map[string]string{"DATABASE_URL": "ftp://x"}, exitUsage, "DATABASE_URL"},
+		{"bad flag", []string{"serve", "--addr", "nope"}, nil, exitUsage, "--addr"},
+		{"unknown command", []string{"frobnicate"}, nil, exitUsage, "unknown command"},
+		{"migrate", []string{"migrate"}, map[string]string{"DATABASE_URL": "sqlite://" + dir + "/m.db"}, exitOK, ""},
+		{"version", []string{"version"}, nil, exitOK, ""},
+		{"unreachable postgres", []string{"migrate"}, map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}, exitFailure, "store"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			env := tc.env
+			if env == nil {
+				env = map[string]string{}
+			}
+			code := run(context.Background(), tc.args, envOf(env), strings.NewReader(""), &stdout, &stderr)
+			if code != tc.want {
+				t.Fatalf("exit %d; want %d; stderr %s", code, tc.want, stderr.String())
+			}
+			if tc.want == exitUsage && strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0 && tc.name != "unknown command" {
+				t.Errorf("config error is not one line: %q", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.contains) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tc.contains)
+			}
+		})
+	}
+}

@@ -1,0 +1,226 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(nil, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr: ":5000", DatabaseURL: "sqlite:///./smartcloudops.db", DatabasePoolSize: 20, RedisPort: 6379,
+		EnableCache: true, EnableAsyncLogging: true, EnableBatchProcessing: true, LogDir: "./logs", LogLevel: "info",
+		MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second,
+	}
+	c.sources, c.raw = nil, nil
+	if !reflect.DeepEqual(*c, want) {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
+	}
+	if c.EffectiveRedisURL() != "" {
+		t.Errorf("no Redis configured, yet EffectiveRedisURL = %q", c.EffectiveRedisURL())
+	}
+}
+
+// TestLoadEveryVariable sets each variable and checks it lands in its field
+// with source "env".
+func TestLoadEveryVariable(t *testing.T) {
+	cases := []struct {
+		env, value string
+		check      func(c *Config) bool
+	}{
+		{"SMARTCLOUDOPS_ADDR", "127.0.0.1:8080", func(c *Config) bool { return c.Addr == "127.0.0.1:8080" }},
+		{"DATABASE_URL", "postgres://u:p@db:5432/sco", func(c *Config) bool { return c.DatabaseURL == "postgres://u:p@db:5432/sco" }},
+		{"DATABASE_POOL_SIZE", "7", func(c *Config) bool { return c.DatabasePoolSize == 7 }},
+		{"REDIS_HOST", "cache.internal", func(c *Config) bool { return c.RedisHost == "cache.internal" }},
+		{"REDIS_PORT", "6380", func(c *Config) bool { return c.RedisPort == 6380 }},
+		{"REDIS_PASSWORD", "s3cret", func(c *Config) bool { return c.RedisPassword == "s3cret" }},
+		{"REDIS_URL", "rediss://:pw@r:6380/2", func(c *Config) bool { return c.RedisURL == "rediss://:pw@r:6380/2" }},
+		{"ENABLE_CACHE", "false", func(c *Config) bool { return !c.EnableCache }},
+		{"ENABLE_ASYNC_LOGGING", "0", func(c *Config) bool { return !c.EnableAsyncLogging }},
+		{"ENABLE_BATCH_PROCESSING", "off", func(c *Config) bool { return !c.EnableBatchProcessing }},
+		{"LOG_DIR", "/var/log/sco", func(c *Config) bool { return c.LogDir == "/var/log/sco" }},
+		{"LOG_LEVEL", "WARN", func(c *Config) bool { return c.LogLevel == "warn" }},
+		{"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef", func(c *Config) bool { return c.AdminToken == "0123456789abcdef" }},
+		{"JWT_SECRET", strings.Repeat("k", 32), func(c *Config) bool { return c.JWTSecret == strings.Repeat("k", 32) }},
+		{"SMARTCLOUDOPS_MAX_BODY_BYTES", "2048", func(c *Config) bool { return c.MaxBodyBytes == 2048 }},
+		{"SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", "3s", func(c *Config) bool { return c.ShutdownTimeout == 3*time.Second }},
+	}
+	if len(cases) != len(settings())-1 { // REQUIRE_AUTH is covered below: it needs a credential too
+		t.Fatalf("%d cases for %d settings: a new setting needs a case here", len(cases), len(settings()))
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			c, err := Load(nil, env(tc.env, tc.value), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("%s=%s not applied: %+v", tc.env, tc.value, c)
+			}
+			if c.Source(tc.env) != SourceEnv {
+				t.Errorf("source = %s; want env", c.Source(tc.env))
+			}
+		})
+	}
+	c, err := Load(nil, env("SMARTCLOUDOPS_REQUIRE_AUTH", "true", "SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef"), io.Discard)
+	if err != nil || !c.RequireAuth {
+		t.Fatalf("REQUIRE_AUTH with a token: %v, %+v", err, c)
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		env     []string
+		wantVar string
+	}{
+		{"pool not a number", nil, []string{"DATABASE_POOL_SIZE", "abc"}, "DATABASE_POOL_SIZE"},
+		{"pool zero", nil, []string{"DATABASE_POOL_SIZE", "0"}, "DATABASE_POOL_SIZE"},
+		{"ftp database", nil, []string{"DATABASE_URL", "ftp://x"}, "DATABASE_URL"},
+		{"sqlite without path", nil, []string{"DATABASE_URL", "sqlite://x.db"}, "DATABASE_URL"},
+		{"postgres without host", nil, []string{"DATABASE_URL", "postgres:///db"}, "DATABASE_URL"},
+		{"redis port range", nil, []string{"REDIS_PORT", "70000"}, "REDIS_PORT"},
+		{"redis url scheme", nil, []string{"REDIS_URL", "http://r:6379"}, "REDIS_URL"},
+		{"bool", nil, []string{"ENABLE_CACHE", "maybe"}, "ENABLE_CACHE"},
+		{"addr", nil, []string{"SMARTCLOUDOPS_ADDR", "5000"}, "SMARTCLOUDOPS_ADDR"},
+		{"level", nil, []string{"LOG_LEVEL", "loud"}, "LOG_LEVEL"},
+		{"short token", nil, []string{"SMARTCLOUDOPS_ADMIN_TOKEN", "short"}, "SMARTCLOUDOPS_ADMIN_TOKEN"},
+		{"short jwt secret", nil, []string{"JWT_SECRET", "short"}, "JWT_SECRET"},
+		{"timeout", nil, []string{"SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", "soon"}, "SMARTCLOUDOPS_SHUTDOWN_TIMEOUT"},
+		{"require auth without credential", nil, []string{"SMARTCLOUDOPS_REQUIRE_AUTH", "true"}, "SMARTCLOUDOPS_REQUIRE_AUTH"},
+		{"bad flag value", []string{"--database-pool-size", "x"}, nil, "--database-pool-size"},
+		{"unknown flag", []string{"--nope"}, nil, "flags"},
+		{"positional", []string{"extra"}, nil, "arguments"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.env...), io.Discard)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v; want *config.Error", err)
+			}
+			if ce.Name != tc.wantVar {
+				t.Errorf("names %q; want %q", ce.Name, tc.wantVar)
+			}
+			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, tc.wantVar) {
+				t.Errorf("message %q must be one line naming %s", msg, tc.wantVar)
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnv(t *testing.T) {
+	c, err := Load([]string{"--addr", "127.0.0.1:9", "--database-pool-size=3"}, env("SMARTCLOUDOPS_ADDR", ":7000", "DATABASE_POOL_SIZE", "9"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9" || c.DatabasePoolSize != 3 {
+		t.Fatalf("flags did not win: %+v", c)
+	}
+	if c.Source("SMARTCLOUDOPS_ADDR") != SourceFlag || c.Source("LOG_DIR") != SourceDefault {
+		t.Fatalf("sources: addr=%s log_dir=%s", c.Source("SMARTCLOUDOPS_ADDR"), c.Source("LOG_DIR"))
+	}
+	if _, err := Load([]string{"-h"}, env(), io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v; want flag.ErrHelp", err)
+	}
+}
+
+func TestEffectiveRedisURL(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"REDIS_HOST", "r1"}, "redis://r1:6379/0"},
+		{[]string{"REDIS_HOST", "r1", "REDIS_PORT", "7000", "REDIS_PASSWORD", "p@ss"}, "redis://:p%40ss@r1:7000/0"},
+		{[]string{"REDIS_HOST", "r1", "REDIS_URL", "redis://r2:6379/3"}, "redis://r2:6379/3"},
+	}
+	for _, tc := range cases {
+		c, err := Load(nil, env(tc.env...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.EffectiveRedisURL(); got != tc.want {
+			t.Errorf("%v: EffectiveRedisURL = %q; want %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestRedactedMasksEverySecret(t *testing.T) {
+	secrets := []string{"pgpass", "redispass", "urlpass", "0123456789abcdef", strings.Repeat("j", 32)}
+	c, err := Load(nil, env(
+		"DATABASE_URL", "postgres://sco:pgpass@db:5432/sco?sslmode=disable",
+		"REDIS_PASSWORD", "redispass",
+		"REDIS_URL", "redis://:urlpass@r:6379/0",
+		"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef",
+		"JWT_SECRET", strings.Repeat("j", 32),
+	), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := c.Redacted()
+	if len(entries) != len(settings()) {
+		t.Fatalf("%d entries for %d settings", len(entries), len(settings()))
+	}
+	for _, e := range entries {
+		for _, s := range secrets {
+			if strings.Contains(e.Value, s) {
+				t.Errorf("%s shows secret %q: %q", e.Name, s, e.Value)
+			}
+		}
+		if e.Name == "DATABASE_URL" && e.Value != "postgres://sco:********@db:5432/sco?sslmode=disable" {
+			t.Errorf("DATABASE_URL masked as %q; the host must stay readable", e.Value)
+		}
+	}
+	// A bad secret's error message must not echo it either.
+	_, err = Load(nil, env("SMARTCLOUDOPS_ADMIN_TOKEN", "tiny"), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "tiny") {
+		t.Errorf("error echoes the secret: %v", err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	cases := map[string]string{
+		"redis://:pw@h:1/0":                       "redis://:********@h:1/0",
+		"postgres://u@h/db":                       "postgres://u@h/db",
+		"postgres://h/db?password=pw&sslmode=off": "postgres://h/db?password=********&sslmode=off",
+		"sqlite:///./x.db":                        "sqlite:///./x.db",
+		"postgres://u:p%40w@h/db":                 "postgres://u:********@h/db",
+		"://not a url":                            Masked,
+	}
+	for in, want := range cases {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzParseDatabaseURL(f *testing.F) {
+	for _, s := range []string{"sqlite:///./x.db", "sqlite:////tmp/x.db", "postgres://u:p@h:5432/db", "ftp://x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		kind, addr, err := ParseDatabaseURL(s)
+		if err == nil && (kind == "" || addr == "") {
+			t.Fatalf("ParseDatabaseURL(%q) accepted with kind %q addr %q", s, kind, addr)
+		}
+		_ = RedactURL(s)
+	})
+}
