@@ -32,9 +32,7 @@ type Logger struct {
 	handler *Handler
 	slog    *slog.Logger
 
-	fallback *lockedWriter
-	// closed stops intake in synchronous mode (async uses q.closed).
-	closed    atomic.Bool
+	fallback  *lockedWriter
 	abandon   atomic.Bool
 	inFlight  atomic.Int64
 	writerEnd chan struct{}

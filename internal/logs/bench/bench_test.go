@@ -1,0 +1,202 @@
+// Package bench compares the logs pipeline with zap writing through
+// lumberjack and with slog writing synchronously to a file, on the same
+// records. It is a separate package because lumberjack leaks its mill
+// goroutine, which the logs package's goleak check would (rightly) flag.
+package bench
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/smartcloudops/smartcloudops/internal/logs"
+)
+
+// target is one logger under test: log writes the standard record with
+// ten attributes; drain returns once everything logged is on disk.
+type target struct {
+	log   func(i int)
+	drain func()
+	close func()
+	lost  func() int64
+}
+
+var errBench = os.ErrDeadlineExceeded
+
+func pipeline(b *testing.B, dir string, maxSize int64) target {
+	l, err := logs.New(logs.Options{
+		Dir: dir, MaxFileSize: maxSize, CopyLevel: "off",
+		OnFull: logs.OverflowBlock, BlockTimeout: time.Minute,
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := l.Slog()
+	ctx := context.Background()
+	return target{
+		log: func(i int) {
+			log.LogAttrs(ctx, slog.LevelInfo, "request handled",
+				slog.String("method", "GET"), slog.String("route", "/api/v1/items/{id}"),
+				slog.Int("status", 200), slog.Int("bytes", 5123), slog.Duration("duration", 1234567*time.Nanosecond),
+				slog.String("user", "alice"), slog.String("tenant", "acme"), slog.String("region", "eu-west-1"),
+				slog.Bool("cache_hit", true), slog.Int("seq", i))
+		},
+		drain: func() {
+			if err := l.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+		},
+		close: func() {
+			if err := l.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+		},
+		lost: func() int64 { return l.Stats().RecordsDroppedTotal + l.Stats().RecordsFallback },
+	}
+}
+
+func zapLumberjack(b *testing.B, dir string, maxSize int64) target {
+	lj := &lumberjack.Logger{Filename: filepath.Join(dir, "zap.log"), MaxSize: int(max(maxSize>>20, 1)), Compress: true}
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	z := zap.New(zapcore.NewCore(enc, zapcore.AddSync(lj), zapcore.InfoLevel))
+	return target{
+		log: func(i int) {
+			z.Info("request handled",
+				zap.String("method", "GET"), zap.String("route", "/api/v1/items/{id}"),
+				zap.Int("status", 200), zap.Int("bytes", 5123), zap.Duration("duration", 1234567*time.Nanosecond),
+				zap.String("user", "alice"), zap.String("tenant", "acme"), zap.String("region", "eu-west-1"),
+				zap.Bool("cache_hit", true), zap.Int("seq", i))
+		},
+		drain: func() { _ = z.Sync() },
+		close: func() { _ = lj.Close() },
+		lost:  func() int64 { return 0 },
+	}
+}
+
+func slogFile(b *testing.B, dir string, _ int64) target {
+	f, err := os.OpenFile(filepath.Join(dir, "slog.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(f, nil))
+	ctx := context.Background()
+	return target{
+		log: func(i int) {
+			log.LogAttrs(ctx, slog.LevelInfo, "request handled",
+				slog.String("method", "GET"), slog.String("route", "/api/v1/items/{id}"),
+				slog.Int("status", 200), slog.Int("bytes", 5123), slog.Duration("duration", 1234567*time.Nanosecond),
+				slog.String("user", "alice"), slog.String("tenant", "acme"), slog.String("region", "eu-west-1"),
+				slog.Bool("cache_hit", true), slog.Int("seq", i))
+		},
+		drain: func() { _ = f.Sync() },
+		close: func() { _ = f.Close() },
+		lost:  func() int64 { return 0 },
+	}
+}
+
+var targets = []struct {
+	name string
+	make func(*testing.B, string, int64) target
+}{
+	{"pipeline", pipeline},
+	{"zap_lumberjack", zapLumberjack},
+	{"slog_file", slogFile},
+}
+
+// chunk bounds how much is logged between drains, so that the enqueue
+// benchmark measures enqueueing, not waiting for a full queue.
+const chunk = 4096
+
+// BenchmarkEnqueue is the caller's cost per record with ten attributes.
+// For the pipeline that is encode + enqueue; for the others, the write.
+func BenchmarkEnqueue(b *testing.B) {
+	for _, tc := range targets {
+		b.Run(tc.name, func(b *testing.B) {
+			tg := tc.make(b, b.TempDir(), 64<<20)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%chunk == chunk-1 {
+					b.StopTimer()
+					tg.drain()
+					b.StartTimer()
+				}
+				tg.log(i)
+			}
+			b.StopTimer()
+			tg.close()
+		})
+	}
+}
+
+// BenchmarkEnqueueLatency times each call and reports its quantiles.
+func BenchmarkEnqueueLatency(b *testing.B) {
+	for _, tc := range targets {
+		b.Run(tc.name, func(b *testing.B) {
+			tg := tc.make(b, b.TempDir(), 64<<20)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%chunk == chunk-1 {
+					b.StopTimer()
+					tg.drain()
+					b.StartTimer()
+				}
+				start := time.Now()
+				tg.log(i)
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			tg.close()
+			slices.Sort(lat)
+			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) }
+			b.ReportMetric(q(0.50), "p50-ns")
+			b.ReportMetric(q(0.99), "p99-ns")
+			b.ReportMetric(q(0.999), "p999-ns")
+		})
+	}
+}
+
+// BenchmarkThroughput logs from two producers through rotation (4 MiB
+// files) and background compression until everything is on disk, and
+// reports lines per second and lines lost.
+func BenchmarkThroughput(b *testing.B) {
+	const perIter = 200_000
+	for _, tc := range targets {
+		b.Run(tc.name, func(b *testing.B) {
+			var total time.Duration
+			var lost int64
+			for range b.N {
+				tg := tc.make(b, b.TempDir(), 4<<20)
+				start := time.Now()
+				var wg sync.WaitGroup
+				for p := range 2 {
+					wg.Go(func() {
+						for i := p; i < perIter; i += 2 {
+							tg.log(i)
+						}
+					})
+				}
+				wg.Wait()
+				tg.drain()
+				total += time.Since(start)
+				lost += tg.lost()
+				tg.close()
+			}
+			b.ReportMetric(float64(perIter*b.N)/total.Seconds(), "lines/s")
+			b.ReportMetric(float64(lost), "lost")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+var _ = errBench
