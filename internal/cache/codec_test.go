@@ -69,7 +69,7 @@ func valueKinds() []kind {
 		{"duration", 1500 * time.Millisecond, ptrTo[time.Duration](), true},
 		{"struct", record{
 			ID: 1 << 60, Name: "n", Score: -0.25, When: when, Took: time.Second, Raw: []byte("raw"),
-			Ptr: &inner{N: 3, Tags: []string{"x"}, M: map[string]uint16{"k": 65535}},
+			Ptr:  &inner{N: 3, Tags: []string{"x"}, M: map[string]uint16{"k": 65535}},
 			ByID: map[int]string{7: "seven"}, Array: [3]int8{1, -1, 0}, Enabled: true,
 		}, ptrTo[record](), true},
 		{"large compressible", big, ptrTo[string](), true},

@@ -136,6 +136,6 @@ func (l *localTier) clearPrefix(prefix string) int64 {
 	return n
 }
 
-func (l *localTier) entries() int      { return l.c.EstimatedSize() }
-func (l *localTier) bytes() uint64     { return l.c.WeightedSize() }
-func (l *localTier) close()            { l.c.StopAllGoroutines() }
+func (l *localTier) entries() int  { return l.c.EstimatedSize() }
+func (l *localTier) bytes() uint64 { return l.c.WeightedSize() }
+func (l *localTier) close()        { l.c.StopAllGoroutines() }

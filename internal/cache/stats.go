@@ -114,10 +114,10 @@ func (s *counters) inc(t tierIdx, r result) { s.req[t][r].Add(1) }
 // no URL, address or credential ever appears in it.
 type Stats struct {
 	// Mode is "redis" or "memory".
-	Mode     string    `json:"mode"`
-	L1       TierStats `json:"l1"`
-	L2       TierStats `json:"l2"`
-	Fallback TierStats `json:"fallback"`
+	Mode     string           `json:"mode"`
+	L1       TierStats        `json:"l1"`
+	L2       TierStats        `json:"l2"`
+	Fallback TierStats        `json:"fallback"`
 	Breaker  BreakerStats     `json:"breaker"`
 	Compress CompressionStats `json:"compression"`
 	// DecodeErrors counts stored values that were corrupt, foreign, or did
