@@ -145,7 +145,11 @@ func (l *Logger) refuse(e entry, important bool) error {
 // when the queue cannot take it: it may not be dropped and may not wait.
 func (l *Logger) direct(e entry) error {
 	defer putBuf(e.b)
-	if _, err := l.fallback.Write(*e.b); err != nil {
+	return l.writeFallback(*e.b)
+}
+
+func (l *Logger) writeFallback(b []byte) error {
+	if _, err := l.fallback.Write(b); err != nil {
 		l.c.dropped[dropWriteError].Add(1)
 		l.c.fail(opFallback, fmt.Errorf("logs: fallback: %w", err))
 		return fmt.Errorf("logs: fallback: %w", err)
@@ -164,8 +168,9 @@ func (l *Logger) writer() {
 		select {
 		case <-l.q.notify:
 		case <-t.C:
+			// Falls through to take: a missed wake-up never strands a
+			// closed queue.
 			l.sink.tick()
-			continue
 		}
 		batch, closed := l.q.take(spare)
 		if len(batch) > 0 {
@@ -197,13 +202,18 @@ func (l *Logger) writer() {
 	}
 }
 
+// dropBatch gives up on batch, except for ERROR and above, which still go
+// to the fallback writer. The caller recycles the buffers.
 func (l *Logger) dropBatch(batch []entry, reason int) {
 	for _, e := range batch {
-		if e.done != nil {
+		switch {
+		case e.done != nil:
 			close(e.done)
-			continue
+		case e.level >= slog.LevelError:
+			_ = l.writeFallback(*e.b)
+		default:
+			l.c.dropped[reason].Add(1)
 		}
-		l.c.dropped[reason].Add(1)
 	}
 }
 
@@ -260,7 +270,16 @@ func (l *Logger) close(ctx context.Context) error {
 			// Whatever take has not yet handed to the writer is lost.
 			batch, _ := l.q.take(nil)
 			l.dropBatch(batch, dropShutdown)
-			lost := int64(len(batch)) + l.inFlight.Load()
+			var lost int64
+			for _, e := range batch {
+				if e.done == nil && e.level < slog.LevelError {
+					lost++
+				}
+				if e.b != nil {
+					putBuf(e.b)
+				}
+			}
+			lost += l.inFlight.Load()
 			errs = append(errs, fmt.Errorf("logs: close: %d records not written (%d in flight): %w", lost, l.inFlight.Load(), ctx.Err()))
 		}
 	}

@@ -310,7 +310,8 @@ func TestCloseDeadline(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
-	l, err := New(Options{Dir: t.TempDir(), CopyLevel: "off", beforeWrite: func() {
+	fallback := &syncBuffer{}
+	l, err := New(Options{Dir: t.TempDir(), CopyLevel: "off", Fallback: fallback, beforeWrite: func() {
 		once.Do(func() { close(entered) })
 		<-release
 	}}, nil)
@@ -322,6 +323,7 @@ func TestCloseDeadline(t *testing.T) {
 	for i := range 10 {
 		l.Slog().Info("queued", "i", i)
 	}
+	l.Slog().Error("queued error")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err = l.Close(ctx)
@@ -337,6 +339,9 @@ func TestCloseDeadline(t *testing.T) {
 	st := l.Stats()
 	if st.RecordsDropped[DropShutdown] != 10 || st.RecordsDropped[DropClosed] != 1 {
 		t.Errorf("dropped %v: want 10 shutdown, 1 closed", st.RecordsDropped)
+	}
+	if !strings.Contains(fallback.String(), "queued error") {
+		t.Errorf("queued ERROR not in the fallback at shutdown: %q", fallback.String())
 	}
 }
 
@@ -435,4 +440,3 @@ func matches(m *dto.Metric, label, value string) bool {
 	}
 	return false
 }
-
