@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
+	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
@@ -147,10 +149,66 @@ func migrate(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) 
 	return nil
 }
 
+// components builds the parts' health checks, saying why a part that is off is off.
+func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Config) map[string]health.Checker {
+	disabled := func(reason string) health.Checker {
+		return health.CheckerFunc(func(context.Context) health.Component {
+			return health.Component{Status: health.StatusDisabled, Details: map[string]any{"reason": reason}}
+		})
+	}
+	m := map[string]health.Checker{"database": st, "logs": lg}
+	switch {
+	case c == nil:
+		m["cache"] = disabled("ENABLE_CACHE=false")
+		m["redis"] = disabled("the cache is disabled (ENABLE_CACHE=false), so nothing uses Redis")
+	case cfg.EffectiveRedisURL() == "":
+		m["cache"] = c
+		m["redis"] = disabled("no Redis configured: set REDIS_URL or REDIS_HOST to enable the shared cache tier")
+	default:
+		// The cache is Redis's only user, so its check (PING, breaker state,
+		// fallback) is the Redis component too.
+		m["cache"] = c
+		m["redis"] = c
+	}
+	return m
+}
+
+// logOptions maps the configuration onto the log pipeline, whose "off" is a
+// negative number where the configuration's is 0.
+func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.Options {
+	off := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	o := logs.Options{
+		Dir:              cfg.LogDir,
+		MaxFileSize:      cfg.LogMaxFileSize,
+		RotationInterval: cfg.LogRotationInterval,
+		CompressionLevel: off(cfg.LogCompressionLevel),
+		MaxFiles:         off(cfg.LogMaxFiles),
+		MaxAge:           time.Duration(off(cfg.LogMaxAgeDays)) * 24 * time.Hour,
+		Synchronous:      !cfg.EnableAsyncLogging,
+		OnFull:           logs.Overflow(cfg.LogQueuePolicy),
+		Level:            level,
+		Copy:             stderr,
+		CopyLevel:        strings.ToUpper(cfg.LogStderrLevel),
+		Fallback:         stderr,
+	}
+	if o.RotationInterval == 0 {
+		o.RotationInterval = -1
+	}
+	if cfg.LogStderrLevel == "off" {
+		o.CopyLevel = "off"
+	}
+	return o
+}
+
 // serve runs the HTTP service until ctx ends, then shuts down in order:
-// stop accepting, finish in-flight requests, close the store.
-func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) error {
-	log := newLogger(cfg, stderr)
+// stop accepting, finish in-flight requests, close the cache and the store,
+// and flush the logs last so the shutdown itself is logged.
+func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -160,6 +218,22 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) e
 	if err := httpapi.RegisterBuildInfo(reg, b); err != nil {
 		return err
 	}
+
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	lg, err := logs.New(logOptions(cfg, level, stderr), reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if cerr := lg.Close(cctx); cerr != nil {
+			fmt.Fprintln(stderr, "smartcloudops: closing logs:", cerr)
+			err = errors.Join(err, cerr)
+		}
+	}()
+	log := lg.Slog()
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -171,26 +245,43 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) e
 		reg.MustRegister(collectors.NewDBStatsCollector(st.Reader(), "reader"))
 	}
 
-	redisCheck, closeRedis := newRedisChecker(cfg)
-	defer closeRedis()
-
-	api, err := httpapi.New(httpapi.Deps{
-		Logger:   log,
-		Registry: reg,
-		Components: map[string]health.Checker{
-			"database": st,
-			"redis":    redisCheck,
-		},
+	deps := httpapi.Deps{
+		Logger:       log,
+		Registry:     reg,
 		Ready:        st,
 		Config:       cfg,
 		Database:     st,
+		Logs:         lg,
 		Auth:         httpapi.AuthOptions{AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret, RequireAuth: cfg.RequireAuth},
 		MaxBodyBytes: cfg.MaxBodyBytes,
-	})
+	}
+	var c *cache.Cache
+	if cfg.EnableCache {
+		c, err = cache.New(ctx, cache.Options{
+			RedisURL:             cfg.EffectiveRedisURL(),
+			KeyPrefix:            cfg.CacheKeyPrefix,
+			PoolSize:             cfg.RedisPoolSize,
+			ReadTimeout:          cfg.RedisTimeout,
+			WriteTimeout:         cfg.RedisTimeout,
+			DefaultTTL:           cfg.CacheDefaultTTL,
+			CompressionThreshold: int(cfg.CacheCompressionThreshold),
+			MaxValueBytes:        int(cfg.CacheMaxValueBytes),
+			LocalMaxBytes:        cfg.CacheLocalMaxBytes,
+			Registerer:           reg,
+			Logger:               log,
+		})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		deps.Cache = c
+	}
+	deps.Components = components(st, c, lg, cfg)
+
+	api, err := httpapi.New(deps)
 	if err != nil {
 		return err
 	}
-
 	var handler http.Handler = api
 	if h.wrap != nil {
 		handler = h.wrap(api)
@@ -210,7 +301,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) e
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	log.Info("smartcloudops listening", slog.String("addr", ln.Addr().String()), slog.String("database", string(st.Kind())),
-		slog.String("version", b.Version))
+		slog.Bool("cache", c != nil), slog.Bool("redis", cfg.EffectiveRedisURL() != ""), slog.String("version", b.Version))
 	if h.onListen != nil {
 		h.onListen(ln.Addr())
 	}
@@ -222,7 +313,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) e
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	log.Info("shutting down", slog.String("timeout", cfg.ShutdownTimeout.String()))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/logs"
 )
 
 // Source says where an effective value came from.
@@ -54,6 +56,36 @@ type Config struct {
 	LogDir string
 	// LogLevel is the lowest level written (LOG_LEVEL: debug, info, warn, error).
 	LogLevel string
+
+	// LogMaxFileSize rotates the current log file past this many bytes (LOG_MAX_FILE_SIZE).
+	LogMaxFileSize int64
+	// LogRotationInterval rotates at wall-clock boundaries of this length; 0 turns it off (LOG_ROTATION_INTERVAL).
+	LogRotationInterval time.Duration
+	// LogCompressionLevel is the gzip level of rotated files, 1-9; 0 keeps them uncompressed (LOG_COMPRESSION_LEVEL).
+	LogCompressionLevel int
+	// LogMaxFiles bounds the rotated files kept; 0 keeps all (LOG_MAX_FILES).
+	LogMaxFiles int
+	// LogMaxAgeDays removes rotated files older than this; 0 keeps them (LOG_MAX_AGE_DAYS).
+	LogMaxAgeDays int
+	// LogQueuePolicy is what a full log queue does: block (briefly) or drop (LOG_QUEUE_POLICY).
+	LogQueuePolicy string
+	// LogStderrLevel is the lowest level copied to stderr, or "off" (LOG_STDERR_LEVEL).
+	LogStderrLevel string
+
+	// RedisPoolSize bounds the Redis connection pool (REDIS_POOL_SIZE).
+	RedisPoolSize int
+	// RedisTimeout bounds each Redis read and write before the cache falls back (REDIS_TIMEOUT).
+	RedisTimeout time.Duration
+	// CacheKeyPrefix starts every Redis key the cache writes (CACHE_KEY_PREFIX).
+	CacheKeyPrefix string
+	// CacheDefaultTTL applies when a caller gives no TTL (CACHE_DEFAULT_TTL).
+	CacheDefaultTTL time.Duration
+	// CacheCompressionThreshold compresses encoded values from this size (CACHE_COMPRESSION_THRESHOLD).
+	CacheCompressionThreshold int64
+	// CacheMaxValueBytes is the largest value accepted (CACHE_MAX_VALUE_BYTES).
+	CacheMaxValueBytes int64
+	// CacheLocalMaxBytes bounds the in-process tier (CACHE_LOCAL_MAX_BYTES).
+	CacheLocalMaxBytes int64
 
 	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
 	AdminToken string
@@ -141,6 +173,65 @@ func settings() []setting {
 				}
 				return errAllowed("must be one of debug, info, warn, error")
 			}},
+		{env: "LOG_MAX_FILE_SIZE", flag: "log-max-file-size", def: "10MiB", usage: "rotate the log file past this size (bytes, or 64KiB, 10MiB, 1GiB)",
+			set: func(c *Config, v string) error { return parseSize(v, 1024, 1<<40, &c.LogMaxFileSize) }},
+		{env: "LOG_ROTATION_INTERVAL", flag: "log-rotation-interval", def: "24h", usage: "also rotate at wall-clock boundaries of this Go duration; 0 turns it off",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 || (d > 0 && d < time.Second) {
+					return errAllowed("must be 0 or a Go duration of at least 1s, e.g. 1h or 24h")
+				}
+				c.LogRotationInterval = d
+				return nil
+			}},
+		{env: "LOG_COMPRESSION_LEVEL", flag: "log-compression-level", def: "6", usage: "gzip level of rotated log files, 1-9; 0 keeps them uncompressed",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 9, &c.LogCompressionLevel) }},
+		{env: "LOG_MAX_FILES", flag: "log-max-files", def: "10", usage: "rotated log files kept; 0 keeps all",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000, &c.LogMaxFiles) }},
+		{env: "LOG_MAX_AGE_DAYS", flag: "log-max-age-days", def: "30", usage: "remove rotated log files older than this many days; 0 keeps them",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 36500, &c.LogMaxAgeDays) }},
+		{env: "LOG_QUEUE_POLICY", flag: "log-queue-policy", def: "block", usage: "when the log queue is full: block (up to a few ms) or drop; ERROR lines are never dropped",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "block", "drop":
+					c.LogQueuePolicy = strings.ToLower(v)
+					return nil
+				}
+				return errAllowed("must be block or drop")
+			}},
+		{env: "LOG_STDERR_LEVEL", flag: "log-stderr-level", def: "warn", usage: "lowest level also copied to stderr: debug, info, warn, error or off",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "debug", "info", "warn", "error", "off":
+					c.LogStderrLevel = strings.ToLower(v)
+					return nil
+				}
+				return errAllowed("must be one of debug, info, warn, error, off")
+			}},
+		{env: "REDIS_POOL_SIZE", flag: "redis-pool-size", def: "50", usage: "Redis connection pool size",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000, &c.RedisPoolSize) }},
+		{env: "REDIS_TIMEOUT", flag: "redis-timeout", def: "500ms", usage: "bound on each Redis read or write; past it the cache answers from memory",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Millisecond, time.Minute, &c.RedisTimeout)
+			}},
+		{env: "CACHE_KEY_PREFIX", flag: "cache-key-prefix", def: "smartcloudops:cache:", usage: "prefix of every Redis key the cache writes; replicas must share it",
+			set: func(c *Config, v string) error {
+				c.CacheKeyPrefix = v
+				if v == "" || len(v) > 128 || strings.ContainsAny(v, "*?[]\x00 ") {
+					return errAllowed("must be 1-128 characters without spaces or glob characters")
+				}
+				return nil
+			}},
+		{env: "CACHE_DEFAULT_TTL", flag: "cache-default-ttl", def: "300s", usage: "TTL of cache entries written without one (Go duration)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 365*24*time.Hour, &c.CacheDefaultTTL)
+			}},
+		{env: "CACHE_COMPRESSION_THRESHOLD", flag: "cache-compression-threshold", def: "1024", usage: "compress encoded cache values from this size (bytes or 1KiB…)",
+			set: func(c *Config, v string) error { return parseSize(v, 1, 1<<30, &c.CacheCompressionThreshold) }},
+		{env: "CACHE_MAX_VALUE_BYTES", flag: "cache-max-value-bytes", def: "1MiB", usage: "largest cache value accepted; larger PUTs get 413",
+			set: func(c *Config, v string) error { return parseSize(v, 1, 512<<20, &c.CacheMaxValueBytes) }},
+		{env: "CACHE_LOCAL_MAX_BYTES", flag: "cache-local-max-bytes", def: "64MiB", usage: "memory bound of the in-process cache tier",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheLocalMaxBytes) }},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
@@ -334,6 +425,24 @@ func parseInt(v string, lo, hi int, dst *int) error {
 		return errAllowed(fmt.Sprintf("must be an integer from %d to %d", lo, hi))
 	}
 	*dst = n
+	return nil
+}
+
+func parseSize(v string, lo, hi int64, dst *int64) error {
+	n, err := logs.ParseSize(v)
+	if err != nil || n < lo || n > hi {
+		return errAllowed(fmt.Sprintf("must be a size from %d to %d bytes, as a number or with a unit (KiB, MiB, GiB, KB, MB, GB)", lo, hi))
+	}
+	*dst = n
+	return nil
+}
+
+func parseDuration(v string, lo, hi time.Duration, dst *time.Duration) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < lo || d > hi {
+		return errAllowed(fmt.Sprintf("must be a Go duration from %s to %s, e.g. 300s", lo, hi))
+	}
+	*dst = d
 	return nil
 }
 

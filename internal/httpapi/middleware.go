@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/logs"
 )
 
 // reqInfo is per-request state that inner handlers fill in and outer
@@ -135,7 +137,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			info.id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", info.id)
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		// The log pipeline stamps every record logged with this context
+		// (access line included) with the request id.
+		r = r.WithContext(logs.WithRequestID(context.WithValue(r.Context(), infoKey{}, info), info.id))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		}
@@ -177,7 +181,6 @@ func (s *Server) accessLog(r *http.Request, info *reqInfo, sw *statusWriter, d t
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("request_id", info.id),
 		slog.String("method", r.Method),
 		slog.String("route", info.route),
 		slog.String("path", r.URL.Path),

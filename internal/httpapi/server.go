@@ -48,6 +48,10 @@ type Deps struct {
 	// Ready decides /readyz (the database).
 	Ready  health.Checker
 	Config ConfigView
+	// Cache serves the cache endpoints; nil when ENABLE_CACHE=false.
+	Cache Cache
+	// Logs serves the log statistics; optional.
+	Logs LogStats
 	// Database runs maintenance; optional.
 	Database     Maintainer
 	Auth         AuthOptions
@@ -109,6 +113,14 @@ func (s *Server) routes() {
 	s.handle("GET /performance/config", Read, s.config)
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
 	s.handle("POST /performance/database/optimize", AdminRole, s.optimize)
+
+	s.handle("GET /performance/cache/stats", Read, s.cacheStats)
+	s.handle("POST /performance/cache/clear", UserRole, s.cacheClear)
+	s.handle("GET /performance/cache/{namespace}/{key...}", UserRole, s.cacheGet)
+	s.handle("PUT /performance/cache/{namespace}/{key...}", UserRole, s.cachePut)
+	s.handle("DELETE /performance/cache/{namespace}/{key...}", UserRole, s.cacheDelete)
+
+	s.handle("GET /performance/logs/stats", Read, s.logStats)
 }
 
 // handlerFunc is a handler that reports failure by returning an error, which
@@ -281,7 +293,7 @@ func (s *Server) optimize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		// The per-step outcomes are the useful part of a failure: send them
 		// with a 503 rather than hiding them behind a bare problem.
-		s.log.ErrorContext(r.Context(), "database optimize failed", slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+		s.log.ErrorContext(r.Context(), "database optimize failed", slog.String("error", err.Error()))
 		writeJSON(w, http.StatusServiceUnavailable, rep)
 		return nil
 	}

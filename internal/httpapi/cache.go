@@ -1,0 +1,206 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/cache"
+)
+
+// Cache is what the cache endpoints need from the cache part.
+type Cache interface {
+	GetRaw(ctx context.Context, ns, key string) (cache.RawEntry, bool, error)
+	PutRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (cache.Tier, error)
+	Delete(ctx context.Context, ns, key string) (bool, error)
+	ClearNamespace(ctx context.Context, ns string) (int64, error)
+	Stats(ctx context.Context) cache.Stats
+	MaxValueBytes() int
+}
+
+func (s *Server) cacheOrUnavailable() (Cache, error) {
+	if s.deps.Cache == nil {
+		return nil, Errorf(CodeUnavailable, "the cache is disabled (ENABLE_CACHE=false)")
+	}
+	return s.deps.Cache, nil
+}
+
+// cacheError maps the cache part's sentinel errors to problems; anything else
+// (the caller's deadline, a closed cache) means the cache cannot answer now.
+func cacheError(err error) error {
+	switch {
+	case errors.Is(err, cache.ErrInvalidNamespace):
+		return Invalid(FieldError{Field: "namespace", Detail: err.Error()})
+	case errors.Is(err, cache.ErrInvalidKey):
+		return Invalid(FieldError{Field: "key", Detail: err.Error()})
+	case errors.Is(err, cache.ErrInvalidTTL):
+		return Invalid(FieldError{Field: "ttl", Detail: err.Error()})
+	case errors.Is(err, cache.ErrInvalidContentType):
+		return Invalid(FieldError{Field: "Content-Type", Detail: err.Error()})
+	case errors.Is(err, cache.ErrValueTooLarge):
+		return &Error{Code: CodeTooLarge, Detail: err.Error(), Err: err}
+	}
+	return &Error{Code: CodeUnavailable, Detail: "the cache could not answer in time", Err: err}
+}
+
+// cacheTarget validates the path's namespace and key and checks the caller
+// owns the namespace: entries are tenant data, so even reads need a token.
+func cacheTarget(r *http.Request) (ns, key string, err error) {
+	ns, key = r.PathValue("namespace"), r.PathValue("key")
+	if err := cache.ValidateNamespace(ns); err != nil {
+		return "", "", cacheError(err)
+	}
+	if err := cache.ValidateKey(key); err != nil {
+		return "", "", cacheError(err)
+	}
+	if !PrincipalFrom(r.Context()).OwnsTenant(ns) {
+		return "", "", Errorf(CodeForbidden, "the token may not use namespace %q: it needs the admin role or a tenant claim equal to the namespace", ns)
+	}
+	return ns, key, nil
+}
+
+func (s *Server) cacheGet(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cacheOrUnavailable()
+	if err != nil {
+		return err
+	}
+	ns, key, err := cacheTarget(r)
+	if err != nil {
+		return err
+	}
+	e, found, err := c.GetRaw(r.Context(), ns, key)
+	if err != nil {
+		return cacheError(err)
+	}
+	if e.Tier != "" {
+		w.Header().Set("X-Cache", string(e.Tier))
+	}
+	if !found {
+		return Errorf(CodeNotFound, "no entry %q in namespace %q", key, ns)
+	}
+	w.Header().Set("Content-Type", e.ContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(e.Body)))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(e.Body)
+	}
+	return nil
+}
+
+// cachePutResponse is the body of a successful PUT.
+type cachePutResponse struct {
+	Namespace  string  `json:"namespace"`
+	Key        string  `json:"key"`
+	Bytes      int     `json:"bytes"`
+	TTLSeconds float64 `json:"ttl_seconds"`
+	Tier       string  `json:"tier"`
+}
+
+func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cacheOrUnavailable()
+	if err != nil {
+		return err
+	}
+	ns, key, err := cacheTarget(r)
+	if err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if raw := r.URL.Query().Get("ttl"); raw != "" {
+		secs, perr := strconv.ParseInt(raw, 10, 64)
+		if perr != nil || secs < 0 || time.Duration(secs) > cache.MaxTTL/time.Second {
+			return Invalid(FieldError{Field: "ttl", Detail: fmt.Sprintf("must be a whole number of seconds from 0 (the default TTL) to %d", int64(cache.MaxTTL/time.Second))})
+		}
+		ttl = time.Duration(secs) * time.Second
+	}
+	limit := c.MaxValueBytes()
+	if r.ContentLength > int64(limit) {
+		return Errorf(CodeTooLarge, "value is %d bytes; the maximum is %d", r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(CodeTooLarge, "request body is larger than %d bytes", tooBig.Limit)
+		}
+		return Errorf(CodeMalformed, "reading the request body: %v", err)
+	}
+	if len(body) > limit {
+		return Errorf(CodeTooLarge, "value is larger than the maximum of %d bytes", limit)
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	tier, err := c.PutRaw(r.Context(), ns, key, ct, body, ttl)
+	if err != nil {
+		return cacheError(err)
+	}
+	w.Header().Set("X-Cache", string(tier))
+	resp := cachePutResponse{Namespace: ns, Key: key, Bytes: len(body), Tier: string(tier), TTLSeconds: ttl.Seconds()}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) cacheDelete(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cacheOrUnavailable()
+	if err != nil {
+		return err
+	}
+	ns, key, err := cacheTarget(r)
+	if err != nil {
+		return err
+	}
+	existed, err := c.Delete(r.Context(), ns, key)
+	if err != nil {
+		return cacheError(err)
+	}
+	if !existed {
+		return Errorf(CodeNotFound, "no entry %q in namespace %q", key, ns)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// cacheClearRequest is the body of POST /performance/cache/clear (the seed's call).
+type cacheClearRequest struct {
+	Namespace string `json:"namespace"`
+}
+
+func (s *Server) cacheClear(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cacheOrUnavailable()
+	if err != nil {
+		return err
+	}
+	var req cacheClearRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	if err := cache.ValidateNamespace(req.Namespace); err != nil {
+		return cacheError(err)
+	}
+	if !PrincipalFrom(r.Context()).OwnsTenant(req.Namespace) {
+		return Errorf(CodeForbidden, "the token may not clear namespace %q: it needs the admin role or a tenant claim equal to the namespace", req.Namespace)
+	}
+	n, err := c.ClearNamespace(r.Context(), req.Namespace)
+	if err != nil {
+		return cacheError(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n})
+	return nil
+}
+
+func (s *Server) cacheStats(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cacheOrUnavailable()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c.Stats(r.Context()))
+	return nil
+}
