@@ -1,0 +1,251 @@
+package iforest
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// block is the number of rows scored together group by group: a group of
+// four trees (32 KB at ψ=256) and the block's rows stay in L1 cache while
+// every row of the block walks it. A multiple of three for walk3; it is also
+// the smallest batch worth a goroutine.
+const block = 48
+
+// CheckRow reports whether row can be scored: the forest's width and only
+// finite values. Score does not explain a NaN; callers that must name the bad
+// value check first.
+func (f *Forest) CheckRow(row []float64) error {
+	if len(row) != f.cols {
+		return fmt.Errorf("iforest: score: row has %d values, want %d: %w", len(row), f.cols, ErrRagged)
+	}
+	if err := checkFinite(row, f.cols, 0); err != nil {
+		return fmt.Errorf("iforest: score: %w", err)
+	}
+	return nil
+}
+
+// Score is the paper's anomaly score 2^(-E[h(x)]/c(ψ)) of one row, in (0, 1]:
+// near 1 is an anomaly, well below 0.5 is normal, and about 0.5 everywhere
+// means the data has no distinct anomaly. A row of the wrong width or with a
+// NaN or infinite value scores NaN, which no threshold comparison accepts; use
+// CheckRow for the reason. Score does not allocate.
+func (f *Forest) Score(row []float64) float64 {
+	if len(row) != f.cols {
+		return math.NaN()
+	}
+	for _, v := range row {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return math.NaN()
+		}
+	}
+	return f.scorePath(f.pathSum(row))
+}
+
+func (f *Forest) scorePath(sum float64) float64 {
+	return math.Exp2(-sum / f.norm)
+}
+
+// pathSum adds the row's path lengths over all trees. The trees are walked
+// four at a time, interleaved (see pack), so that their independent chains of
+// loads overlap. Every entry point adds in the same order, so Score and the
+// batch scorers agree bit for bit.
+func (f *Forest) pathSum(x []float64) float64 {
+	sum := 0.0
+	gsize := (2 << f.depth) * lanes
+	g := 0
+	for ; g+2*gsize <= len(f.nodes); g += 2 * gsize {
+		s1, s2 := walk(f.nodes[g:g+gsize], f.nodes[g+gsize:g+2*gsize], x, x, f.depth)
+		sum += s1
+		sum += s2
+	}
+	if g < len(f.nodes) {
+		s1, _ := walk(f.nodes[g:g+gsize], f.nodes[g:g+gsize], x, x, f.depth)
+		sum += s1
+	}
+	return sum
+}
+
+// walk descends two groups of four trees, group g1 for row x1 and g2 for x2,
+// and returns the sums of their leaves' path lengths. The batch scorer passes
+// one group and two rows, Score two groups and one row: either way eight
+// independent chains of dependent loads are in flight, which is what hides
+// their latency. Lane l's node i sits at i*lanes+l; the root is i=1 and the
+// children of i are 2i and 2i+1, so the child of position p is
+// 2p - l + lanes*right: one register per lane, no pointer.
+func walk(g1, g2 []node, x1, x2 []float64, depth int) (s1, s2 float64) {
+	a, b, c, d := lanes, lanes+1, lanes+2, lanes+3
+	e, f, g, h := lanes, lanes+1, lanes+2, lanes+3
+	for range depth {
+		na, nb, nc, nd := &g1[a], &g1[b], &g1[c], &g1[d]
+		ne, nf, ng, nh := &g2[e], &g2[f], &g2[g], &g2[h]
+		a = 2*a + lanes*step(x1[na.feat] > na.thr)
+		b = 2*b - 1 + lanes*step(x1[nb.feat] > nb.thr)
+		c = 2*c - 2 + lanes*step(x1[nc.feat] > nc.thr)
+		d = 2*d - 3 + lanes*step(x1[nd.feat] > nd.thr)
+		e = 2*e + lanes*step(x2[ne.feat] > ne.thr)
+		f = 2*f - 1 + lanes*step(x2[nf.feat] > nf.thr)
+		g = 2*g - 2 + lanes*step(x2[ng.feat] > ng.thr)
+		h = 2*h - 3 + lanes*step(x2[nh.feat] > nh.thr)
+	}
+	s1 = g1[a].thr
+	s1 += g1[b].thr
+	s1 += g1[c].thr
+	s1 += g1[d].thr
+	s2 = g2[e].thr
+	s2 += g2[f].thr
+	s2 += g2[g].thr
+	s2 += g2[h].thr
+	return s1, s2
+}
+
+// walk3 is walk for three rows over one group, for the batch scorer: twelve
+// chains in flight measured about 8% faster than eight, although some lanes
+// now live on the stack. The sums equal walk's.
+func walk3(gr []node, x1, x2, x3 []float64, depth int) (s1, s2, s3 float64) {
+	a, b, c, d := lanes, lanes+1, lanes+2, lanes+3
+	e, f, g, h := lanes, lanes+1, lanes+2, lanes+3
+	i, j, k, l := lanes, lanes+1, lanes+2, lanes+3
+	for range depth {
+		na, nb, nc, nd := &gr[a], &gr[b], &gr[c], &gr[d]
+		ne, nf, ng, nh := &gr[e], &gr[f], &gr[g], &gr[h]
+		ni, nj, nk, nl := &gr[i], &gr[j], &gr[k], &gr[l]
+		a = 2*a + lanes*step(x1[na.feat] > na.thr)
+		b = 2*b - 1 + lanes*step(x1[nb.feat] > nb.thr)
+		c = 2*c - 2 + lanes*step(x1[nc.feat] > nc.thr)
+		d = 2*d - 3 + lanes*step(x1[nd.feat] > nd.thr)
+		e = 2*e + lanes*step(x2[ne.feat] > ne.thr)
+		f = 2*f - 1 + lanes*step(x2[nf.feat] > nf.thr)
+		g = 2*g - 2 + lanes*step(x2[ng.feat] > ng.thr)
+		h = 2*h - 3 + lanes*step(x2[nh.feat] > nh.thr)
+		i = 2*i + lanes*step(x3[ni.feat] > ni.thr)
+		j = 2*j - 1 + lanes*step(x3[nj.feat] > nj.thr)
+		k = 2*k - 2 + lanes*step(x3[nk.feat] > nk.thr)
+		l = 2*l - 3 + lanes*step(x3[nl.feat] > nl.thr)
+	}
+	s1 = gr[a].thr
+	s1 += gr[b].thr
+	s1 += gr[c].thr
+	s1 += gr[d].thr
+	s2 = gr[e].thr
+	s2 += gr[f].thr
+	s2 += gr[g].thr
+	s2 += gr[h].thr
+	s3 = gr[i].thr
+	s3 += gr[j].thr
+	s3 += gr[k].thr
+	s3 += gr[l].thr
+	return s1, s2, s3
+}
+
+// step is 1 for the right child. Written so that the compiler emits a SETcc,
+// not a branch the predictor would miss half the time.
+func step(right bool) int {
+	s := 0
+	if right {
+		s = 1
+	}
+	return s
+}
+
+// ScoreBatch scores rows into out (len(out) must equal len(rows)). Rows are
+// checked first: the error names the first row of the wrong width or with a
+// NaN or infinite value, and out is then left unspecified. Large batches are
+// split across at most GOMAXPROCS goroutines; scores equal Score's exactly.
+func (f *Forest) ScoreBatch(rows [][]float64, out []float64) error {
+	if len(out) != len(rows) {
+		return fmt.Errorf("iforest: score batch: %d rows but %d outputs: %w", len(rows), len(out), ErrRagged)
+	}
+	for i, r := range rows {
+		if len(r) != f.cols {
+			return fmt.Errorf("iforest: score batch: row %d has %d values, want %d: %w", i, len(r), f.cols, ErrRagged)
+		}
+		if err := checkFinite(r, f.cols, i); err != nil {
+			return fmt.Errorf("iforest: score batch: %w", err)
+		}
+	}
+	f.parallel(len(rows), func(buf []float64, lo, hi int) {
+		// Copying a block into one contiguous slice lets the kernel address
+		// every row from one base; it costs a few ns against ~800 node visits.
+		m := buf[:(hi-lo)*f.cols]
+		for i, r := range rows[lo:hi] {
+			copy(m[i*f.cols:], r)
+		}
+		f.scoreBlock(m, out[lo:hi])
+	})
+	return nil
+}
+
+// ScoreMatrix is ScoreBatch on a row-major matrix of NumFeatures columns;
+// len(data) must be len(out)·NumFeatures.
+func (f *Forest) ScoreMatrix(data []float64, out []float64) error {
+	if len(data) != len(out)*f.cols {
+		return fmt.Errorf("iforest: score matrix: %d values for %d rows of %d: %w", len(data), len(out), f.cols, ErrRagged)
+	}
+	if err := checkFinite(data, f.cols, 0); err != nil {
+		return fmt.Errorf("iforest: score matrix: %w", err)
+	}
+	f.parallel(len(out), func(_ []float64, lo, hi int) {
+		f.scoreBlock(data[lo*f.cols:hi*f.cols], out[lo:hi])
+	})
+	return nil
+}
+
+// parallel runs fn over [0, n) in blocks, on at most GOMAXPROCS goroutines
+// that take blocks from a shared counter, so that a worker slowed by a
+// neighbour on a shared core does not hold the others up. buf is a per-worker
+// block of block·cols values.
+func (f *Forest) parallel(n int, fn func(buf []float64, lo, hi int)) {
+	blocks := (n + block - 1) / block
+	workers := min(runtime.GOMAXPROCS(0), blocks)
+	run := func(next *atomic.Int64) {
+		buf := make([]float64, block*f.cols)
+		for b := int(next.Add(1) - 1); b < blocks; b = int(next.Add(1) - 1) {
+			fn(buf, b*block, min(n, (b+1)*block))
+		}
+	}
+	var next atomic.Int64
+	if workers <= 1 {
+		run(&next)
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { run(&next) })
+	}
+	wg.Wait()
+}
+
+// scoreBlock scores the rows of m (row-major, f.cols wide, at most block
+// rows): every row walks one group of trees before the next group is loaded,
+// so the group stays in L1 cache.
+func (f *Forest) scoreBlock(m []float64, out []float64) {
+	var acc [block]float64
+	n := len(out)
+	cols := f.cols
+	gsize := (2 << f.depth) * lanes
+	for g := 0; g+gsize <= len(f.nodes); g += gsize {
+		nodes := f.nodes[g : g+gsize]
+		r := 0
+		for ; r+3 <= n; r += 3 {
+			s1, s2, s3 := walk3(nodes, m[r*cols:(r+1)*cols], m[(r+1)*cols:(r+2)*cols], m[(r+2)*cols:(r+3)*cols], f.depth)
+			acc[r] += s1
+			acc[r+1] += s2
+			acc[r+2] += s3
+		}
+		for ; r+2 <= n; r += 2 {
+			s1, s2 := walk(nodes, nodes, m[r*cols:(r+1)*cols], m[(r+1)*cols:(r+2)*cols], f.depth)
+			acc[r] += s1
+			acc[r+1] += s2
+		}
+		if r < n {
+			s1, _ := walk(nodes, nodes, m[r*cols:(r+1)*cols], m[r*cols:(r+1)*cols], f.depth)
+			acc[r] += s1
+		}
+	}
+	for r := range n {
+		out[r] = f.scorePath(acc[r])
+	}
+}
