@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +42,7 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan int
 	stderr *syncBuffer
+	logDir string
 }
 
 // start runs the service in-process on a free loopback port and waits until it listens.
@@ -50,7 +53,7 @@ func start(t *testing.T, env map[string]string, wrap func(http.Handler) http.Han
 		env["LOG_DIR"] = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	r := &running{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}, logDir: env["LOG_DIR"]}
 	addrc := make(chan net.Addr, 1)
 	go func() {
 		r.done <- runWith(ctx, []string{"serve"}, envOf(env), strings.NewReader(""), io.Discard, r.stderr,
@@ -133,8 +136,25 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
+		if h.Components["logs"].Status != "UP" || h.Components["cache"].Status != "DISABLED" {
+			t.Errorf("logs/cache components: %+v", h.Components)
+		}
+		var ls struct {
+			RecordsWritten uint64 `json:"records_written"`
+		}
+		if code := getJSON(t, r.base+"/performance/logs/stats", &ls); code != http.StatusOK {
+			t.Errorf("logs stats: %d", code)
+		}
 		if code := r.stop(t); code != exitOK {
 			t.Fatalf("exit %d: %s", code, r.stderr)
+		}
+		// The access lines went through the pipeline to LOG_DIR, flushed on shutdown.
+		data, err := os.ReadFile(filepath.Join(r.logDir, "smartcloudops.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(data, []byte(`"route":"GET /performance/health"`)) || !bytes.Contains(data, []byte(`"msg":"stopped"`)) {
+			t.Errorf("log file lacks the access line or the shutdown line:\n%s", data)
 		}
 	})
 }
