@@ -144,6 +144,9 @@ type node struct {
 // arithmetic to one LEA pair per step.
 const lanes = 4
 
+// The walkers spell out four lanes; this fails to compile if lanes changes.
+const _ = uint(lanes-4) + uint(4-lanes)
+
 // NumFeatures is the row width the forest was trained on and scores.
 func (f *Forest) NumFeatures() int { return f.cols }
 

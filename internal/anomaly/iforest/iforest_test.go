@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -398,6 +399,93 @@ func TestRocAUC(t *testing.T) {
 	} {
 		if got := rocAUC(tc.scores, tc.labels); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("rocAUC(%v, %v) = %v, want %v", tc.scores, tc.labels, got, tc.want)
+		}
+	}
+}
+
+func TestConcurrentScoring(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	f := mustFit(t, gaussian(rng, 1000, 4), Options{})
+	rows := gaussian(rng, 500, 4)
+	want := make([]float64, len(rows))
+	if err := f.ScoreBatch(rows, want); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			got := make([]float64, len(rows))
+			if err := f.ScoreBatch(rows, got); err != nil {
+				errs <- err
+				return
+			}
+			for i, r := range rows {
+				if got[i] != want[i] || f.Score(r) != want[i] {
+					errs <- errors.New("concurrent scores differ")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func BenchmarkFit(b *testing.B) {
+	rows := gaussian(rand.New(rand.NewPCG(27, 28)), 100000, 8)
+	m := flatten(rows)
+	for b.Loop() {
+		if _, err := FitMatrix(m, 8, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkScore(b *testing.B) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	f := mustFit(b, gaussian(rng, 10000, 8), Options{})
+	rows := gaussian(rng, 1024, 8)
+	b.ReportAllocs()
+	var sink float64
+	i := 0
+	for b.Loop() {
+		sink += f.Score(rows[i%len(rows)])
+		i++
+	}
+	if math.IsNaN(sink) {
+		b.Fatal("NaN")
+	}
+}
+
+func BenchmarkScoreBatch(b *testing.B) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	f := mustFit(b, gaussian(rng, 10000, 8), Options{})
+	for _, n := range []int{100, 100000} {
+		rows := gaussian(rng, n, 8)
+		out := make([]float64, n)
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				if err := f.ScoreBatch(rows, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+func BenchmarkExplain(b *testing.B) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	f := mustFit(b, gaussian(rng, 10000, 8), Options{})
+	row := gaussian(rng, 1, 8)[0]
+	out := make([]float64, 8)
+	for b.Loop() {
+		if err := f.Explain(row, out); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -48,10 +48,9 @@ func (f *Forest) scorePath(sum float64) float64 {
 	return math.Exp2(-sum / f.norm)
 }
 
-// pathSum adds the row's path lengths over all trees. The trees are walked
-// four at a time, interleaved (see pack), so that their independent chains of
-// loads overlap. Every entry point adds in the same order, so Score and the
-// batch scorers agree bit for bit.
+// pathSum adds the row's path lengths over all trees, two groups of trees at
+// a time (see walk). Every entry point adds the group sums in the same order,
+// so Score and the batch scorers agree bit for bit.
 func (f *Forest) pathSum(x []float64) float64 {
 	sum := 0.0
 	gsize := (2 << f.depth) * lanes
@@ -74,7 +73,8 @@ func (f *Forest) pathSum(x []float64) float64 {
 // independent chains of dependent loads are in flight, which is what hides
 // their latency. Lane l's node i sits at i*lanes+l; the root is i=1 and the
 // children of i are 2i and 2i+1, so the child of position p is
-// 2p - l + lanes*right: one register per lane, no pointer.
+// 2p - l + lanes*right: one register per lane, no pointer. The lane offsets
+// are spelled out, so the walkers assume lanes == 4.
 func walk(g1, g2 []node, x1, x2 []float64, depth int) (s1, s2 float64) {
 	a, b, c, d := lanes, lanes+1, lanes+2, lanes+3
 	e, f, g, h := lanes, lanes+1, lanes+2, lanes+3
@@ -166,7 +166,7 @@ func (f *Forest) ScoreBatch(rows [][]float64, out []float64) error {
 			return fmt.Errorf("iforest: score batch: %w", err)
 		}
 	}
-	f.parallel(len(rows), func(buf []float64, lo, hi int) {
+	f.parallel(len(rows), block*f.cols, func(buf []float64, lo, hi int) {
 		// Copying a block into one contiguous slice lets the kernel address
 		// every row from one base; it costs a few ns against ~800 node visits.
 		m := buf[:(hi-lo)*f.cols]
@@ -187,7 +187,7 @@ func (f *Forest) ScoreMatrix(data []float64, out []float64) error {
 	if err := checkFinite(data, f.cols, 0); err != nil {
 		return fmt.Errorf("iforest: score matrix: %w", err)
 	}
-	f.parallel(len(out), func(_ []float64, lo, hi int) {
+	f.parallel(len(out), 0, func(_ []float64, lo, hi int) {
 		f.scoreBlock(data[lo*f.cols:hi*f.cols], out[lo:hi])
 	})
 	return nil
@@ -195,13 +195,13 @@ func (f *Forest) ScoreMatrix(data []float64, out []float64) error {
 
 // parallel runs fn over [0, n) in blocks, on at most GOMAXPROCS goroutines
 // that take blocks from a shared counter, so that a worker slowed by a
-// neighbour on a shared core does not hold the others up. buf is a per-worker
-// block of block·cols values.
-func (f *Forest) parallel(n int, fn func(buf []float64, lo, hi int)) {
+// neighbour on a shared core does not hold the others up. buf is per-worker
+// scratch of bufLen values.
+func (f *Forest) parallel(n, bufLen int, fn func(buf []float64, lo, hi int)) {
 	blocks := (n + block - 1) / block
 	workers := min(runtime.GOMAXPROCS(0), blocks)
 	run := func(next *atomic.Int64) {
-		buf := make([]float64, block*f.cols)
+		buf := make([]float64, bufLen)
 		for b := int(next.Add(1) - 1); b < blocks; b = int(next.Add(1) - 1) {
 			fn(buf, b*block, min(n, (b+1)*block))
 		}
