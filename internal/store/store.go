@@ -8,13 +8,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
 	"github.com/smartcloudops/smartcloudops/internal/config"
@@ -30,6 +33,41 @@ type Options struct {
 	PoolSize int
 	// BusyTimeout is how long a SQLite statement waits for a lock before failing. Default 5s.
 	BusyTimeout time.Duration
+	// MinIdle is the number of PostgreSQL connections kept open while idle, so
+	// a burst after a quiet period does not pay for connecting. Default 2.
+	MinIdle int
+	// ConnMaxLifetime recycles PostgreSQL connections (server-side memory,
+	// failover to a new primary behind the same name). Default 30m.
+	ConnMaxLifetime time.Duration
+	// HealthCheckPeriod is how often pgx checks idle connections. Default 30s.
+	HealthCheckPeriod time.Duration
+
+	// Logger receives the slow-query log. Default: discard.
+	Logger *slog.Logger
+	// Registerer takes the store's smartcloudops_db_* metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// SlowQueryThreshold (SLOW_QUERY_THRESHOLD): statements at least this slow
+	// are logged with their fingerprint, duration, rows and plan. Default 1s;
+	// negative disables the slow log.
+	SlowQueryThreshold time.Duration
+	// LogQueryParams adds bound values to slow-query entries. Off by default:
+	// parameters can carry personal data and secrets.
+	LogQueryParams bool
+	// StatsCapacity bounds the fingerprints kept in the query statistics. Default 500.
+	StatsCapacity int
+	// Cache enables the query-result cache (QueryCached); nil disables it.
+	Cache ResultCache
+	// CacheTTL bounds how long a cached result lives. Default 300s.
+	CacheTTL time.Duration
+	// CachePrefix starts every query-cache key. Default "sco:dbq:".
+	CachePrefix string
+	// AutoIndex (DB_AUTO_INDEX) lets the advisor create the indexes it
+	// suggests, every AdvisorInterval; otherwise only an admin call creates them.
+	AutoIndex bool
+	// AdvisorInterval is how often the automatic advisor runs. Default 10m.
+	AdvisorInterval time.Duration
+	// Now is the clock for statistics and timings. Default time.Now.
+	Now func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -39,6 +77,36 @@ func (o *Options) defaults() {
 	if o.BusyTimeout == 0 {
 		o.BusyTimeout = 5 * time.Second
 	}
+	if o.MinIdle == 0 {
+		o.MinIdle = 2
+	}
+	if o.ConnMaxLifetime == 0 {
+		o.ConnMaxLifetime = 30 * time.Minute
+	}
+	if o.HealthCheckPeriod == 0 {
+		o.HealthCheckPeriod = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SlowQueryThreshold == 0 {
+		o.SlowQueryThreshold = time.Second
+	}
+	if o.StatsCapacity == 0 {
+		o.StatsCapacity = 500
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = 300 * time.Second
+	}
+	if o.CachePrefix == "" {
+		o.CachePrefix = "sco:dbq:"
+	}
+	if o.AdvisorInterval == 0 {
+		o.AdvisorInterval = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 func (o Options) validate() error {
@@ -47,6 +115,15 @@ func (o Options) validate() error {
 	}
 	if o.BusyTimeout < 0 {
 		return fmt.Errorf("store: busy timeout %s: must not be negative", o.BusyTimeout)
+	}
+	if o.MinIdle < 0 || o.MinIdle > o.PoolSize {
+		return fmt.Errorf("store: min idle %d: must be between 0 and the pool size %d", o.MinIdle, o.PoolSize)
+	}
+	if o.StatsCapacity < 1 {
+		return fmt.Errorf("store: stats capacity %d: must be at least 1", o.StatsCapacity)
+	}
+	if o.CacheTTL < 0 || o.AdvisorInterval < 0 || o.ConnMaxLifetime < 0 || o.HealthCheckPeriod < 0 {
+		return errors.New("store: durations must not be negative")
 	}
 	return nil
 }
@@ -62,6 +139,22 @@ type Store struct {
 	read  *sql.DB
 	pg    *pgxpool.Pool // nil on SQLite
 	path  string        // SQLite file, for stats
+
+	opts        Options
+	now         func() time.Time
+	memo        memo
+	stats       *statsBook
+	slow        *slowLog
+	metrics     *storeMetrics
+	versions    *tableVersions
+	cache       ResultCache
+	cacheTTL    time.Duration
+	cachePrefix string
+	advisor     *advisor
+	stop        context.CancelFunc
+	bg          sync.WaitGroup
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // Open connects to the database named by o.URL and checks it answers. It does
@@ -85,9 +178,28 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.opts, s.now = o, o.Now
+	s.stats = newStatsBook(o.StatsCapacity, o.Now)
+	s.slow = newSlowLog(o.SlowQueryThreshold, o.LogQueryParams, o.Logger, 50)
+	s.versions = newTableVersions()
+	s.cache, s.cacheTTL, s.cachePrefix = o.Cache, o.CacheTTL, o.CachePrefix
+	s.advisor = newAdvisor()
+	if s.metrics, err = newStoreMetrics(o.Registerer, s); err != nil {
+		s.closeHandles()
+		return nil, err
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	bgctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if o.AutoIndex {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.autoIndexLoop(bgctx, o.AdvisorInterval)
+		}()
 	}
 	return s, nil
 }
@@ -140,11 +252,12 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: parse postgres url %s: %w", config.RedactURL(url), err)
 	}
 	pc.MaxConns = int32(o.PoolSize)
-	pc.MinConns = min(2, pc.MaxConns)
-	pc.MaxConnLifetime = 30 * time.Minute
-	pc.MaxConnLifetimeJitter = time.Minute
+	pc.MinConns = int32(min(o.MinIdle, o.PoolSize))
+	pc.MinIdleConns = pc.MinConns
+	pc.MaxConnLifetime = o.ConnMaxLifetime
+	pc.MaxConnLifetimeJitter = o.ConnMaxLifetime / 30
 	pc.MaxConnIdleTime = 5 * time.Minute
-	pc.HealthCheckPeriod = 30 * time.Second
+	pc.HealthCheckPeriod = o.HealthCheckPeriod
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
@@ -222,8 +335,23 @@ func describe(err error) string {
 	return "database unreachable or failing; see the service log"
 }
 
-// Close releases every connection. It is safe to call more than once.
+// Close stops the store's background work (automatic advisor, slow-query
+// plans), then releases every connection. It is safe to call more than once.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			s.stop()
+		}
+		s.bg.Wait()
+		if s.slow != nil {
+			s.slow.wg.Wait()
+		}
+		s.closeErr = s.closeHandles()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeHandles() error {
 	var errs []error
 	for _, db := range s.handles() {
 		errs = append(errs, db.Close())

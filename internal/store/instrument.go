@@ -1,0 +1,346 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/config"
+)
+
+// storeMetrics are the store's Prometheus series. Per-statement detail is
+// deliberately absent: fingerprints are unbounded, so they live in the JSON
+// statistics, and the labels here take a handful of fixed values.
+type storeMetrics struct {
+	readDur, writeDur   prometheus.Observer
+	readErrs, writeErrs prometheus.Counter
+	slow                prometheus.Counter
+	cacheHit            prometheus.Counter
+	cacheMiss           prometheus.Counter
+	cacheErr            prometheus.Counter
+	cacheSaved          prometheus.Counter
+	bulkInsert          prometheus.Counter
+	bulkUpdate          prometheus.Counter
+	indexesCreated      prometheus.Counter
+}
+
+func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error) {
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "smartcloudops_db_query_duration_seconds",
+		Help:    "Time of statements run through the store, from send to the last row.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"statement"})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartcloudops_db_query_errors_total",
+		Help: "Statements run through the store that failed.",
+	}, []string{"statement"})
+	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartcloudops_db_query_cache_requests_total",
+		Help: "Query-result cache lookups by result (hit, miss, error).",
+	}, []string{"result"})
+	bulk := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartcloudops_db_bulk_rows_total",
+		Help: "Rows sent through the bulk insert and update paths.",
+	}, []string{"operation"})
+	m := &storeMetrics{
+		readDur: dur.WithLabelValues("read"), writeDur: dur.WithLabelValues("write"),
+		readErrs: errs.WithLabelValues("read"), writeErrs: errs.WithLabelValues("write"),
+		slow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smartcloudops_db_slow_queries_total",
+			Help: "Statements slower than SLOW_QUERY_THRESHOLD.",
+		}),
+		cacheHit: cache.WithLabelValues("hit"), cacheMiss: cache.WithLabelValues("miss"), cacheErr: cache.WithLabelValues("error"),
+		cacheSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smartcloudops_db_query_cache_saved_seconds_total",
+			Help: "Database time saved by query-cache hits (each hit counts its statement's mean time).",
+		}),
+		bulkInsert: bulk.WithLabelValues("insert"), bulkUpdate: bulk.WithLabelValues("update"),
+		indexesCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smartcloudops_db_indexes_created_total",
+			Help: "Indexes created by the index advisor.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{dur, errs, cache, bulk, m.slow, m.cacheSaved, m.indexesCreated, &poolCollector{s: s}} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("store: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *storeMetrics) observe(write bool, d time.Duration, failed bool) {
+	if write {
+		m.writeDur.Observe(d.Seconds())
+		if failed {
+			m.writeErrs.Inc()
+		}
+		return
+	}
+	m.readDur.Observe(d.Seconds())
+	if failed {
+		m.readErrs.Inc()
+	}
+}
+
+var (
+	poolConnsDesc = prometheus.NewDesc("smartcloudops_db_pool_connections",
+		"Open database connections by pool and state (idle, in_use).", []string{"pool", "state"}, nil)
+	poolMaxDesc = prometheus.NewDesc("smartcloudops_db_pool_max_connections",
+		"Connection limit of each pool.", []string{"pool"}, nil)
+	poolAcquireDesc = prometheus.NewDesc("smartcloudops_db_pool_acquires_total",
+		"Connections taken from each pool (statements run on SQLite's pools, pgx pool acquires on PostgreSQL).", []string{"pool"}, nil)
+	poolWaitsDesc = prometheus.NewDesc("smartcloudops_db_pool_waits_total",
+		"Acquires that had to wait for a connection.", []string{"pool"}, nil)
+	poolWaitDesc = prometheus.NewDesc("smartcloudops_db_pool_acquire_wait_seconds_total",
+		"Time spent waiting for a connection.", []string{"pool"}, nil)
+	trackedDesc = prometheus.NewDesc("smartcloudops_db_statements_tracked",
+		"Fingerprints currently kept in the query statistics.", nil, nil)
+	evictedDesc = prometheus.NewDesc("smartcloudops_db_statements_evicted_total",
+		"Fingerprints evicted from the bounded query statistics.", nil, nil)
+)
+
+// poolCollector reads the pools' own counters at scrape time, so the hot
+// path does not pay for them.
+type poolCollector struct{ s *Store }
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{poolConnsDesc, poolMaxDesc, poolAcquireDesc, poolWaitsDesc, poolWaitDesc, trackedDesc, evictedDesc} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.s.PoolStats() {
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(p.Idle), p.Name, "idle")
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(p.InUse), p.Name, "in_use")
+		ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(p.Max), p.Name)
+		ch <- prometheus.MustNewConstMetric(poolAcquireDesc, prometheus.CounterValue, float64(p.Acquires), p.Name)
+		ch <- prometheus.MustNewConstMetric(poolWaitsDesc, prometheus.CounterValue, float64(p.Waits), p.Name)
+		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, p.WaitMS/1000, p.Name)
+	}
+	_, tracked, evicted := c.s.stats.top(SortTotalTime, 0)
+	ch <- prometheus.MustNewConstMetric(trackedDesc, prometheus.GaugeValue, float64(tracked))
+	ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(evicted))
+}
+
+// PoolStat is one connection pool's figures.
+type PoolStat struct {
+	// Name is "writer" and "reader" on SQLite, "pgx" on PostgreSQL.
+	Name  string `json:"name"`
+	Max   int    `json:"max_connections"`
+	Open  int    `json:"open"`
+	InUse int    `json:"in_use"`
+	Idle  int    `json:"idle"`
+	// Acquires counts connections taken: pgx's acquire count on PostgreSQL;
+	// on SQLite database/sql does not count them, so it is the statements run.
+	Acquires int64   `json:"acquires"`
+	Waits    int64   `json:"waits"`
+	WaitMS   float64 `json:"wait_ms"`
+	// Canceled counts acquires abandoned because their context ended (pgx only).
+	Canceled int64 `json:"canceled_acquires,omitempty"`
+}
+
+// PoolStats reports every pool the store holds.
+func (s *Store) PoolStats() []PoolStat {
+	if s.pg != nil {
+		ps := s.pg.Stat()
+		return []PoolStat{{
+			Name: "pgx", Max: int(ps.MaxConns()), Open: int(ps.TotalConns()), InUse: int(ps.AcquiredConns()), Idle: int(ps.IdleConns()),
+			Acquires: ps.AcquireCount(), Waits: ps.EmptyAcquireCount(), WaitMS: ms(ps.EmptyAcquireWaitTime()), Canceled: ps.CanceledAcquireCount(),
+		}}
+	}
+	one := func(name string, db *sql.DB) PoolStat {
+		st := db.Stats()
+		return PoolStat{Name: name, Max: st.MaxOpenConnections, Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle,
+			Waits: st.WaitCount, WaitMS: ms(st.WaitDuration)}
+	}
+	w, r := one("writer", s.write), one("reader", s.read)
+	rs, wsum := s.stats.acquires()
+	w.Acquires, r.Acquires = wsum, rs
+	return []PoolStat{w, r}
+}
+
+// acquires sums statements run, by pool, for SQLite's pool figures.
+func (b *statsBook) acquires() (read, write int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.entries {
+		if e.read {
+			read += e.Calls
+		} else {
+			write += e.Calls
+		}
+	}
+	return read, write
+}
+
+// SlowQuery is one statement slower than the threshold.
+type SlowQuery struct {
+	QueryID    string    `json:"query_id"`
+	Query      string    `json:"query"`
+	DurationMS float64   `json:"duration_ms"`
+	Rows       int64     `json:"rows"`
+	Error      string    `json:"error,omitempty"`
+	At         time.Time `json:"at"`
+	// Plan is the planner's view of the statement, when it was cheap to get
+	// (reads only, EXPLAIN without ANALYZE, within a short timeout).
+	Plan string `json:"plan,omitempty"`
+	// Params are the bound values, only with LogParams.
+	Params []string `json:"params,omitempty"`
+}
+
+// slowLog sends slow statements to the log pipeline and keeps the most recent
+// ones for the statistics endpoint. Getting a plan needs another round trip,
+// so it happens off the caller's path, at most planWorkers at a time; when
+// they are busy the entry is logged without a plan rather than queued.
+type slowLog struct {
+	threshold time.Duration
+	params    bool
+	log       *slog.Logger
+	sem       chan struct{}
+	wg        sync.WaitGroup
+
+	mu     sync.Mutex
+	recent []SlowQuery
+	next   int
+	keep   int
+}
+
+const planWorkers = 2
+
+func newSlowLog(threshold time.Duration, params bool, log *slog.Logger, keep int) *slowLog {
+	return &slowLog{threshold: threshold, params: params, log: log, sem: make(chan struct{}, planWorkers), keep: keep}
+}
+
+func (l *slowLog) report(ctx context.Context, s *Store, qi *queryInfo, d time.Duration, rows int64, err error, args []any) {
+	s.metrics.slow.Inc()
+	sq := SlowQuery{QueryID: qi.fp.ID, Query: qi.fp.Normalized, DurationMS: ms(d), Rows: rows, At: s.now().UTC()}
+	if err != nil {
+		sq.Error = describe(err)
+	}
+	if l.params {
+		for _, a := range args {
+			v := fmt.Sprint(a)
+			if len(v) > 64 {
+				v = v[:64] + "…"
+			}
+			sq.Params = append(sq.Params, v)
+		}
+	}
+	if qi.write || err != nil {
+		l.emit(ctx, sq)
+		return
+	}
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		l.emit(ctx, sq)
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer func() { <-l.sem }()
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		defer cancel()
+		if plan, err := s.explain(pctx, qi.text, args); err == nil {
+			sq.Plan = plan
+		}
+		l.emit(pctx, sq)
+	}()
+}
+
+func (l *slowLog) emit(ctx context.Context, sq SlowQuery) {
+	attrs := []slog.Attr{
+		slog.String("query_id", sq.QueryID), slog.String("query", sq.Query),
+		slog.Float64("duration_seconds", sq.DurationMS/1000), slog.Int64("rows", sq.Rows),
+	}
+	if sq.Error != "" {
+		attrs = append(attrs, slog.String("error", sq.Error))
+	}
+	if sq.Plan != "" {
+		attrs = append(attrs, slog.String("plan", sq.Plan))
+	}
+	if sq.Params != nil {
+		attrs = append(attrs, slog.Any("params", sq.Params))
+	}
+	l.log.LogAttrs(ctx, slog.LevelWarn, "slow query", attrs...)
+	l.mu.Lock()
+	if len(l.recent) < l.keep {
+		l.recent = append(l.recent, sq)
+	} else {
+		l.recent[l.next] = sq
+	}
+	l.next = (l.next + 1) % l.keep
+	l.mu.Unlock()
+}
+
+// list returns the kept slow queries, newest first.
+func (l *slowLog) list() []SlowQuery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]SlowQuery, 0, len(l.recent))
+	for i := range len(l.recent) {
+		idx := (l.next - 1 - i + 2*l.keep) % l.keep
+		if idx < len(l.recent) {
+			out = append(out, l.recent[idx])
+		}
+	}
+	return out
+}
+
+// explain asks the planner for a statement's plan without running it, on the
+// raw handles so the lookup does not count in the statistics.
+func (s *Store) explain(ctx context.Context, text string, args []any) (string, error) {
+	if s.kind == config.DatabasePostgres {
+		var plan string
+		if err := s.read.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+text, args...).Scan(&plan); err != nil {
+			return "", fmt.Errorf("store: explain: %w", err)
+		}
+		return plan, nil
+	}
+	lines, err := s.sqlitePlan(ctx, text, args)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// sqlitePlan returns EXPLAIN QUERY PLAN's detail lines, indented by depth.
+func (s *Store) sqlitePlan(ctx context.Context, text string, args []any) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+text, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: explain: %w", err)
+	}
+	defer rows.Close()
+	depth := map[int64]int{}
+	var out []string
+	for rows.Next() {
+		var (
+			id, parent, unused int64
+			detail             string
+		)
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return nil, fmt.Errorf("store: explain: %w", err)
+		}
+		d := depth[parent] + 1
+		if parent == 0 {
+			d = 0
+		}
+		depth[id] = d
+		out = append(out, strings.Repeat("  ", d)+detail)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: explain: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,451 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/smartcloudops/smartcloudops/internal/config"
+)
+
+// TableStat is one table's size and upkeep.
+type TableStat struct {
+	Name string `json:"name"`
+	Rows int64  `json:"rows"`
+	// RowsExact is false when counting took too long and Rows is the planner's estimate.
+	RowsExact  bool   `json:"rows_exact"`
+	TableBytes *int64 `json:"table_bytes,omitempty"`
+	IndexBytes *int64 `json:"index_bytes,omitempty"`
+	// PostgreSQL only.
+	DeadTuples     *int64     `json:"dead_tuples,omitempty"`
+	LastVacuum     *time.Time `json:"last_vacuum,omitempty"`
+	LastAutovacuum *time.Time `json:"last_autovacuum,omitempty"`
+	LastAnalyze    *time.Time `json:"last_analyze,omitempty"`
+}
+
+// countTimeout bounds one table's exact count; past it the estimate is shown.
+const countTimeout = 2 * time.Second
+
+// TableStats reports every application table. Its own statements run on the
+// raw handles, so looking at the statistics does not change them.
+func (s *Store) TableStats(ctx context.Context) ([]TableStat, error) {
+	if s.kind == config.DatabasePostgres {
+		return s.pgTableStats(ctx)
+	}
+	return s.sqliteTableStats(ctx)
+}
+
+func (s *Store) sqliteTableStats(ctx context.Context) ([]TableStat, error) {
+	names, err := s.tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// dbstat is compiled into the driver's SQLite; if it ever is not, sizes
+	// are left out rather than guessed.
+	sizes := map[string]int64{}
+	if rows, err := s.read.QueryContext(ctx, "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"); err == nil {
+		for rows.Next() {
+			var (
+				n  string
+				sz int64
+			)
+			if rows.Scan(&n, &sz) == nil {
+				sizes[n] = sz
+			}
+		}
+		rows.Close()
+	}
+	out := make([]TableStat, 0, len(names))
+	for _, n := range names {
+		ts := TableStat{Name: n, RowsExact: true}
+		cctx, cancel := context.WithTimeout(ctx, countTimeout)
+		err := s.read.QueryRowContext(cctx, "SELECT count(*) FROM "+quoteIdent(n)).Scan(&ts.Rows)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("store: count %s: %w", n, err)
+		}
+		if len(sizes) > 0 {
+			tb := sizes[n]
+			ts.TableBytes = &tb
+			idx, err := s.tableIndexes(ctx, n)
+			if err != nil {
+				return nil, err
+			}
+			var ib int64
+			for _, ix := range idx {
+				ib += sizes[ix.Name]
+			}
+			ts.IndexBytes = &ib
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+func (s *Store) pgTableStats(ctx context.Context) ([]TableStat, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT s.relname, GREATEST(c.reltuples, 0)::bigint, s.n_dead_tup,
+		pg_table_size(c.oid), pg_indexes_size(c.oid), s.last_vacuum, s.last_autovacuum, GREATEST(s.last_analyze, s.last_autoanalyze)
+		FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+		WHERE s.schemaname = current_schema() ORDER BY s.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("store: table stats: %w", err)
+	}
+	defer rows.Close()
+	var out []TableStat
+	for rows.Next() {
+		var (
+			ts                  TableStat
+			dead, tb, ib        int64
+			lv, lav, lastAnalyz sql.NullTime
+		)
+		if err := rows.Scan(&ts.Name, &ts.Rows, &dead, &tb, &ib, &lv, &lav, &lastAnalyz); err != nil {
+			return nil, fmt.Errorf("store: table stats: %w", err)
+		}
+		ts.DeadTuples, ts.TableBytes, ts.IndexBytes = &dead, &tb, &ib
+		ts.LastVacuum, ts.LastAutovacuum, ts.LastAnalyze = nullTimePtr(lv), nullTimePtr(lav), nullTimePtr(lastAnalyz)
+		out = append(out, ts)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: table stats: %w", err)
+	}
+	rows.Close()
+	for i := range out {
+		cctx, cancel := context.WithTimeout(ctx, countTimeout)
+		var n int64
+		err := s.read.QueryRowContext(cctx, "SELECT count(*) FROM "+quoteIdent(out[i].Name)).Scan(&n)
+		cancel()
+		switch {
+		case err == nil:
+			out[i].Rows, out[i].RowsExact = n, true
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// Keep the estimate; RowsExact stays false.
+		default:
+			return nil, fmt.Errorf("store: count %s: %w", out[i].Name, err)
+		}
+	}
+	return out, nil
+}
+
+func nullTimePtr(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+// tables lists the application's tables (not the database's own).
+func (s *Store) tables(ctx context.Context) ([]string, error) {
+	q := "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+	if s.kind == config.DatabasePostgres {
+		q = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+	}
+	rows, err := s.read.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: list tables: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("store: list tables: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list tables: %w", err)
+	}
+	return out, nil
+}
+
+// tableColumns lists a table's columns; ErrInvalid when it does not exist.
+func (s *Store) tableColumns(ctx context.Context, table string) ([]string, error) {
+	q := "SELECT name FROM pragma_table_info(?)"
+	if s.kind == config.DatabasePostgres {
+		q = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+	}
+	rows, err := s.read.QueryContext(ctx, q, table)
+	if err != nil {
+		return nil, fmt.Errorf("store: columns of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("store: columns of %s: %w", table, err)
+		}
+		out = append(out, strings.ToLower(n))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: columns of %s: %w", table, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("store: table %q: %w: no such table", table, ErrInvalid)
+	}
+	return out, nil
+}
+
+// IndexInfo is an existing index.
+type IndexInfo struct {
+	Name    string   `json:"name"`
+	Table   string   `json:"table"`
+	Columns []string `json:"columns"`
+	Unique  bool     `json:"unique"`
+	// Partial indexes cover only rows matching their WHERE, so the advisor
+	// does not count them as covering a query.
+	Partial bool `json:"partial"`
+	// Valid is false for a PostgreSQL index a failed CONCURRENTLY build left behind.
+	Valid bool `json:"valid"`
+}
+
+func (s *Store) tableIndexes(ctx context.Context, table string) ([]IndexInfo, error) {
+	if s.kind == config.DatabasePostgres {
+		return s.pgIndexes(ctx, table)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT il.name, il."unique", il.partial, ii.name
+		FROM pragma_index_list(?) il JOIN pragma_index_info(il.name) ii ORDER BY il.name, ii.seqno`, table)
+	if err != nil {
+		return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []IndexInfo
+	for rows.Next() {
+		var (
+			name    string
+			uniq    bool
+			partial bool
+			col     sql.NullString
+		)
+		if err := rows.Scan(&name, &uniq, &partial, &col); err != nil {
+			return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
+		}
+		if len(out) == 0 || out[len(out)-1].Name != name {
+			out = append(out, IndexInfo{Name: name, Table: table, Unique: uniq, Partial: partial, Valid: true})
+		}
+		// An expression column has no name; it ends what a prefix can match.
+		c := "(expression)"
+		if col.Valid {
+			c = strings.ToLower(col.String)
+		}
+		out[len(out)-1].Columns = append(out[len(out)-1].Columns, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
+	}
+	return out, nil
+}
+
+func (s *Store) pgIndexes(ctx context.Context, table string) ([]IndexInfo, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT i.relname, x.indisunique, x.indpred IS NOT NULL, x.indisvalid,
+		ARRAY(SELECT COALESCE(a.attname, '(expression)') FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+		      LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum AND k.attnum > 0 ORDER BY k.ord)
+		FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
+		JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE n.nspname = current_schema() AND t.relname = $1 ORDER BY i.relname`, table)
+	if err != nil {
+		return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []IndexInfo
+	for rows.Next() {
+		ix := IndexInfo{Table: table}
+		var cols []string
+		if err := rows.Scan(&ix.Name, &ix.Unique, &ix.Partial, &ix.Valid, &cols); err != nil {
+			return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
+		}
+		ix.Columns = cols
+		out = append(out, ix)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
+	}
+	return out, nil
+}
+
+// quoteIdent quotes an identifier for both dialects.
+func quoteIdent(n string) string { return `"` + strings.ReplaceAll(n, `"`, `""`) + `"` }
+
+// checkColumns fails with ErrInvalid unless every column exists in table.
+func (s *Store) checkColumns(ctx context.Context, table string, cols []string) error {
+	have, err := s.tableColumns(ctx, table)
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if !slices.Contains(have, strings.ToLower(c)) {
+			return fmt.Errorf("store: column %q of %s: %w: no such column", c, table, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// BulkUpdate sets columns of many rows of table, each row identified by key:
+// rows[i] is the key value followed by one value per column. On PostgreSQL
+// the rows are COPYed into a temporary table and applied with one
+// UPDATE … FROM; on SQLite one prepared UPDATE runs per row in a single
+// transaction (cheap there: no round trips). It returns the rows updated.
+func (s *Store) BulkUpdate(ctx context.Context, table, key string, columns []string, rows [][]any) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	if len(columns) == 0 {
+		return 0, fmt.Errorf("store: bulk update %s: %w: no columns to set", table, ErrInvalid)
+	}
+	if err := s.checkColumns(ctx, table, append([]string{key}, columns...)); err != nil {
+		return 0, err
+	}
+	for i, r := range rows {
+		if len(r) != len(columns)+1 {
+			return 0, fmt.Errorf("store: bulk update %s: %w: row %d has %d values, want %d", table, ErrInvalid, i, len(r), len(columns)+1)
+		}
+	}
+	sets := make([]string, len(columns))
+	for i, c := range columns {
+		sets[i] = quoteIdent(c) + " = ?"
+	}
+	qi := s.info("UPDATE " + quoteIdent(table) + " SET " + strings.Join(sets, ", ") + " WHERE " + quoteIdent(key) + " = ?")
+	start := s.now()
+	var (
+		n   int64
+		err error
+	)
+	if s.pg != nil {
+		n, err = s.pgBulkUpdate(ctx, table, key, columns, rows)
+	} else {
+		n, err = s.sqliteBulkUpdate(ctx, qi.text, rows)
+	}
+	s.observe(ctx, qi, start, n, err, nil)
+	if err != nil {
+		return 0, err
+	}
+	s.metrics.bulkUpdate.Add(float64(len(rows)))
+	s.versions.bump(table)
+	return n, nil
+}
+
+func (s *Store) sqliteBulkUpdate(ctx context.Context, text string, rows [][]any) (int64, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: bulk update: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	st, err := tx.PrepareContext(ctx, text)
+	if err != nil {
+		return 0, fmt.Errorf("store: bulk update: prepare: %w", err)
+	}
+	defer st.Close()
+	args := make([]any, 0, len(rows[0]))
+	var total int64
+	for _, r := range rows {
+		args = append(append(args[:0], r[1:]...), r[0])
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return 0, fmt.Errorf("store: bulk update: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: bulk update: commit: %w", err)
+	}
+	return total, nil
+}
+
+func (s *Store) pgBulkUpdate(ctx context.Context, table, key string, columns []string, rows [][]any) (int64, error) {
+	tx, err := s.pg.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: bulk update: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	all := append([]string{key}, columns...)
+	quoted := make([]string, len(all))
+	for i, c := range all {
+		quoted[i] = quoteIdent(c)
+	}
+	// Copying the column types from the target lets COPY encode each value
+	// as the column it will be assigned to.
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE sco_bulk_update ON COMMIT DROP AS SELECT "+strings.Join(quoted, ", ")+
+		" FROM "+quoteIdent(table)+" WITH NO DATA"); err != nil {
+		return 0, fmt.Errorf("store: bulk update: temp table: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sco_bulk_update"}, all, pgx.CopyFromRows(rows)); err != nil {
+		return 0, fmt.Errorf("store: bulk update: copy: %w", err)
+	}
+	sets := make([]string, len(columns))
+	for i, c := range columns {
+		sets[i] = quoteIdent(c) + " = u." + quoteIdent(c)
+	}
+	tag, err := tx.Exec(ctx, "UPDATE "+quoteIdent(table)+" t SET "+strings.Join(sets, ", ")+
+		" FROM sco_bulk_update u WHERE t."+quoteIdent(key)+" = u."+quoteIdent(key))
+	if err != nil {
+		return 0, fmt.Errorf("store: bulk update: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("store: bulk update: commit: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DatabaseStats is the body of GET /performance/database/stats.
+type DatabaseStats struct {
+	Driver      string      `json:"driver"`
+	CollectedAt time.Time   `json:"collected_at"`
+	Pools       []PoolStat  `json:"pools"`
+	Sort        string      `json:"sort"`
+	Queries     []QueryStat `json:"queries"`
+	// Tracked fingerprints now, and how many were evicted to keep the bound.
+	Tracked          int         `json:"tracked_statements"`
+	Evicted          int64       `json:"evicted_statements"`
+	Capacity         int         `json:"capacity"`
+	SlowThresholdMS  float64     `json:"slow_query_threshold_ms"`
+	SlowQueries      []SlowQuery `json:"slow_queries"`
+	Cache            CacheStats  `json:"query_cache"`
+	Tables           []TableStat `json:"tables"`
+	StatisticsSource string      `json:"statistics_source"`
+}
+
+// StatsOptions choose the statement list of Stats.
+type StatsOptions struct {
+	// Sort is one of SortKeys; default total_time.
+	Sort string
+	// Limit is the number of statements; default 20.
+	Limit int
+}
+
+// Stats gathers everything GET /performance/database/stats shows. The
+// statement statistics come from the store's own instrumentation, so they
+// work the same on both databases and need no server extension.
+func (s *Store) Stats(ctx context.Context, o StatsOptions) (DatabaseStats, error) {
+	if o.Sort == "" {
+		o.Sort = SortTotalTime
+	}
+	if !slices.Contains(SortKeys, o.Sort) {
+		return DatabaseStats{}, fmt.Errorf("store: stats: %w: unknown sort %q", ErrInvalid, o.Sort)
+	}
+	if o.Limit <= 0 {
+		o.Limit = 20
+	}
+	ds := DatabaseStats{Driver: string(s.kind), CollectedAt: s.now().UTC(), Pools: s.PoolStats(), Sort: o.Sort,
+		Capacity: s.stats.capacity, SlowQueries: s.slow.list(), Cache: s.cacheStats(), StatisticsSource: "store instrumentation"}
+	if s.slow.threshold > 0 {
+		ds.SlowThresholdMS = ms(s.slow.threshold)
+	}
+	ds.Queries, ds.Tracked, ds.Evicted = s.stats.top(o.Sort, o.Limit)
+	tables, err := s.TableStats(ctx)
+	if err != nil {
+		return ds, err
+	}
+	ds.Tables = tables
+	return ds, nil
+}
+
+// ResetStats forgets the statement statistics, to start a measurement afresh.
+func (s *Store) ResetStats() { s.stats.reset() }
