@@ -1,36 +1,55 @@
 // Package stream is SmartCloudOps' online anomaly detector for one metric
 // series: causal (a score uses only the current and earlier points),
-// constant memory (a few hundred bytes plus one seasonal profile), and
-// calibrated (a score means the same thing on every series).
+// constant memory (about 1.8 KB per series), deterministic, and calibrated (a
+// score means the same thing on every series, so one threshold serves all).
 //
-// # Model
+// # Views
 //
-// Each point is looked at through several views, each a small predictive model
-// whose error is measured in units of that model's own recent error:
+// Each point is looked at through several views. Four are small predictive
+// models whose error z is measured in units of that model's own recent typical
+// error:
 //
-//   - level: the value against an exponentially weighted mean of the recent past
-//     (catches spikes and level shifts);
+//   - level: the value against an exponentially weighted mean of the recent
+//     past (spikes, dips, level shifts);
 //   - change: the step from the previous value against the typical step
-//     (catches sudden moves even while the level is drifting);
+//     (sudden moves, even while the level drifts);
 //   - spread: the recent typical step against the long-run typical step
-//     (catches a series that becomes noisy, or goes flat);
-//   - seasonal: the value against the same time of day (or of the week),
-//     used only once the profile explains the series better than its mean does;
-//   - range: the value beyond the envelope the series has kept so far.
+//     (a series that turns noisy, or goes flat);
+//   - seasonal: the value against a daily (or weekly) profile, used only once
+//     the profile explains the series clearly better than its mean does.
 //
-// A view's error z is turned into a surprise in [0,1) (the two-sided Gaussian
-// probability mass inside ±z). The surprise is averaged over a short window and
-// that average is compared with its own long-run distribution, learned on this
-// series: the Gaussian tail probability of the short average is the view's
-// "anomaly likelihood" (the post-processing Numenta's HTM detector uses). A
-// series whose surprises are always high (noisy, heavy-tailed) thus needs a
-// much larger change to alert than a quiet one, and a tail probability means
-// the same on both. The score is -log10(tail)/10 of the most surprising view,
-// clipped to [0,1]: 0.5 is a one-in-10^5 state, 1 a one-in-10^10 state.
+// Their error becomes a surprise in decades, s = (ν/2)·log10(1+z²/ν) with ν=3:
+// -log10 of a heavy-tailed (Student-like) two-sided tail. The heavy tail
+// matters: metrics are spiky, and a Gaussian tail would call every spike a
+// miracle.
 //
-// After a flag the detector holds back for Options.Refractory points: it raises
-// no new flag and damps the score linearly back to its full value, because one
-// incident should page once.
+// The fifth view, novelty, is a pattern memory: the value is quantised into
+// 16 levels of the envelope the series has kept (plus "below" and "above"),
+// and the short patterns ending at it (pairs with each of the 4 previous
+// levels, and the last three levels) are looked up in a 4096-bit set of the
+// patterns seen in the last two generations of 4000 points. Its surprise is
+// the share of patterns never seen: it tells a recurring shape (a nightly
+// job) from a new one, which a distance-to-the-mean cannot.
+//
+// # Calibration
+//
+// A view's surprise is averaged over a short window (Options.Short) and the
+// average is compared with its own long-run mean and variance on this series
+// (Options.History): the Gaussian upper tail of that comparison is the
+// view's "anomaly likelihood", the post-processing of Numenta's HTM detector.
+// A series whose surprises are always high needs a larger change to alert
+// than a quiet one, and a sustained change scores higher than a lone blip.
+// A view's score is -log10(tail)/10 clipped to [0,1]: 0.5 is a one-in-10^5
+// state. The result's score is the most unusual view's score plus 0.3 of the
+// runner-up's, so a point that two independent views find odd outranks one
+// that only one view finds odd by the same margin.
+//
+// # Restraint
+//
+// After a flag the detector holds back for Options.Refractory points: no new
+// flag, and the score is scaled by the fraction of the period elapsed, so it
+// climbs back linearly. One incident pages once; NAB, like an on-call
+// engineer, charges for every repeat.
 package stream
 
 import (
@@ -43,16 +62,21 @@ type View uint8
 
 // The views, in the order they are evaluated.
 const (
+	// ViewLevel compares the value with the recent level.
 	ViewLevel View = iota
+	// ViewChange compares the step from the previous value with the typical step.
 	ViewChange
+	// ViewSpread compares the recent typical step with the long-run one.
 	ViewSpread
+	// ViewSeasonal compares the value with the same time of day (or week).
 	ViewSeasonal
-	ViewRange
+	// ViewNovelty reports short value patterns never seen before.
+	ViewNovelty
 	// NumViews is the number of views.
 	NumViews
 )
 
-var viewNames = [NumViews]string{"level", "change", "spread", "seasonal", "range"}
+var viewNames = [NumViews]string{"level", "change", "spread", "seasonal", "novelty"}
 
 // String returns the view's name as shown to an operator ("level", "seasonal", …).
 func (v View) String() string {
@@ -68,18 +92,17 @@ type Reason struct {
 	View View
 	// Score is the view's own calibrated score, on the same scale as Result.Score.
 	Score float64
-	// Expected is what the view predicted for the measured quantity: the value for
-	// level, seasonal and range, the previous value for change, and the typical
-	// absolute step for spread.
-	Expected float64
-	// Observed is the measured quantity that Expected is compared with.
-	Observed float64
+	// Observed and Expected are what the view compared: the value and its
+	// prediction for level and seasonal, the value and the previous value for
+	// change, the recent and the long-run typical step for spread, and the
+	// value and the nearest edge of the envelope seen so far for novelty.
+	Observed, Expected float64
 }
 
 // Result is the outcome of one Update.
 type Result struct {
-	// Score is the calibrated anomaly score in [0,1]: -log10 of the tail
-	// probability of the most unusual view, divided by 10. It is 0 while warming.
+	// Score is the calibrated anomaly score in [0,1] (see the package doc);
+	// 0 while warming and right after a flag.
 	Score float64
 	// IsAnomaly is the detector's own decision: Score ≥ Options.Threshold,
 	// outside the warm-up and the refractory period after an earlier flag.
@@ -87,21 +110,23 @@ type Result struct {
 	// Warming is true while the series is still being learned (the first
 	// Options.WarmUp points); callers should use a fallback then.
 	Warming bool
-	// Views holds every view's own score, indexed by View, for callers that
-	// chart or combine them; 0 for a view that is not in use.
+	// Views holds every view's own score, indexed by View; 0 for a view not in
+	// use (seasonal before its profile is trusted).
 	Views [NumViews]float64
 	// Reasons lists the views whose score is at least half of Score, most
-	// unusual first; it is empty when Score is below Threshold/2.
+	// unusual first, when Score ≥ Options.Threshold/2; otherwise it is nil and
+	// Update does not allocate.
 	Reasons []Reason
 }
 
-// Model constants. Each is a time scale in points, chosen once for all series.
+// Model constants. They are time scales in points and shapes of the maths,
+// chosen once for all series.
 const (
 	// levelAlpha gives the level a memory of about 20 points: long enough that a
 	// spike does not drag the baseline, short enough that a level shift is
-	// absorbed within one refractory period.
+	// absorbed within a refractory period.
 	levelAlpha = 0.05
-	// scaleAlpha gives error scales a memory of about 100 points.
+	// scaleAlpha gives the error scales a memory of about 100 points.
 	scaleAlpha = 0.01
 	// spreadAlpha is the memory (about 10 points) of the recent typical step.
 	spreadAlpha = 0.1
@@ -114,6 +139,16 @@ const (
 	// seasonalGain is how much smaller the seasonal error must be than the error
 	// against the slow level before the seasonal view is trusted.
 	seasonalGain = 0.7
+	// tailNu is the shape of the heavy tail that turns an error into decades
+	// of surprise (a Student-like tail with 3 degrees of freedom).
+	tailNu = 3
+	// mad2sd converts a mean absolute deviation to a standard deviation
+	// (√(π/2), exact for Gaussian errors).
+	mad2sd = 1.2533
+	// envelopeForget is how fast, per point and relative to History, the
+	// envelope shrinks back towards the level: a tenth of History's rate, so an
+	// extreme is remembered for about ten histories.
+	envelopeForget = 0.1
 	// likStart is the number of points the views settle for before their
 	// surprises feed the likelihood; likMin the likelihood samples needed
 	// before a view scores.
@@ -124,6 +159,17 @@ const (
 	sigmaFloor = 0.02
 	// logTailScale maps -log10(tail) to the score: 10 decades span [0,1].
 	logTailScale = 10
+	// corroboration is the weight of the runner-up view in the score.
+	corroboration = 0.3
+)
+
+// Novelty memory shape.
+const (
+	numFacts    = 5    // patterns looked up per point
+	memBits     = 4096 // bits per generation (512 bytes)
+	memWords    = memBits / 64
+	memGen      = 4000 // points per generation
+	quantLevels = 16   // levels across the envelope
 )
 
 // likelihood is the calibration of one view's surprise.
@@ -159,6 +205,10 @@ type Detector struct {
 	profN   []uint16
 
 	lik [NumViews]likelihood
+
+	qh     [numFacts - 1]uint8 // last quantised levels, newest first
+	memAge uint32              // points into the current generation
+	mem    [2][memWords]uint64 // current and previous generation
 }
 
 // New returns a detector for one series, or an error wrapping
@@ -194,7 +244,7 @@ func (d *Detector) Options() Options { return d.opt }
 func (d *Detector) Warming() bool { return d.n < uint64(d.opt.WarmUp) }
 
 // ewma moves m towards x with weight a, but no slower than a running mean of
-// the k samples seen so far, so early estimates are unbiased.
+// the k samples seen so far, so early estimates are not biased to zero.
 func ewma(m, x, a float64, k uint64) float64 {
 	if k > 0 && 1/float64(k) > a {
 		a = 1 / float64(k)
@@ -202,93 +252,82 @@ func ewma(m, x, a float64, k uint64) float64 {
 	return m + a*(x-m)
 }
 
-// surprise maps an error of z scales to the Gaussian mass inside ±z: 0 for a
-// perfect prediction, tending to 1 for an impossible one.
+// surprise is -log10 of the two-sided tail of a Student-like distribution at
+// z, (1+z²/ν)^(-ν/2): 0 for a perfect prediction, ≈ 3·log10(z) for a large
+// error, so a ten-times larger error is three more decades, not a hundred.
 func surprise(z float64) float64 {
-	if math.IsNaN(z) {
+	if math.IsNaN(z) || z <= 0 {
 		return 0
 	}
-	switch kRaw {
-	case 1:
-		return math.Min(30, -math.Log10(math.Erfc(math.Min(z, 30)/math.Sqrt2)))
-	case 2:
-		return kNu / 2 * math.Log10(1+z*z/kNu)
-	}
-	return math.Erf(z / math.Sqrt2)
+	return tailNu / 2 * math.Log10(1+z*z/tailNu)
 }
 
-// ratio is |num|/den with den floored, so a series that was perfectly flat
-// turns its first change into a large but finite error.
+// ratio is |num|/(mad2sd·den) with den floored, so a series that was
+// perfectly flat turns its first change into a large but finite error.
 func ratio(num, den, floor float64) float64 {
 	if den < floor {
 		den = floor
 	}
-	return math.Abs(num) / den
+	return math.Abs(num) / (mad2sd * den)
 }
 
-// Update feeds the next point of the series (t must not decrease for the
-// seasonal view to be meaningful; it is not checked) and returns its result.
-// v must be finite; a non-finite v is ignored and yields a zero Result with
-// Warming set as it stands.
+// Update feeds the next point of the series and returns its result. Points
+// must come in arrival order; t is used only for the time of day (or week),
+// so gaps and an occasional out-of-order timestamp are harmless. A non-finite
+// v is ignored: the state does not change and the Result is zero apart from
+// Warming.
 func (d *Detector) Update(t time.Time, v float64) Result {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return Result{Warming: d.Warming()}
 	}
 	d.n++
 	k := d.n
-	var raw [NumViews]float64
-	var obs, exp [NumViews]float64
-	active := [NumViews]bool{true, true, true, false, true}
-
 	if k == 1 {
 		d.prev, d.level, d.lo, d.hi, d.base = v, v, v, v, v
 	}
+	var raw, obs, exp [NumViews]float64
 	// A floor for every scale, relative to the series' own range, so units do
 	// not matter and a constant series stays calm.
 	floor := 1e-3*(d.hi-d.lo) + 1e-9*math.Abs(d.level) + 1e-12
 
-	// level
 	e := v - d.level
-	raw[ViewLevel] = surprise(ratio(e, 1.2533*d.levelDev, floor))
+	raw[ViewLevel] = surprise(ratio(e, d.levelDev, floor))
 	obs[ViewLevel], exp[ViewLevel] = v, d.level
-	// change
+
 	step := v - d.prev
-	raw[ViewChange] = surprise(ratio(step, 1.2533*d.stepDev, floor))
+	raw[ViewChange] = surprise(ratio(step, d.stepDev, floor))
 	obs[ViewChange], exp[ViewChange] = v, d.prev
-	// spread: log of recent over long-run typical step, against its own history.
+
+	// Spread: the log ratio of the recent to the long-run typical step, against
+	// its own history (log, so doubling and halving are equally far).
 	stepFast := ewma(d.stepFast, math.Abs(step), spreadAlpha, k-1)
 	sr := math.Log((stepFast + floor) / (d.stepDev + floor))
 	if k > 2 {
-		raw[ViewSpread] = surprise(ratio(sr-d.sprMean, 1.2533*d.sprDev, 1e-3))
+		raw[ViewSpread] = surprise(ratio(sr-d.sprMean, d.sprDev, 1e-3))
 	}
 	obs[ViewSpread], exp[ViewSpread] = stepFast, d.stepDev
-	// range
-	if span := d.hi - d.lo; k > 1 {
-		over := math.Max(v-d.hi, d.lo-v)
-		if over > 0 {
-			raw[ViewRange] = math.Min(1, over/math.Max(kRangeTol*span, floor))
-			if kRaw != 0 {
-				raw[ViewRange] = surprise(over / math.Max(kRangeTol*span, floor))
-			}
-		}
+
+	var facts [numFacts]uint32
+	raw[ViewNovelty] = d.novelty(v, &facts)
+	obs[ViewNovelty], exp[ViewNovelty] = v, d.hi
+	if v < d.lo || v-d.lo < d.hi-v {
+		exp[ViewNovelty] = d.lo
 	}
-	obs[ViewRange] = v
-	if v > d.hi {
-		exp[ViewRange] = d.hi
-	} else {
-		exp[ViewRange] = d.lo
-	}
-	// seasonal
+
+	// Seasonal: scored against the profile learned before this point; its
+	// likelihood learns whenever the profile covers the phase, but it only
+	// counts once the profile is clearly better than the slow level.
 	var i0, i1 int
 	var f, seasScore float64
+	seasActive := false
 	if d.prof != nil {
 		i0, i1, f = d.phase(t)
 		if d.profN[i0] > 0 && d.profN[i1] > 0 {
 			pred := d.base + (1-f)*float64(d.prof[i0]) + f*float64(d.prof[i1])
 			es := v - pred
-			raw[ViewSeasonal] = surprise(ratio(es, 1.2533*d.seasDev, floor))
+			raw[ViewSeasonal] = surprise(ratio(es, d.seasDev, floor))
 			obs[ViewSeasonal], exp[ViewSeasonal] = v, pred
-			active[ViewSeasonal] = d.seasN >= likMin && d.seasDev < seasonalGain*d.baseDev
+			seasActive = d.seasN >= likMin && d.seasDev < seasonalGain*d.baseDev
 			d.seasN++
 			d.seasDev = ewma(d.seasDev, math.Abs(es), scaleAlpha, uint64(d.seasN))
 			if d.seasN > likStart {
@@ -297,53 +336,38 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 		}
 	}
 
-	// Calibrate every view and take the most unusual.
+	// Calibrate every view; combine the best with the runner-up.
 	var score [NumViews]float64
-	best := 0.0
+	var first, second float64
 	for w := View(0); w < NumViews; w++ {
-		if w == ViewSeasonal {
-			score[w] = seasScore
-		} else if k > likStart {
+		switch {
+		case w == ViewSeasonal:
+			if seasActive {
+				score[w] = seasScore
+			}
+		case k > likStart:
 			score[w] = d.lik[w].update(raw[w], d.opt)
 		}
-		if !active[w] || float64(w) == kNoView {
-			score[w] = 0
+		if score[w] > first {
+			first, second = score[w], first
+		} else if score[w] > second {
+			second = score[w]
 		}
-		best = math.Max(best, score[w])
 	}
+	best := math.Min(1, first+corroboration*second)
 
-	// Learn from the point, after scoring it (causality: the score above used
-	// only earlier points' state).
-	d.levelDev = ewma(d.levelDev, math.Abs(e), scaleAlpha, k-1)
-	d.level = ewma(d.level, v, levelAlpha, k)
-	if k > 1 {
-		d.stepDev = ewma(d.stepDev, math.Abs(step), scaleAlpha, k-1)
-		d.stepFast = stepFast
-		if k > 2 {
-			d.sprDev = ewma(d.sprDev, math.Abs(sr-d.sprMean), scaleAlpha, k-2)
-			d.sprMean = ewma(d.sprMean, sr, scaleAlpha, k-2)
-		}
-	}
-	d.baseDev = ewma(d.baseDev, math.Abs(v-d.base), scaleAlpha, k-1)
-	d.base = ewma(d.base, v, baseAlpha, k)
+	d.learn(v, e, step, stepFast, sr, k)
 	if d.prof != nil {
 		d.learnProfile(i0, i1, f, v-d.base)
 	}
-	forget := 1.0 / float64(d.opt.History) / kRangeF
-	d.hi = math.Max(v, d.hi-forget*(d.hi-d.base))
-	d.lo = math.Min(v, d.lo+forget*(d.base-d.lo))
-	d.prev = v
+	d.remember(&facts)
 
 	res := Result{Warming: d.Warming()}
 	if res.Warming {
 		return res
 	}
-	// Restraint: after a flag the score climbs back linearly over the
-	// refractory period, and no new flag is raised within it.
 	if d.sinceFl < uint32(d.opt.Refractory) {
-		if kDamp == 1 {
-			best *= float64(d.sinceFl) / float64(d.opt.Refractory)
-		}
+		best *= float64(d.sinceFl) / float64(d.opt.Refractory)
 	}
 	if d.sinceFl < math.MaxUint32 {
 		d.sinceFl++
@@ -365,8 +389,29 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 	return res
 }
 
+// learn moves the level, scale and envelope estimates after the point was
+// scored (causality: the scores used only earlier points' state).
+func (d *Detector) learn(v, e, step, stepFast, sr float64, k uint64) {
+	d.levelDev = ewma(d.levelDev, math.Abs(e), scaleAlpha, k-1)
+	d.level = ewma(d.level, v, levelAlpha, k)
+	if k > 1 {
+		d.stepDev = ewma(d.stepDev, math.Abs(step), scaleAlpha, k-1)
+		d.stepFast = stepFast
+		if k > 2 {
+			d.sprDev = ewma(d.sprDev, math.Abs(sr-d.sprMean), scaleAlpha, k-2)
+			d.sprMean = ewma(d.sprMean, sr, scaleAlpha, k-2)
+		}
+	}
+	d.baseDev = ewma(d.baseDev, math.Abs(v-d.base), scaleAlpha, k-1)
+	d.base = ewma(d.base, v, baseAlpha, k)
+	forget := envelopeForget / float64(d.opt.History)
+	d.hi = math.Max(v, d.hi-forget*(d.hi-d.base))
+	d.lo = math.Min(v, d.lo+forget*(d.base-d.lo))
+	d.prev = v
+}
+
 // sortReasons orders reasons by descending score (insertion sort: at most
-// NumViews elements, no allocation).
+// NumViews elements).
 func sortReasons(r []Reason) {
 	for i := 1; i < len(r); i++ {
 		for j := i; j > 0 && r[j].Score > r[j-1].Score; j-- {
@@ -396,7 +441,8 @@ func (d *Detector) phase(t time.Time) (int, int, float64) {
 
 // learnProfile moves the two bins around the point's phase towards its
 // deviation from the slow level, each in proportion to its interpolation
-// weight.
+// weight (at least a quarter, so a bin that is only ever visited near its
+// edge still learns).
 func (d *Detector) learnProfile(i0, i1 int, f, dev float64) {
 	for _, b := range [2]struct {
 		i int
@@ -413,13 +459,70 @@ func (d *Detector) learnProfile(i0, i1 int, f, dev float64) {
 	}
 }
 
+// mix is SplitMix64's finaliser: a fixed bijective scramble, so pattern keys
+// spread evenly over the bitset (deterministic, no seed).
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// novelty quantises v against the envelope, forms the short patterns that
+// end at it, and returns the share never seen in the last two generations.
+// A false "seen" (two patterns on one bit) only makes the view quieter.
+func (d *Detector) novelty(v float64, facts *[numFacts]uint32) float64 {
+	q := 0
+	if span := d.hi - d.lo; span > 0 {
+		q = int(math.Floor(quantLevels*(v-d.lo)/span)) + 1
+		q = max(0, min(q, quantLevels+1))
+	}
+	cur := uint64(q)
+	for j := 0; j < numFacts-1; j++ {
+		facts[j] = uint32(mix(uint64(j+1)<<32|uint64(d.qh[j])<<8|cur) % memBits)
+	}
+	facts[numFacts-1] = uint32(mix(uint64(numFacts)<<32|uint64(d.qh[1])<<16|uint64(d.qh[0])<<8|cur) % memBits)
+	copy(d.qh[1:], d.qh[:len(d.qh)-1])
+	d.qh[0] = uint8(q)
+	if d.n <= numFacts {
+		return 0
+	}
+	unseen := 0
+	for _, f := range facts {
+		w, b := f/64, uint64(1)<<(f%64)
+		if d.mem[0][w]&b == 0 && d.mem[1][w]&b == 0 {
+			unseen++
+		}
+	}
+	return float64(unseen) / numFacts
+}
+
+// remember stores the point's patterns, starting a new generation every
+// memGen points so that patterns not seen for two generations are forgotten
+// (and the bitset never fills up).
+func (d *Detector) remember(facts *[numFacts]uint32) {
+	d.memAge++
+	if d.memAge >= memGen {
+		d.memAge = 0
+		d.mem[1] = d.mem[0]
+		d.mem[0] = [memWords]uint64{}
+	}
+	for _, f := range facts {
+		d.mem[0][f/64] |= uint64(1) << (f % 64)
+	}
+}
+
 // update feeds one surprise and returns the view's calibrated score: the
 // Gaussian upper tail of the short-window average against its long-run
-// distribution, learned before this sample.
+// distribution as learned before this sample.
 func (l *likelihood) update(r float64, o Options) float64 {
 	l.short += 2 / float64(o.Short+1) * (r - l.short)
 	s := l.score()
 	l.n++
+	// A running mean until History samples, then an exponential window of
+	// about History samples (Welford-style update of the weighted variance).
 	a := math.Max(1/float64(l.n), 1/float64(o.History))
 	delta := l.short - l.mean
 	l.mean += a * delta
@@ -432,12 +535,12 @@ func (l *likelihood) score() float64 {
 	if l.n < likMin {
 		return 0
 	}
-	sigma := math.Max(math.Sqrt(l.vari), kSigma)
+	sigma := math.Max(math.Sqrt(l.vari), sigmaFloor)
 	z := (l.short - l.mean) / sigma
 	if z <= 0 {
 		return 0
 	}
-	// log10 of the upper Gaussian tail, computed through Erfc so that it stays
+	// log10 of the upper Gaussian tail, through Erfc so that it stays
 	// accurate far beyond the 1e-16 where 1-CDF would round to 0.
 	tail := 0.5 * math.Erfc(z/math.Sqrt2)
 	if tail <= 0 {

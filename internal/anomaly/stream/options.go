@@ -23,7 +23,7 @@ type Options struct {
 	Threshold float64
 
 	// Refractory is the number of points after a flag during which no new flag
-	// is raised and the score is damped (default 100). A change is one incident:
+	// is raised and the score is damped (default 50). A change is one incident:
 	// NAB, and an on-call engineer, count every repeated alert as a false one.
 	Refractory int
 
@@ -33,7 +33,7 @@ type Options struct {
 	History int
 
 	// Short is the effective length, in points, of the recent-surprise average
-	// that is compared with that distribution (default 10). It turns one odd
+	// that is compared with that distribution (default 20). It turns one odd
 	// point into a small rise and a sustained change into a large one.
 	Short int
 
@@ -65,13 +65,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.Threshold = defaultThreshold
 	}
 	if o.Refractory == 0 {
-		o.Refractory = int(knob("REFR", defaultRefractory))
+		o.Refractory = defaultRefractory
 	}
 	if o.History == 0 {
-		o.History = int(knob("HIST", defaultHistory))
+		o.History = defaultHistory
 	}
 	if o.Short == 0 {
-		o.Short = int(knob("SHORT", defaultShort))
+		o.Short = defaultShort
 	}
 	if o.Period == 0 {
 		o.Period = defaultPeriod
