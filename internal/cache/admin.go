@@ -273,3 +273,5 @@ func (c *Cache) Close() error {
 	c.codecs.close()
 	return nil
 }
+
+var _ health.Checker = (*Cache)(nil)

@@ -1,0 +1,266 @@
+package cache
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+)
+
+// BenchmarkCache runs each cache operation beside the raw client doing the
+// same Redis work, in one run, so the ratios show what this layer costs:
+//
+//	go test -run '^$' -bench BenchmarkCache -count 5 ./internal/cache/
+func BenchmarkCache(b *testing.B) {
+	ctx := context.Background()
+	cl := rawClient(b, testRedisURL())
+	prefix := testPrefix(b, cl)
+	c, _ := newRedisCache(b, prefix, nil)
+	small := "a small cached value of about sixty bytes, like a session"
+	big := strings.Repeat(`{"metric":"cpu","host":"web-17","value":0.73},`, 100) // ~4.6 KiB, compressible
+	if err := c.Set(ctx, "bench", "small", small, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	fk := c.redisKey("bench", "small")
+	wire, err := cl.Do(ctx, cl.B().Get().Key(fk).Build()).AsBytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawKey := prefix + "raw"
+	cl.Do(ctx, cl.B().Set().Key(rawKey).Value(rueidis.BinaryString(wire)).Build())
+
+	b.Run("raw_get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cl.Do(ctx, cl.B().Get().Key(rawKey).Build()).AsBytes(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The same GET on the cache's own connection, which runs rueidis in
+	// tracking mode (a background reader for invalidations): this isolates
+	// the cost of our layer from the cost of coherence.
+	own := c.client.Load().c
+	b.Run("raw_get_tracking_conn", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := own.Do(ctx, own.B().Get().Key(rawKey).Build()).AsBytes(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("l1_hit", func(b *testing.B) {
+		b.ReportAllocs()
+		var s string
+		for b.Loop() {
+			if ok, _ := c.Get(ctx, "bench", "small", &s); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+	cb, _ := newRedisCache(b, prefix, func(o *Options) { o.Codec = CodecCBOR })
+	if err := cb.Set(ctx, "bench", "small-cbor", small, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("l1_hit_cbor", func(b *testing.B) {
+		b.ReportAllocs()
+		var s string
+		for b.Loop() {
+			if ok, _ := cb.Get(ctx, "bench", "small-cbor", &s); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("l1_hit_raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if e, ok, _ := c.GetRaw(ctx, "bench", "small"); !ok || e.Tier != TierL1 {
+				b.Fatal("not an L1 hit")
+			}
+		}
+	})
+	b.Run("l2_hit", func(b *testing.B) {
+		b.ReportAllocs()
+		var s string
+		for b.Loop() {
+			c.local.c.Invalidate(fk) // keep it an L2 read
+			if ok, _ := c.Get(ctx, "bench", "small", &s); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("l2_hit_raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.local.c.Invalidate(fk)
+			if e, ok, _ := c.GetRaw(ctx, "bench", "small"); !ok || e.Tier != TierL2 {
+				b.Fatal("not an L2 hit")
+			}
+		}
+	})
+	var seq atomic.Int64
+	b.Run("raw_get_miss_set", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			k := prefix + "rawmiss:" + strconv.FormatInt(seq.Add(1), 10)
+			if err := cl.Do(ctx, cl.B().Get().Key(k).Build()).Error(); !rueidis.IsRedisNil(err) {
+				b.Fatal(err)
+			}
+			if err := cl.Do(ctx, cl.B().Set().Key(k).Value(small).Px(time.Minute).Build()).Error(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("miss_load", func(b *testing.B) {
+		b.ReportAllocs()
+		load := func(context.Context) (any, error) { return small, nil }
+		var s string
+		for b.Loop() {
+			k := "miss:" + strconv.FormatInt(seq.Add(1), 10)
+			if err := c.GetOrLoad(ctx, "bench", k, &s, time.Minute, load); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw_set_small", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := cl.Do(ctx, cl.B().Set().Key(rawKey).Value(small).Px(time.Hour).Build()).Error(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("set_small", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Set(ctx, "bench", "set-small", small, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw_set_big", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := cl.Do(ctx, cl.B().Set().Key(rawKey+"big").Value(big).Px(time.Hour).Build()).Error(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("set_big_compressed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Set(ctx, "bench", "set-big", big, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw_get_parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := cl.Do(ctx, cl.B().Get().Key(rawKey).Build()).AsBytes(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("l1_hit_parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			var s string
+			for pb.Next() {
+				if ok, _ := c.Get(ctx, "bench", "small", &s); !ok {
+					b.Error("miss")
+					return
+				}
+			}
+		})
+	})
+	b.Run("l2_hit_parallel", func(b *testing.B) {
+		// Each goroutine reads its own keys and drops them from L1 first, so
+		// every read goes to Redis.
+		for i := range 64 {
+			if err := c.Set(ctx, "bench", "p"+strconv.Itoa(i), small, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		var g atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			k := "p" + strconv.FormatInt(g.Add(1)%64, 10)
+			lk := c.redisKey("bench", k)
+			for pb.Next() {
+				c.local.c.Invalidate(lk)
+				if e, ok, _ := c.GetRaw(ctx, "bench", k); !ok || e.Tier == TierFallback {
+					b.Error("miss")
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkClientChoice compares go-redis v9 with rueidis on the same GET,
+// serial and parallel, as evidence for the client choice.
+func BenchmarkClientChoice(b *testing.B) {
+	ctx := context.Background()
+	cl := rawClient(b, testRedisURL())
+	key := testPrefix(b, cl) + "k"
+	cl.Do(ctx, cl.B().Set().Key(key).Value(strings.Repeat("v", 64)).Build())
+	opt, err := redis.ParseURL(testRedisURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt.PoolSize = DefaultPoolSize
+	gr := redis.NewClient(opt)
+	defer gr.Close()
+	b.Run("rueidis_get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cl.Do(ctx, cl.B().Get().Key(key).Build()).AsBytes(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("goredis_get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := gr.Get(ctx, key).Bytes(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rueidis_get_parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := cl.Do(ctx, cl.B().Get().Key(key).Build()).AsBytes(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("goredis_get_parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := gr.Get(ctx, key).Bytes(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
