@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/detectcli"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
@@ -39,6 +40,7 @@ const usage = `usage: smartcloudops [command] [flags]
 commands:
   serve     run the HTTP service (the default)
   migrate   apply database migrations and exit
+  detect    score a CSV time series with the streaming detector (--input FILE.csv [--output FILE.csv])
   version   print the build and exit
 
 Run "smartcloudops serve -h" for the flags; every flag also has an environment variable.
@@ -57,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return runWith(ctx, args, getenv, stdin, stdout, stderr, hooks{})
 }
 
-func runWith(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer, h hooks) int {
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, h hooks) int {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -67,6 +69,18 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, _ i
 		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return serve(ctx, cfg, stderr, h) })
 	case "migrate":
 		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return migrate(ctx, cfg, stdout, stderr) })
+	case "detect":
+		if err := detectcli.Run(ctx, args, stdin, stdout, stderr); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			fmt.Fprintln(stderr, "smartcloudops detect:", err)
+			if errors.Is(err, detectcli.ErrUsage) {
+				return exitUsage
+			}
+			return exitFailure
+		}
+		return exitOK
 	case "version":
 		b := buildInfo()
 		fmt.Fprintf(stdout, "smartcloudops %s (revision %s, %s)\n", b.Version, b.Revision, b.GoVersion)

@@ -228,6 +228,15 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 }
 
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestExitStatuses(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
@@ -243,6 +252,8 @@ func TestExitStatuses(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, nil, exitUsage, "unknown command"},
 		{"migrate", []string{"migrate"}, map[string]string{"DATABASE_URL": "sqlite://" + dir + "/m.db"}, exitOK, ""},
 		{"version", []string{"version"}, nil, exitOK, ""},
+		{"detect bad timestamp", []string{"detect", "--input", writeFile(t, dir, "bad.csv", "timestamp,value\nyesterday,1\n")}, nil, exitUsage, "timestamp"},
+		{"detect", []string{"detect", "--input", writeFile(t, dir, "ok.csv", "timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 00:05:00,2\n")}, nil, exitOK, ""},
 		{"unreachable postgres", []string{"migrate"}, map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}, exitFailure, "store"},
 	}
 	for _, tc := range cases {
