@@ -119,7 +119,7 @@ func lex(q string) []string {
 		case c == '$':
 			// Dollar-quoted string: $tag$ … $tag$.
 			j := i + 1
-			for j < len(q) && (isIdent(q[j])) {
+			for j < len(q) && (isIdentStart(q[j]) || isDigit(q[j])) {
 				j++
 			}
 			if j < len(q) && q[j] == '$' {

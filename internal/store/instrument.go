@@ -302,11 +302,7 @@ func (l *slowLog) list() []SlowQuery {
 // raw handles so the lookup does not count in the statistics.
 func (s *Store) explain(ctx context.Context, text string, args []any) (string, error) {
 	if s.kind == config.DatabasePostgres {
-		var plan string
-		if err := s.read.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+text, args...).Scan(&plan); err != nil {
-			return "", fmt.Errorf("store: explain: %w", err)
-		}
-		return plan, nil
+		return s.pgGenericPlan(ctx, text, len(args))
 	}
 	lines, err := s.sqlitePlan(ctx, text, args)
 	if err != nil {
@@ -317,7 +313,19 @@ func (s *Store) explain(ctx context.Context, text string, args []any) (string, e
 
 // sqlitePlan returns EXPLAIN QUERY PLAN's detail lines, indented by depth.
 func (s *Store) sqlitePlan(ctx context.Context, text string, args []any) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+text, args...)
+	// EXPLAIN does not verify the schema cookie, so a pooled connection would
+	// explain with the schema it cached (missing a new index); a real read of
+	// sqlite_schema on the same connection makes it reload first.
+	conn, err := s.read.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: explain: %w", err)
+	}
+	defer conn.Close()
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+		return nil, fmt.Errorf("store: explain: %w", err)
+	}
+	rows, err := conn.QueryContext(ctx, "EXPLAIN QUERY PLAN "+text, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: explain: %w", err)
 	}
@@ -343,4 +351,35 @@ func (s *Store) sqlitePlan(ctx context.Context, text string, args []any) ([]stri
 		return nil, fmt.Errorf("store: explain: %w", err)
 	}
 	return out, nil
+}
+
+// pgGenericPlan explains a statement's generic plan: the one with $n in its
+// conditions instead of the bound values, which may be personal data and must
+// not reach the log or the API. PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN),
+// so the statement is prepared on one connection with plan_cache_mode forced
+// to generic and explained as EXECUTE with NULLs.
+func (s *Store) pgGenericPlan(ctx context.Context, text string, nargs int) (string, error) {
+	conn, err := s.read.Conn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("store: explain: %w", err)
+	}
+	defer conn.Close()
+	cleanup := context.WithoutCancel(ctx)
+	if _, err := conn.ExecContext(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		return "", fmt.Errorf("store: explain: %w", err)
+	}
+	defer conn.ExecContext(cleanup, "RESET plan_cache_mode") //nolint:errcheck // the connection is reset or discarded either way
+	if _, err := conn.ExecContext(ctx, "PREPARE sco_explain AS "+text); err != nil {
+		return "", fmt.Errorf("store: explain: prepare: %w", err)
+	}
+	defer conn.ExecContext(cleanup, "DEALLOCATE sco_explain") //nolint:errcheck // as above
+	q := "EXPLAIN (FORMAT JSON) EXECUTE sco_explain"
+	if nargs > 0 {
+		q += "(" + strings.TrimSuffix(strings.Repeat("NULL,", nargs), ",") + ")"
+	}
+	var plan string
+	if err := conn.QueryRowContext(ctx, q).Scan(&plan); err != nil {
+		return "", fmt.Errorf("store: explain: %w", err)
+	}
+	return plan, nil
 }

@@ -146,9 +146,10 @@ func (s *Store) handle(qi *queryInfo) *sql.DB {
 
 // observe records one execution: statistics, metrics and the slow log.
 func (s *Store) observe(ctx context.Context, qi *queryInfo, start time.Time, rows int64, err error, args []any) {
-	d := s.now().Sub(start)
+	end := s.now()
+	d := end.Sub(start)
 	failed := err != nil && !errors.Is(err, sql.ErrNoRows)
-	s.stats.record(qi, d, rows, failed, args)
+	s.stats.record(qi, d, end, rows, failed, args)
 	s.metrics.observe(qi.write, d, failed)
 	if s.slow.threshold > 0 && d >= s.slow.threshold {
 		s.slow.report(ctx, s, qi, d, rows, err, args)

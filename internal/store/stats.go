@@ -61,7 +61,7 @@ func newStatsBook(capacity int, now func() time.Time) *statsBook {
 }
 
 // get returns fp's entry, creating it (and evicting) when needed. Call with mu held.
-func (b *statsBook) get(fp *queryInfo) *entry {
+func (b *statsBook) get(fp *queryInfo, at time.Time) *entry {
 	e := b.entries[fp.fp.ID]
 	if e != nil {
 		return e
@@ -77,17 +77,19 @@ func (b *statsBook) get(fp *queryInfo) *entry {
 		delete(b.entries, victim)
 		b.evicted++
 	}
-	e = &entry{QueryStat: QueryStat{QueryID: fp.fp.ID, Query: fp.fp.Normalized, FirstSeen: b.now().UTC()}, read: !fp.write}
+	e = &entry{QueryStat: QueryStat{QueryID: fp.fp.ID, Query: fp.fp.Normalized, FirstSeen: at.UTC()}, read: !fp.write}
 	b.entries[fp.fp.ID] = e
 	return e
 }
 
 // record adds one execution. The sample arguments are kept only for reads,
 // because only reads are handed to the advisor's EXPLAIN.
-func (b *statsBook) record(fp *queryInfo, d time.Duration, rows int64, failed bool, args []any) {
+// end is when the execution finished, read once by the caller so that the
+// store's clock is consulted exactly twice per statement.
+func (b *statsBook) record(fp *queryInfo, d time.Duration, end time.Time, rows int64, failed bool, args []any) {
 	ms := float64(d.Nanoseconds()) / 1e6
 	b.mu.Lock()
-	e := b.get(fp)
+	e := b.get(fp, end)
 	e.Calls++
 	e.Rows += rows
 	if failed {
@@ -103,7 +105,7 @@ func (b *statsBook) record(fp *queryInfo, d time.Duration, rows int64, failed bo
 	delta := ms - e.MeanMS
 	e.MeanMS += delta / float64(e.Calls)
 	e.m2 += delta * (ms - e.MeanMS)
-	e.LastSeen = b.now().UTC()
+	e.LastSeen = end.UTC()
 	if e.read && !failed {
 		e.sample = fp.text
 		e.sampleArgs = args
@@ -116,16 +118,17 @@ func (b *statsBook) record(fp *queryInfo, d time.Duration, rows int64, failed bo
 func (b *statsBook) cacheHit(fp *queryInfo) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.get(fp)
+	now := b.now()
+	e := b.get(fp, now)
 	e.CacheHits++
 	e.CacheSavedMS += e.MeanMS
-	e.LastSeen = b.now().UTC()
+	e.LastSeen = now.UTC()
 	return time.Duration(e.MeanMS * 1e6)
 }
 
 func (b *statsBook) cacheMiss(fp *queryInfo) {
 	b.mu.Lock()
-	b.get(fp).CacheMisses++
+	b.get(fp, b.now()).CacheMisses++
 	b.mu.Unlock()
 }
 

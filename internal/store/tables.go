@@ -245,8 +245,8 @@ func (s *Store) tableIndexes(ctx context.Context, table string) ([]IndexInfo, er
 
 func (s *Store) pgIndexes(ctx context.Context, table string) ([]IndexInfo, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT i.relname, x.indisunique, x.indpred IS NOT NULL, x.indisvalid,
-		ARRAY(SELECT COALESCE(a.attname, '(expression)') FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-		      LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum AND k.attnum > 0 ORDER BY k.ord)
+		array_to_string(ARRAY(SELECT COALESCE(a.attname, '(expression)') FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+		      LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum AND k.attnum > 0 ORDER BY k.ord), E'\x1f')
 		FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
 		JOIN pg_namespace n ON n.oid = t.relnamespace
 		WHERE n.nspname = current_schema() AND t.relname = $1 ORDER BY i.relname`, table)
@@ -257,11 +257,11 @@ func (s *Store) pgIndexes(ctx context.Context, table string) ([]IndexInfo, error
 	var out []IndexInfo
 	for rows.Next() {
 		ix := IndexInfo{Table: table}
-		var cols []string
+		var cols string
 		if err := rows.Scan(&ix.Name, &ix.Unique, &ix.Partial, &ix.Valid, &cols); err != nil {
 			return nil, fmt.Errorf("store: indexes of %s: %w", table, err)
 		}
-		ix.Columns = cols
+		ix.Columns = strings.Split(strings.ToLower(cols), "\x1f")
 		out = append(out, ix)
 	}
 	if err := rows.Err(); err != nil {
