@@ -11,9 +11,11 @@ package iforest
 //	IFOREST_DATA=/tmp/if.csv go test -run TestBaseline -v ./internal/anomaly/iforest/
 //	IFOREST_DATA=/tmp/if.csv go test -run '^$' -bench Baseline ./internal/anomaly/iforest/
 //
-// TestBaseline measures exactly what the Python tool measures (one fit on the
-// first half, one batch over all rows, the mean of 100 single-row calls on the
-// first 100 rows, rank-based ROC AUC) and prints a line in the same shape.
+// TestBaseline measures what the Python tool measures (one fit on the first
+// half, a batch over all rows, the mean of 100 single-row calls on the first
+// 100 rows, rank-based ROC AUC) and prints a line in the same shape; the batch
+// and single-row figures are medians of 9 passes (the first pass, the one the
+// tool's method times, is printed too).
 
 import (
 	"bufio"
@@ -118,26 +120,39 @@ func TestBaseline(t *testing.T) {
 	}
 	fit := time.Since(start)
 
+	// One pass over the file takes Go a fraction of a second and Python
+	// several seconds, so a neighbour's burst on the shared machine distorts
+	// ours far more; the median of several passes (and of several rounds of
+	// 100 single rows) is the figure that averages the load as Python's
+	// long pass does. The first pass is the one the Python tool times.
+	const passes = 9
 	scores := make([]float64, n)
-	start = time.Now()
-	if err := f.ScoreMatrix(data, scores); err != nil {
-		t.Fatal(err)
-	}
-	batch := time.Since(start)
-
-	start = time.Now()
+	rates := make([]float64, passes)
+	singles := make([]float64, passes)
 	var sink float64
-	for i := range 100 {
-		sink += f.Score(data[i*cols : (i+1)*cols])
+	for p := range passes {
+		start = time.Now()
+		if err := f.ScoreMatrix(data, scores); err != nil {
+			t.Fatal(err)
+		}
+		rates[p] = float64(n) / time.Since(start).Seconds()
+
+		start = time.Now()
+		for i := range 100 {
+			sink += f.Score(data[i*cols : (i+1)*cols])
+		}
+		singles[p] = time.Since(start).Seconds() * 1e3 / 100
 	}
-	single := time.Since(start) / 100
 	if math.IsNaN(sink) {
 		t.Fatal("NaN score")
 	}
+	first := rates[0]
+	slices.Sort(rates)
+	slices.Sort(singles)
 
 	auc := rocAUC(scores, labels)
-	t.Logf("go iforest(100 trees, 256 samples): fit_ms=%.1f batch_rows_per_s=%.0f single_row_ms=%.4f auc=%.4f",
-		fit.Seconds()*1e3, float64(n)/batch.Seconds(), single.Seconds()*1e3, auc)
+	t.Logf("go iforest(100 trees, 256 samples): fit_ms=%.1f batch_rows_per_s=%.0f single_row_ms=%.4f auc=%.4f (medians of %d passes; batch first=%.0f min=%.0f max=%.0f)",
+		fit.Seconds()*1e3, rates[passes/2], singles[passes/2], auc, passes, first, rates[0], rates[passes-1])
 }
 
 // BenchmarkBaselineBatch reports rows/s of ScoreMatrix over the whole file.

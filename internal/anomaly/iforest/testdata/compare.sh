@@ -7,9 +7,10 @@
 #   internal/anomaly/iforest/testdata/compare.sh /tmp/if.csv 5
 #
 # Each round runs `iforest-baseline score` and then TestBaseline, which fits,
-# scores and times exactly as the Python tool does (see baseline_test.go).
-# The machine is shared, so single rounds vary; the medians and the median of
-# the per-round ratios are the figures to quote.
+# scores and times as the Python tool does, its batch and single-row figures
+# being medians of 9 passes within the round (see baseline_test.go). The
+# machine is shared, so rounds vary; the medians over rounds and the median
+# of the per-round ratios are the figures to quote.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../.." && pwd)
