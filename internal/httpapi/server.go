@@ -19,17 +19,11 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
-	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
 // ConfigView is what /performance/config shows.
 type ConfigView interface {
 	Redacted() []config.Entry
-}
-
-// Maintainer runs database maintenance for /performance/database/optimize.
-type Maintainer interface {
-	Optimize(ctx context.Context, o store.OptimizeOptions) (store.OptimizeReport, error)
 }
 
 // Registry is the one Prometheus registry every part registers into.
@@ -52,8 +46,9 @@ type Deps struct {
 	Cache Cache
 	// Logs serves the log statistics; optional.
 	Logs LogStats
-	// Database runs maintenance; optional.
-	Database     Maintainer
+	// Database serves /performance/database/* (statistics, index advisor,
+	// maintenance); optional.
+	Database     Database
 	Auth         AuthOptions
 	MaxBodyBytes int64
 	// CheckTimeout bounds each health check. Default 2s.
@@ -112,7 +107,12 @@ func (s *Server) routes() {
 	s.handle("GET /performance/health", Public, s.health)
 	s.handle("GET /performance/config", Read, s.config)
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
-	s.handle("POST /performance/database/optimize", AdminRole, s.optimize)
+	db := newDatabaseAPI(s)
+	s.handle("GET /performance/database/stats", Read, db.stats)
+	s.handle("GET /performance/database/indexes", Read, db.indexes)
+	s.handle("POST /performance/database/indexes", AdminRole, db.createIndex)
+	s.handle("POST /performance/database/optimize", AdminRole, db.optimize)
+	s.handle("GET /performance/database/jobs/{id}", Read, db.jobStatus)
 
 	s.handle("GET /performance/cache/stats", Read, s.cacheStats)
 	s.handle("POST /performance/cache/clear", UserRole, s.cacheClear)
@@ -273,32 +273,6 @@ func (s *Server) promMetrics() handlerFunc {
 		h.ServeHTTP(w, r)
 		return nil
 	}
-}
-
-// optimizeRequest is the body of POST /performance/database/optimize.
-type optimizeRequest struct {
-	// Vacuum also rewrites the SQLite file (slow, takes the write lock).
-	Vacuum bool `json:"vacuum"`
-}
-
-func (s *Server) optimize(w http.ResponseWriter, r *http.Request) error {
-	if s.deps.Database == nil {
-		return Errorf(CodeUnavailable, "database maintenance is not enabled")
-	}
-	var req optimizeRequest
-	if err := decodeJSON(r, &req, true); err != nil {
-		return err
-	}
-	rep, err := s.deps.Database.Optimize(r.Context(), store.OptimizeOptions{Vacuum: req.Vacuum})
-	if err != nil {
-		// The per-step outcomes are the useful part of a failure: send them
-		// with a 503 rather than hiding them behind a bare problem.
-		s.log.ErrorContext(r.Context(), "database optimize failed", slog.String("error", err.Error()))
-		writeJSON(w, http.StatusServiceUnavailable, rep)
-		return nil
-	}
-	writeJSON(w, http.StatusOK, rep)
-	return nil
 }
 
 // BuildInfo describes the running binary.

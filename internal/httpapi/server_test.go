@@ -39,6 +39,18 @@ func (f *fakeMaintainer) Optimize(_ context.Context, o store.OptimizeOptions) (s
 	return store.OptimizeReport{Driver: "fake", OK: f.err == nil}, f.err
 }
 
+func (f *fakeMaintainer) Stats(context.Context, store.StatsOptions) (store.DatabaseStats, error) {
+	return store.DatabaseStats{Driver: "fake"}, f.err
+}
+
+func (f *fakeMaintainer) Indexes(context.Context) (store.IndexReport, error) {
+	return store.IndexReport{Driver: "fake"}, f.err
+}
+
+func (f *fakeMaintainer) CreateIndex(context.Context, store.IndexRequest) (store.CreatedIndex, error) {
+	return store.CreatedIndex{}, f.err
+}
+
 type fixture struct {
 	srv   *Server
 	reg   *prometheus.Registry
