@@ -54,6 +54,9 @@ type Deps struct {
 	// CheckTimeout bounds each health check. Default 2s.
 	CheckTimeout time.Duration
 	Now          func() time.Time
+
+	// Anomaly scores, ingests and manages models; optional.
+	Anomaly AnomalyService
 }
 
 // Server is the HTTP handler of the service.
@@ -107,6 +110,12 @@ func (s *Server) routes() {
 	s.handle("GET /performance/health", Public, s.health)
 	s.handle("GET /performance/config", Read, s.config)
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
+	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
+	s.handle("POST /performance/anomaly/detect", Read, s.anomalyDetect)
+	s.handle("GET /performance/anomaly/stats", Read, s.anomalyStats)
+	s.handle("GET /performance/anomaly/models", Read, s.anomalyModels)
+	s.handle("POST /performance/anomaly/models", AdminRole, s.anomalyTrain)
+	s.handle("POST /performance/anomaly/models/{version}/activate", AdminRole, s.anomalyActivate)
 	db := newDatabaseAPI(s)
 	s.handle("GET /performance/database/stats", Read, db.stats)
 	s.handle("GET /performance/database/indexes", Read, db.indexes)

@@ -1,0 +1,802 @@
+package anomaly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
+	"github.com/smartcloudops/smartcloudops/internal/store"
+)
+
+// Store is what the service needs from the database part; *store.Store
+// implements it.
+type Store interface {
+	InsertMetrics(ctx context.Context, samples []store.MetricSample) (int64, error)
+	InsertAnomalies(ctx context.Context, rows []store.Anomaly) (int64, error)
+	MetricHistory(ctx context.Context, q store.HistoryQuery) ([]store.MetricSample, error)
+	SaveModel(ctx context.Context, m store.Model) error
+	Models(ctx context.Context, kind string) ([]store.Model, error)
+	Model(ctx context.Context, version string) (store.Model, error)
+	ActiveModel(ctx context.Context, kind string) (store.Model, error)
+	ActivateModel(ctx context.Context, version string) error
+}
+
+// Options configure New. Zero values mean the documented defaults.
+type Options struct {
+	// Store persists samples, anomalies and models; without it Ingest, Train
+	// and Activate fail with ErrNoStore and only Detect works.
+	Store Store
+	// Cache holds forest predictions; nil disables the prediction cache.
+	Cache PredictionCache
+	// CacheTTL is how long a prediction is reused (default 300s).
+	CacheTTL time.Duration
+	// Registerer receives the smartcloudops_anomaly_* metrics; nil registers
+	// into a private registry.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Clock drives batching windows, the retraining schedule and training
+	// timestamps (SystemClock when nil).
+	Clock Clock
+
+	// Stream configures every series' detector; Stream.Threshold is set to
+	// Threshold.
+	Stream stream.Options
+	// Threshold is the score at which every component decides "anomaly" (default 0.5).
+	Threshold float64
+	// Thresholds are the fallback's static limits (DefaultThresholds when nil).
+	Thresholds Thresholds
+	// MaxSeries bounds the series kept in memory (default 100000, about
+	// 1.5 KB each); the least recently updated are evicted past it.
+	MaxSeries int
+
+	// DisableBatching scores the forest inline in the caller
+	// (ENABLE_BATCH_PROCESSING=false).
+	DisableBatching bool
+	// BatchSize is the largest batch (default 100).
+	BatchSize int
+	// BatchTimeout is the longest a sample waits for its batch to fill (default 0.5s).
+	BatchTimeout time.Duration
+	// MaxWorkers bounds the goroutines scoring batches (default 4).
+	MaxWorkers int
+	// QueueSize bounds the samples waiting for a worker (default 10000); a
+	// request that does not fit is refused whole with a *QueueFullError.
+	QueueSize int
+	// MaxBatch is the most samples one request may carry (default 1000).
+	MaxBatch int
+
+	// TrainingWindow is how far back training reads history (default 7 days).
+	TrainingWindow time.Duration
+	// MaxTrainingRows caps the samples read for training, the most recent
+	// kept (default 50000).
+	MaxTrainingRows int
+	// MinTrainingRows is the fewest samples a forest is trained on (default 256).
+	MinTrainingRows int
+	// Contamination is the share of training samples the forest's threshold
+	// lets through as anomalies (default 0.005).
+	Contamination float64
+	// Trees and SampleSize configure the forest (defaults 100 and 256, as scikit-learn).
+	Trees, SampleSize int
+	// RetrainInterval trains and activates a new forest this often; 0 disables it.
+	RetrainInterval time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.CacheTTL == 0 {
+		o.CacheTTL = 300 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Threshold == 0 {
+		o.Threshold = 0.5
+	}
+	if o.Thresholds == nil {
+		o.Thresholds = DefaultThresholds()
+	}
+	if o.MaxSeries == 0 {
+		o.MaxSeries = 100000
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 100
+	}
+	if o.BatchTimeout == 0 {
+		o.BatchTimeout = 500 * time.Millisecond
+	}
+	if o.MaxWorkers == 0 {
+		o.MaxWorkers = 4
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = 10000
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 1000
+	}
+	if o.TrainingWindow == 0 {
+		o.TrainingWindow = 7 * 24 * time.Hour
+	}
+	if o.MaxTrainingRows == 0 {
+		o.MaxTrainingRows = 50000
+	}
+	if o.MinTrainingRows == 0 {
+		o.MinTrainingRows = 256
+	}
+	if o.Contamination == 0 {
+		o.Contamination = 0.005
+	}
+	o.Stream.Threshold = o.Threshold
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(!(o.Threshold > 0 && o.Threshold < 1), "threshold %v: must be in (0,1)", o.Threshold)
+	check(o.BatchSize < 1, "batch size %d: must be at least 1", o.BatchSize)
+	check(o.BatchTimeout < 0, "batch timeout %s: must not be negative", o.BatchTimeout)
+	check(o.MaxWorkers < 1, "max workers %d: must be at least 1", o.MaxWorkers)
+	check(o.MaxBatch < 1, "max batch %d: must be at least 1", o.MaxBatch)
+	check(o.QueueSize < o.MaxBatch, "queue size %d: must hold at least one full request (%d)", o.QueueSize, o.MaxBatch)
+	check(o.CacheTTL < 0, "cache TTL %s: must not be negative", o.CacheTTL)
+	check(o.MaxSeries < 1, "max series %d: must be at least 1", o.MaxSeries)
+	check(o.TrainingWindow < 0 || o.RetrainInterval < 0, "training window and retrain interval must not be negative")
+	check(o.MinTrainingRows < 2 || o.MaxTrainingRows < o.MinTrainingRows, "training rows: need 2 ≤ min (%d) ≤ max (%d)", o.MinTrainingRows, o.MaxTrainingRows)
+	check(!(o.Contamination > 0 && o.Contamination < 0.5), "contamination %v: must be in (0, 0.5)", o.Contamination)
+	if err := o.Thresholds.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := stream.New(o.Stream); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("anomaly: options: %w", err)
+	}
+	return nil
+}
+
+// Service scores samples, keeps series state and model versions. It is safe
+// for concurrent use.
+type Service struct {
+	opt     Options
+	log     *slog.Logger
+	clock   Clock
+	series  *seriesSet
+	model   atomic.Pointer[activeModel]
+	batch   *batcher // nil when batching is disabled
+	metrics *metrics
+	lat     latencyWindow
+
+	// adminMu serialises training and activation, so two admins cannot
+	// interleave a store swap and a pointer swap.
+	adminMu sync.Mutex
+
+	scored, fallbacks        atomic.Uint64
+	severities               [4]atomic.Uint64
+	batchSizes               [len(batchBuckets) + 1]atomic.Uint64
+	flushes                  [numFlushReasons]atomic.Uint64
+	cacheHits, cacheMisses   atomic.Uint64
+	cacheErrors              atomic.Uint64
+	lastTrainErr, loadErrMsg atomic.Pointer[string]
+
+	stop      chan struct{}
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+// batchBuckets are the upper bounds of the batch-size distribution on the stats page.
+var batchBuckets = [...]int{1, 10, 50, 100}
+
+// New builds the service, loads the active model from the store (a service
+// without one scores by the streaming detector and the thresholds), and
+// starts the batcher and the retraining schedule.
+func New(ctx context.Context, o Options) (*Service, error) {
+	o.defaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{opt: o, log: o.Logger, clock: o.Clock, stop: make(chan struct{})}
+	var evicted func()
+	s.series = newSeriesSet(o.MaxSeries, o.Stream, func() { evicted() })
+	m, err := newMetrics(o.Registerer,
+		func() float64 { return float64(s.QueueDepth()) },
+		func() float64 { return float64(s.series.len()) },
+		func() float64 {
+			if am := s.model.Load(); am != nil {
+				return float64(am.info.TrainingRows)
+			}
+			return 0
+		})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	evicted = m.evicted.Inc
+	if o.Store != nil {
+		if err := s.loadActive(ctx); err != nil {
+			// A model that cannot be loaded must not keep the service from
+			// scoring: it runs on the stream and the thresholds, and health
+			// says so.
+			msg := err.Error()
+			s.loadErrMsg.Store(&msg)
+			s.log.WarnContext(ctx, "anomaly: active model not loaded; scoring without it", slog.String("error", msg))
+		}
+	}
+	if !o.DisableBatching {
+		s.batch = newBatcher(o.BatchSize, o.BatchTimeout, o.MaxWorkers, o.QueueSize, o.Clock, s.scoreBatch, s.observeFlush)
+	}
+	if o.RetrainInterval > 0 && o.Store != nil {
+		s.bg.Add(1)
+		go s.retrainLoop()
+	}
+	return s, nil
+}
+
+func (s *Service) loadActive(ctx context.Context) error {
+	rec, err := s.opt.Store.ActiveModel(ctx, ModelKind)
+	if errors.Is(err, store.ErrModelNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("anomaly: load active model: %w", err)
+	}
+	am, err := decodeArtifact(infoFromStore(rec), rec.Artifact)
+	if err != nil {
+		return err
+	}
+	s.model.Store(am)
+	return nil
+}
+
+func (s *Service) observeFlush(n int, r flushReason) {
+	s.flushes[r].Add(1)
+	s.metrics.flushes.WithLabelValues([...]string{"idle", "size", "timeout", "close"}[r]).Inc()
+}
+
+// scoreBatch is the workers' job: one ScoreBatch per model in the batch
+// (normally one; two only across a swap).
+func (s *Service) scoreBatch(batch []*job) {
+	s.metrics.batch.Observe(float64(len(batch)))
+	i := sort.SearchInts(batchBuckets[:], len(batch))
+	s.batchSizes[i].Add(1)
+	for start := 0; start < len(batch); {
+		m := batch[start].model
+		end := start + 1
+		for end < len(batch) && batch[end].model == m {
+			end++
+		}
+		rows := make([][]float64, end-start)
+		for k := range rows {
+			rows[k] = batch[start+k].row
+		}
+		out := make([]float64, len(rows))
+		if err := m.forest.ScoreBatch(rows, out); err != nil {
+			// Rows are built from the model's own columns with finite
+			// values, so this is a bug; score them as unknown rather than
+			// failing the requests.
+			s.log.Error("anomaly: forest batch scoring", slog.String("error", err.Error()))
+			for k := range out {
+				out[k] = math.NaN()
+			}
+		}
+		for k, v := range out {
+			batch[start+k].score = v
+		}
+		start = end
+	}
+}
+
+// Severity grades an anomaly score.
+type Severity string
+
+// The severities, by anomaly score.
+const (
+	SeverityLow      Severity = "low"      // < 0.4
+	SeverityMedium   Severity = "medium"   // ≥ 0.4
+	SeverityHigh     Severity = "high"     // ≥ 0.6
+	SeverityCritical Severity = "critical" // ≥ 0.8
+)
+
+// SeverityOf returns the severity of score.
+func SeverityOf(score float64) Severity {
+	switch {
+	case score >= 0.8:
+		return SeverityCritical
+	case score >= 0.6:
+		return SeverityHigh
+	case score >= 0.4:
+		return SeverityMedium
+	}
+	return SeverityLow
+}
+
+func severityIndex(s Severity) int {
+	switch s {
+	case SeverityMedium:
+		return 1
+	case SeverityHigh:
+		return 2
+	case SeverityCritical:
+		return 3
+	}
+	return 0
+}
+
+// Contributor is one metric's part in a result, worded for an operator.
+type Contributor struct {
+	Metric string  `json:"metric"`
+	Value  float64 `json:"value"`
+	// Score is this metric's own score on the result's scale.
+	Score float64 `json:"score"`
+	// Source is the component that judged it: stream, iforest or threshold.
+	Source string `json:"source"`
+	// Expected is what the component expected, when it has such a figure.
+	Expected *float64 `json:"expected,omitempty"`
+	Reason   string   `json:"reason"`
+}
+
+// Result is the verdict on one sample.
+type Result struct {
+	Host         string    `json:"host"`
+	Timestamp    time.Time `json:"timestamp"`
+	IsAnomaly    bool      `json:"is_anomaly"`
+	AnomalyScore float64   `json:"anomaly_score"`
+	Confidence   float64   `json:"confidence"`
+	Severity     Severity  `json:"severity"`
+	ModelVersion string    `json:"model_version"`
+	// Components holds each component's own score (stream, iforest, threshold).
+	Components map[string]float64 `json:"components"`
+	// Features are the sample's values with their series context
+	// (<metric>_delta, _mean, _std, taken before this sample).
+	Features map[string]float64 `json:"features"`
+	// Contributors are the metrics that contributed most, highest first (at most 3).
+	Contributors []Contributor `json:"contributors"`
+	Explanation  string        `json:"explanation"`
+	// Cached says the forest's prediction came from the prediction cache.
+	Cached bool `json:"cached"`
+	// Late marks a sample no newer than its series' newest: scored, but not learned from.
+	Late             bool    `json:"late,omitempty"`
+	ProcessingTimeMS float64 `json:"processing_time_ms"`
+}
+
+// DetectOptions tune one Detect call.
+type DetectOptions struct {
+	// NoCache bypasses the prediction cache (use_cache=false).
+	NoCache bool
+}
+
+// MaxBatch is the most samples one request may carry.
+func (s *Service) MaxBatch() int { return s.opt.MaxBatch }
+
+// QueueDepth is the number of samples waiting for a scoring worker.
+func (s *Service) QueueDepth() int {
+	if s.batch == nil {
+		return 0
+	}
+	return s.batch.queued()
+}
+
+// Detect scores samples in order. Samples must have passed Normalize. It
+// teaches the series (so a later sample is read against this one) but stores
+// nothing. A full queue returns a *QueueFullError before any state changes.
+func (s *Service) Detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(samples) > s.opt.MaxBatch {
+		return nil, fmt.Errorf("anomaly: %d samples in one request; at most %d: %w", len(samples), s.opt.MaxBatch, ErrInvalidSample)
+	}
+	start := time.Now()
+	m := s.model.Load()
+	reserved := 0
+	if m != nil && s.batch != nil {
+		if err := s.batch.reserve(len(samples)); err != nil {
+			s.metrics.rejected.Inc()
+			return nil, err
+		}
+		reserved = len(samples)
+	}
+	release := func() {
+		if reserved > 0 {
+			s.batch.release(reserved)
+			reserved = 0
+		}
+	}
+	defer release()
+
+	preps := make([]prepared, len(samples))
+	for i, smp := range samples {
+		preps[i] = s.prepare(smp, m)
+	}
+	if m != nil {
+		if err := s.scoreForest(ctx, m, preps, !o.NoCache, &reserved); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Result, len(samples))
+	elapsed := float64(time.Since(start).Microseconds()) / 1000
+	for i := range preps {
+		out[i] = s.combine(&preps[i], m)
+		out[i].ProcessingTimeMS = elapsed
+		s.count(&out[i])
+	}
+	s.lat.add(elapsed)
+	s.metrics.latency.Observe(elapsed / 1000)
+	return out, nil
+}
+
+// prepared is one sample between the streaming step and the combination.
+type prepared struct {
+	sample Sample
+	obs    []observation
+	feats  map[string]float64
+	row    []float64
+	raw    float64 // forest score, NaN when none
+	cached bool
+	key    string
+}
+
+func (s *Service) prepare(smp Sample, m *activeModel) prepared {
+	p := prepared{sample: smp, feats: make(map[string]float64, 4*len(smp.Metrics)), raw: math.NaN()}
+	p.obs = s.series.observe(smp, p.feats)
+	if m != nil {
+		p.row = m.row(smp)
+	}
+	return p
+}
+
+// scoreForest fills raw for every prepared sample with a forest row: from the
+// cache when allowed, else through the batcher (or inline).
+func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepared, useCache bool, reserved *int) error {
+	var jobs []*job
+	var misses []int
+	for i := range preps {
+		p := &preps[i]
+		if p.row == nil {
+			continue
+		}
+		if useCache && s.opt.Cache != nil {
+			p.key = cacheKey(m.info.Version, p.row)
+			b, ok, err := s.opt.Cache.Get(ctx, p.key)
+			switch {
+			case err != nil:
+				s.cacheErrors.Add(1)
+				s.metrics.cache.WithLabelValues("error").Inc()
+			case ok:
+				if v, valid := decodeScore(b); valid {
+					p.raw, p.cached = v, true
+					s.cacheHits.Add(1)
+					s.metrics.cache.WithLabelValues("hit").Inc()
+					continue
+				}
+				fallthrough
+			default:
+				s.cacheMisses.Add(1)
+				s.metrics.cache.WithLabelValues("miss").Inc()
+			}
+		}
+		misses = append(misses, i)
+		jobs = append(jobs, &job{model: m, row: p.row})
+	}
+	if s.batch != nil {
+		s.batch.release(*reserved - len(jobs))
+		*reserved = 0
+		if len(jobs) > 0 {
+			if err := s.batch.submit(ctx, jobs); err != nil {
+				return err
+			}
+		}
+	} else if len(jobs) > 0 {
+		s.scoreBatch(jobs)
+	}
+	for k, i := range misses {
+		p := &preps[i]
+		p.raw = jobs[k].score
+		if p.key != "" && !math.IsNaN(p.raw) {
+			if err := s.opt.Cache.Set(ctx, p.key, encodeScore(p.raw), s.opt.CacheTTL); err != nil {
+				s.cacheErrors.Add(1)
+				s.metrics.cache.WithLabelValues("error").Inc()
+			}
+		}
+	}
+	return nil
+}
+
+// combine applies the documented score combination (see the package comment).
+func (s *Service) combine(p *prepared, m *activeModel) Result {
+	thr := s.opt.Threshold
+	r := Result{Host: p.sample.Host, Timestamp: p.sample.Timestamp, Features: p.feats, Components: map[string]float64{}, Cached: p.cached}
+	var (
+		contribs  []Contributor
+		decisions []bool
+		versions  []string
+	)
+	streamScore, streamFlag, streamUsed := 0.0, false, false
+	thScore, thFlag, thUsed := 0.0, false, false
+	for _, o := range p.obs {
+		r.Late = r.Late || o.late
+		if o.scored {
+			streamUsed = true
+			streamScore = max(streamScore, o.res.Score)
+			streamFlag = streamFlag || o.res.IsAnomaly
+			if o.res.Score > 0 {
+				contribs = append(contribs, streamContributor(o))
+			}
+			continue
+		}
+		if sc, over, ok := s.opt.Thresholds.score(o.metric, o.value); ok {
+			thUsed = true
+			thScore = max(thScore, sc)
+			thFlag = thFlag || over
+			th := s.opt.Thresholds[o.metric]
+			c := Contributor{Metric: o.metric, Value: o.value, Score: sc, Source: "threshold", Expected: &th}
+			if over {
+				c.Reason = fmt.Sprintf("%s is %.4g, above its limit of %.4g", o.metric, o.value, th)
+			} else {
+				c.Reason = fmt.Sprintf("%s is %.4g, within its limit of %.4g", o.metric, o.value, th)
+			}
+			contribs = append(contribs, c)
+		}
+	}
+	if streamUsed {
+		versions = append(versions, StreamVersion)
+		decisions = append(decisions, streamFlag)
+		r.Components["stream"] = streamScore
+	}
+	forestScore, forestUsed := 0.0, false
+	if m != nil && !math.IsNaN(p.raw) {
+		forestUsed = true
+		forestScore = m.calib.apply(p.raw)
+		versions = append(versions, m.info.Version)
+		decisions = append(decisions, forestScore >= thr)
+		r.Components["iforest"] = forestScore
+		contribs = append(contribs, forestContributors(m, p.row, forestScore, thr)...)
+	}
+	if thUsed {
+		versions = append(versions, ThresholdVersion)
+		decisions = append(decisions, thFlag)
+		r.Components["threshold"] = thScore
+		s.fallbacks.Add(1)
+		s.metrics.fallback.Inc()
+	}
+	if len(versions) == 0 {
+		// No component could speak (a warming series of a metric without a
+		// threshold): say so, on the fallback's version.
+		versions = append(versions, ThresholdVersion)
+		s.fallbacks.Add(1)
+		s.metrics.fallback.Inc()
+	}
+	sort.Strings(versions)
+	r.ModelVersion = strings.Join(versions, "+")
+	r.AnomalyScore = clamp01(max(streamScore, forestScore, thScore))
+	r.IsAnomaly = streamFlag || (forestUsed && forestScore >= thr) || thFlag
+	r.Severity = SeverityOf(r.AnomalyScore)
+	r.Confidence = confidence(r.AnomalyScore, thr, r.IsAnomaly, decisions, !streamUsed && !forestUsed)
+
+	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].Score > contribs[j].Score })
+	if len(contribs) > 3 {
+		contribs = contribs[:3]
+	}
+	r.Contributors = contribs
+	switch {
+	case r.IsAnomaly && len(contribs) > 0:
+		reasons := make([]string, 0, len(contribs))
+		for _, c := range contribs {
+			if c.Score >= thr/2 {
+				reasons = append(reasons, c.Reason)
+			}
+		}
+		if len(reasons) == 0 {
+			reasons = append(reasons, contribs[0].Reason)
+		}
+		r.Explanation = strings.Join(reasons, "; ")
+	case len(p.obs) > 0 && !streamUsed && !forestUsed && !thUsed:
+		r.Explanation = "series still warming up and no threshold applies; no verdict yet"
+	default:
+		r.Explanation = "no metric is unusual"
+	}
+	if r.Contributors == nil {
+		r.Contributors = []Contributor{}
+	}
+	return r
+}
+
+func clamp01(v float64) float64 { return min(1, max(0, v)) }
+
+// confidence is 0.5·margin + 0.5·agreement (see the package comment).
+func confidence(score, thr float64, decided bool, decisions []bool, thresholdsOnly bool) float64 {
+	var margin float64
+	if score >= thr {
+		margin = (score - thr) / (1 - thr)
+	} else {
+		margin = (thr - score) / thr
+	}
+	margin = clamp01(margin)
+	if thresholdsOnly || len(decisions) == 0 {
+		return clamp01(0.25 + 0.5*margin)
+	}
+	agree := 0
+	for _, d := range decisions {
+		if d == decided {
+			agree++
+		}
+	}
+	return clamp01(0.5*margin + 0.5*float64(agree)/float64(len(decisions)))
+}
+
+func streamContributor(o observation) Contributor {
+	c := Contributor{Metric: o.metric, Value: o.value, Score: o.res.Score, Source: "stream"}
+	if len(o.res.Reasons) == 0 {
+		c.Reason = fmt.Sprintf("%s is %.4g, in line with its recent behaviour", o.metric, o.value)
+		return c
+	}
+	top := o.res.Reasons[0]
+	exp := top.Expected
+	c.Expected = &exp
+	switch top.View {
+	case stream.ViewChange:
+		c.Reason = fmt.Sprintf("%s jumped to %.4g from %.4g", o.metric, o.value, top.Expected)
+	case stream.ViewSpread:
+		c.Reason = fmt.Sprintf("%s became unusually erratic (typical step %.4g, now %.4g)", o.metric, top.Expected, top.Observed)
+	case stream.ViewSeasonal:
+		c.Reason = fmt.Sprintf("%s is %.4g where this time of day usually shows %.4g", o.metric, o.value, top.Expected)
+	case stream.ViewLevel:
+		c.Reason = fmt.Sprintf("%s is %.4g against a recent level of %.4g", o.metric, o.value, top.Expected)
+	default:
+		// Views the stream part adds later are named, not worded.
+		c.Reason = fmt.Sprintf("%s is %.4g; its %s view expected %.4g, saw %.4g", o.metric, o.value, top.View, top.Expected, top.Observed)
+	}
+	return c
+}
+
+// explainer is the optional attribution of package iforest; older builds of
+// it lack Explain, and the service then ranks by distance from the median.
+type explainer interface {
+	Explain(row, out []float64) error
+}
+
+// forestContributors names the metrics that isolated the row, only for rows
+// the forest finds at least half-way to unusual (attribution of a normal row
+// means nothing).
+func forestContributors(m *activeModel, row []float64, score, thr float64) []Contributor {
+	if row == nil || score < thr/2 {
+		return nil
+	}
+	shares := make([]float64, len(row))
+	if ex, ok := any(m.forest).(explainer); !ok || ex.Explain(row, shares) != nil {
+		total := 0.0
+		for i, v := range row {
+			shares[i] = math.Abs(v-m.impute[i]) / (math.Abs(m.impute[i]) + 1)
+			total += shares[i]
+		}
+		for i := range shares {
+			if total > 0 {
+				shares[i] /= total
+			}
+		}
+	}
+	idx := make([]int, len(row))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return shares[idx[a]] > shares[idx[b]] })
+	var out []Contributor
+	for _, i := range idx[:min(2, len(idx))] {
+		if shares[i] < 0.15 {
+			break
+		}
+		med := m.impute[i]
+		out = append(out, Contributor{Metric: m.columns[i], Value: row[i], Score: score * min(1, 0.5+shares[i]), Source: "iforest", Expected: &med,
+			Reason: fmt.Sprintf("%s is %.4g against a fleet median of %.4g (%.0f%% of what set this sample apart)", m.columns[i], row[i], med, 100*shares[i])})
+	}
+	return out
+}
+
+func (s *Service) count(r *Result) {
+	s.scored.Add(1)
+	s.metrics.samples.Inc()
+	if r.IsAnomaly {
+		s.severities[severityIndex(r.Severity)].Add(1)
+		s.metrics.anomalies.WithLabelValues(string(r.Severity)).Inc()
+	}
+}
+
+// IngestReport is the outcome of Ingest.
+type IngestReport struct {
+	Accepted   int      `json:"accepted"`
+	Stored     int64    `json:"stored"`
+	Duplicates int64    `json:"duplicates"`
+	Anomalies  int64    `json:"anomalies"`
+	Results    []Result `json:"results"`
+}
+
+// Ingest stores samples through the store's bulk path, scores them, and
+// stores the anomalies among them with their severity. A sample already
+// stored (same host and timestamp) is counted as a duplicate and scored, but
+// teaches no series and records no second anomaly.
+func (s *Service) Ingest(ctx context.Context, samples []Sample) (IngestReport, error) {
+	if s.opt.Store == nil {
+		return IngestReport{}, ErrNoStore
+	}
+	if s.closed.Load() {
+		return IngestReport{}, ErrClosed
+	}
+	// Reserve queue room before storing, so a full queue refuses the whole
+	// request before anything is written.
+	if s.batch != nil && s.model.Load() != nil {
+		if err := s.batch.reserve(len(samples)); err != nil {
+			s.metrics.rejected.Inc()
+			return IngestReport{}, err
+		}
+		s.batch.release(len(samples))
+	}
+	rows := make([]store.MetricSample, len(samples))
+	for i, smp := range samples {
+		rows[i] = ToStore(smp)
+	}
+	stored, err := s.opt.Store.InsertMetrics(ctx, rows)
+	if err != nil {
+		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
+	}
+	results, err := s.Detect(ctx, samples, DetectOptions{})
+	if err != nil {
+		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
+	}
+	rep := IngestReport{Accepted: len(samples), Stored: stored, Duplicates: int64(len(samples)) - stored, Results: results}
+	var anomalies []store.Anomaly
+	for _, r := range results {
+		if !r.IsAnomaly {
+			continue
+		}
+		a := store.Anomaly{Host: r.Host, DetectedAt: r.Timestamp, Score: r.AnomalyScore, Confidence: r.Confidence,
+			Severity: string(r.Severity), ModelVersion: r.ModelVersion, Features: r.Features, Explanation: r.Explanation}
+		if len(r.Contributors) > 0 {
+			a.Metric = r.Contributors[0].Metric
+		}
+		anomalies = append(anomalies, a)
+	}
+	if rep.Anomalies, err = s.opt.Store.InsertAnomalies(ctx, anomalies); err != nil {
+		return rep, fmt.Errorf("anomaly: ingest: %w", err)
+	}
+	return rep, nil
+}
+
+// Close stops admitting requests, lets the workers score everything queued,
+// and stops the retraining schedule; it waits for them or for ctx. It is
+// safe to call more than once.
+func (s *Service) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+	})
+	var errs []error
+	if s.batch != nil {
+		errs = append(errs, s.batch.close(ctx))
+	}
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("anomaly: waiting for retraining to stop: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
