@@ -17,11 +17,11 @@ var ErrBadState = errors.New("stream: bad detector state")
 // retrain instead of misreading them.
 const (
 	stateMagic   = "SCDS"
-	stateVersion = 1
+	stateVersion = 2
 )
 
 // MarshalBinary encodes the detector's options and complete state in a fixed
-// little-endian layout (about 1.7 KB with the daily profile). Decoding it and
+// little-endian layout (about 1.9 KB with the daily profile). Decoding it and
 // continuing gives exactly the results the original would have given.
 func (d *Detector) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, 1024+len(d.prof)*6)
@@ -64,6 +64,8 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 			u64(w)
 		}
 	}
+	u64(uint64(d.recSlot))
+	b = append(b, d.recur[:]...)
 	b = le.AppendUint32(b, uint32(len(d.prof)))
 	for i := range d.prof {
 		b = le.AppendUint32(b, math.Float32bits(d.prof[i]))
@@ -165,6 +167,8 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 			n.mem[g][i] = r.u64()
 		}
 	}
+	n.recSlot = int64(r.u64())
+	copy(n.recur[:], r.take(len(n.recur)))
 	bins := int(r.u32())
 	want := 0
 	if !o.NoSeasonality {

@@ -1,6 +1,6 @@
 // Package stream is SmartCloudOps' online anomaly detector for one metric
 // series: causal (a score uses only the current and earlier points),
-// constant memory (about 1.7 KB per series with the daily profile), deterministic, and calibrated (a
+// constant memory (about 1.9 KB per series with the daily profile), deterministic, and calibrated (a
 // score means the same thing on every series, so one threshold serves all).
 //
 // # Views
@@ -43,6 +43,25 @@
 // state. The result's score is the most unusual view's score plus 0.3 of the
 // runner-up's, so a point that two independent views find odd outranks one
 // that only one view finds odd by the same margin.
+//
+// # Recurrence
+//
+// A scheduled job (a nightly backup, an hourly batch) is a real departure
+// from the recent past, so the views find it surprising every time; what
+// makes it normal is that it comes back at the same time of day. The
+// detector keeps, for each half-hour of the last three days, the highest
+// score that reached at least half the threshold there (one byte per slot).
+// A score is then lowered by the score such an event reached within an hour
+// of the same time on each of the previous two days (the smaller of the two
+// peaks). Scores are scaled logarithms of tail probabilities, so the
+// subtraction divides this point's tail probability by the recurring
+// event's: what remains is how much rarer this point is than what this time
+// of day has lately brought. Requiring both days keeps one past incident
+// from masking the next day's; requiring a notable score keeps ordinary
+// noise from blunting every point. The same event at another time of day
+// still scores in full, an event at the usual time keeps whatever score it
+// has beyond the usual one's, and an event that stops recurring is
+// forgotten after two days.
 //
 // # Restraint
 //
@@ -210,6 +229,9 @@ type Detector struct {
 	qh     [numFacts - 1]uint8 // last quantised levels, newest first
 	memAge uint32              // points into the current generation
 	mem    [2][memWords]uint64 // current and previous generation
+
+	recSlot int64             // newest time-of-day slot written (absolute slot number)
+	recur   [recurSlots]uint8 // notable scores per slot, ring over the last days
 }
 
 // New returns a detector for one series, or an error wrapping
@@ -356,6 +378,7 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 		}
 	}
 	best := math.Min(1, first+corroboration*second)
+	best = d.recurDiscount(t, best)
 
 	d.learn(v, e, step, stepFast, sr, k)
 	if d.prof != nil {
