@@ -37,8 +37,12 @@ func (s *Service) Train(ctx context.Context, activate bool) (ModelInfo, error) {
 	info, err := s.train(ctx, activate)
 	if err != nil {
 		s.metrics.trainings.WithLabelValues("error").Inc()
-		msg := err.Error()
-		s.lastTrainErr.Store(&msg)
+		// Too little history is the normal state of a new install, not a
+		// fault; health reports only trainings that broke.
+		if !errors.Is(err, ErrNotEnoughData) {
+			msg := err.Error()
+			s.lastTrainErr.Store(&msg)
+		}
 		return ModelInfo{}, err
 	}
 	s.metrics.trainings.WithLabelValues("ok").Inc()
@@ -142,7 +146,7 @@ func calibrate(f *iforest.Forest, ts trainingSet, trainScores []float64, contami
 		for i := j; i < len(ts.train); i += cols {
 			lo, hi = min(lo, ts.train[i]), max(hi, ts.train[i])
 		}
-		far[j] = hi + (hi-lo) + 1
+		far[j] = hi + (hi - lo) + 1
 	}
 	c.Extreme = f.Score(far)
 	c.Median = min(max(c.Median, 1e-6), 0.97)
@@ -246,7 +250,7 @@ type Stats struct {
 	// AnomaliesBySeverity counts samples found anomalous since start.
 	AnomaliesBySeverity map[string]uint64 `json:"anomalies_by_severity"`
 	FallbackCount       uint64            `json:"fallback_count"`
-	// BatchSizes counts scored batches by size ("1", "2-10", "11-50", "51-100", ">100").
+	// BatchSizes counts scored batches by size ("1", "2-10", "11-50", "51-100", "101+").
 	BatchSizes    map[string]uint64 `json:"batch_sizes"`
 	BatchFlushes  map[string]uint64 `json:"batch_flushes"`
 	Latency       LatencyStats      `json:"latency_ms"`
@@ -307,7 +311,7 @@ func (s *Service) Stats() Stats {
 	for i, sev := range []Severity{SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical} {
 		st.AnomaliesBySeverity[string(sev)] = s.severities[i].Load()
 	}
-	for i, name := range []string{"1", "2-10", "11-50", "51-100", ">100"} {
+	for i, name := range []string{"1", "2-10", "11-50", "51-100", "101+"} {
 		st.BatchSizes[name] = s.batchSizes[i].Load()
 	}
 	for i, name := range []string{"idle", "size", "timeout", "close"} {

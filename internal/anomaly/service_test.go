@@ -545,11 +545,11 @@ func TestIngestPersistsWithSeverity(t *testing.T) {
 		st := openStore(t, url)
 		s, _ := newService(t, func(o *Options) { o.Store = st })
 		in := []Sample{
-			{Host: "db-1", Timestamp: t0, Metrics: map[string]float64{"cpu": 99.5}},                       // 0.975 critical
-			{Host: "db-2", Timestamp: t0, Metrics: map[string]float64{MetricCPU: 93}},                     // 0.65 high
-			{Host: "db-3", Timestamp: t0, Metrics: map[string]float64{MetricMemory: 91}},                  // 0.55 medium
+			{Host: "db-1", Timestamp: t0, Metrics: map[string]float64{"cpu": 99.5}},                      // 0.975 critical
+			{Host: "db-2", Timestamp: t0, Metrics: map[string]float64{MetricCPU: 93}},                    // 0.65 high
+			{Host: "db-3", Timestamp: t0, Metrics: map[string]float64{MetricMemory: 91}},                 // 0.55 medium
 			{Host: "db-4", Timestamp: t0, Metrics: map[string]float64{MetricErrorRate: 5.5, "gc_ms": 3}}, // 0.55 medium
-			{Host: "db-5", Timestamp: t0, Metrics: map[string]float64{MetricCPU: 50}},                     // normal
+			{Host: "db-5", Timestamp: t0, Metrics: map[string]float64{MetricCPU: 50}},                    // normal
 		}
 		for i := range in {
 			var err error
