@@ -135,7 +135,9 @@ func privatePostgres(t *testing.T) (url string, start, stop func()) {
 	data := filepath.Join(dir, "data")
 	asPG(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, dir)
-	start = func() { asPG(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start") }
+	start = func() {
+		asPG(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start")
+	}
 	stop = func() { asPG(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop") }
 	start()
 	t.Cleanup(func() {
