@@ -391,20 +391,37 @@ func TestMetricNamesOfStoreFollowConventions(t *testing.T) {
 }
 
 // TestPromtoolChecksAlertRules runs promtool over the alert rules, their
-// unit tests and the example scrape configuration. promtool comes with
+// unit tests, the example scrape configuration and the dashboard's queries. promtool comes with
 // Debian's prometheus package; without it the test skips and says so.
 func TestPromtoolChecksAlertRules(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool is not on PATH (apt-get install -y prometheus provides it); alert rules not checked")
 	}
+	// The dashboard's queries, with Grafana's variables given plain values,
+	// as recording rules: promtool then parses every one as PromQL.
+	queries := strings.NewReplacer("$__rate_interval", "5m", "$__range", "1h", "$instance", ".*", "$route", ".*")
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, e := range dashboardExprs(t) {
+		expr, err := json.Marshal(queries.Replace(e.expr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&rules, "      - record: dashboard_query_%d\n        expr: %s\n", i, expr)
+	}
+	dashRules := filepath.Join(t.TempDir(), "dashboard_queries.yml")
+	if err := os.WriteFile(dashRules, []byte(rules.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"check", "rules", alertsPath},
+		{"check", "rules", dashRules},
 		{"test", "rules", alertTestPath},
 		// Also loads the rule files the example names.
 		{"check", "config", promConfPath},
 	} {
-		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+		t.Run(strings.Join(args[:2], " ")+" "+filepath.Base(args[len(args)-1]), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, promtool, args...).CombinedOutput()
