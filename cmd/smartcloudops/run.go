@@ -130,10 +130,30 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+// openStore opens and migrates the database. reg and qc may be nil (the
+// migrate command has no metrics and no cache).
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc store.ResultCache) (*store.Store, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := store.Open(octx, store.Options{URL: cfg.DatabaseURL, PoolSize: cfg.DatabasePoolSize})
+	slow := cfg.SlowQueryThreshold
+	if slow == 0 {
+		slow = -1 // the store's "off"
+	}
+	st, err := store.Open(octx, store.Options{
+		URL:                cfg.DatabaseURL,
+		PoolSize:           cfg.DatabasePoolSize,
+		MinIdle:            cfg.DatabasePoolMinIdle,
+		ConnMaxLifetime:    cfg.DatabaseConnMaxLifetime,
+		Logger:             log,
+		Registerer:         reg,
+		SlowQueryThreshold: slow,
+		LogQueryParams:     cfg.SlowQueryLogParams,
+		StatsCapacity:      cfg.DBStatsCapacity,
+		Cache:              qc,
+		CacheTTL:           cfg.DBQueryCacheTTL,
+		AutoIndex:          cfg.DBAutoIndex,
+		AdvisorInterval:    cfg.DBAdvisorInterval,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +170,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 
 func migrate(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	st, err := openStore(ctx, cfg, log)
+	st, err := openStore(ctx, cfg, log, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -249,22 +269,10 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	}()
 	log := lg.Slog()
 
-	st, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	reg.MustRegister(collectors.NewDBStatsCollector(st.Writer(), "writer"))
-	if st.Reader() != st.Writer() {
-		reg.MustRegister(collectors.NewDBStatsCollector(st.Reader(), "reader"))
-	}
-
 	deps := httpapi.Deps{
 		Logger:       log,
 		Registry:     reg,
-		Ready:        st,
 		Config:       cfg,
-		Database:     st,
 		Logs:         lg,
 		Auth:         httpapi.AuthOptions{AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret, RequireAuth: cfg.RequireAuth},
 		MaxBodyBytes: cfg.MaxBodyBytes,
@@ -290,6 +298,17 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 		defer c.Close()
 		deps.Cache = c
 	}
+
+	var qc store.ResultCache
+	if c != nil {
+		qc = queryCache{c}
+	}
+	st, err := openStore(ctx, cfg, log, reg, qc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	deps.Ready, deps.Database = st, st
 	deps.Components = components(st, c, lg, cfg)
 
 	api, err := httpapi.New(deps)

@@ -131,7 +131,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, want := range []string{"smartcloudops_build_info", "go_goroutines", "process_cpu_seconds_total", "go_sql_open_connections", "smartcloudops_http_requests_total"} {
+		for _, want := range []string{"smartcloudops_build_info", "go_goroutines", "process_cpu_seconds_total", "smartcloudops_db_pool_connections", "smartcloudops_http_requests_total"} {
 			if !bytes.Contains(body, []byte(want)) {
 				t.Errorf("metrics lack %s", want)
 			}

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -37,6 +38,23 @@ type Config struct {
 	DatabaseURL string
 	// DatabasePoolSize bounds open database connections (DATABASE_POOL_SIZE).
 	DatabasePoolSize int
+
+	// DatabasePoolMinIdle is how many PostgreSQL connections stay open while idle (DATABASE_POOL_MIN_IDLE).
+	DatabasePoolMinIdle int
+	// DatabaseConnMaxLifetime recycles PostgreSQL connections (DATABASE_CONN_MAX_LIFETIME).
+	DatabaseConnMaxLifetime time.Duration
+	// SlowQueryThreshold logs statements at least this slow; 0 turns the slow log off (SLOW_QUERY_THRESHOLD).
+	SlowQueryThreshold time.Duration
+	// SlowQueryLogParams adds bound values to slow-query entries (SLOW_QUERY_LOG_PARAMS).
+	SlowQueryLogParams bool
+	// DBQueryCacheTTL bounds how long a cached query result lives (DB_QUERY_CACHE_TTL).
+	DBQueryCacheTTL time.Duration
+	// DBStatsCapacity bounds the statements kept in the query statistics (DB_STATS_CAPACITY).
+	DBStatsCapacity int
+	// DBAutoIndex lets the index advisor create the indexes it suggests (DB_AUTO_INDEX).
+	DBAutoIndex bool
+	// DBAdvisorInterval is how often the automatic index advisor runs (DB_ADVISOR_INTERVAL).
+	DBAdvisorInterval time.Duration
 
 	// RedisHost, RedisPort and RedisPassword describe Redis when RedisURL is empty.
 	RedisHost     string
@@ -141,6 +159,28 @@ func settings() []setting {
 			set:   func(c *Config, v string) error { c.DatabaseURL = v; return validDatabaseURL(v) }},
 		{env: "DATABASE_POOL_SIZE", flag: "database-pool-size", def: "20", usage: "maximum open database connections",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 1000, &c.DatabasePoolSize) }},
+		{env: "DATABASE_POOL_MIN_IDLE", flag: "database-pool-min-idle", def: "2", usage: "PostgreSQL connections kept open while idle",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 1000, &c.DatabasePoolMinIdle) }},
+		{env: "DATABASE_CONN_MAX_LIFETIME", flag: "database-conn-max-lifetime", def: "30m", usage: "recycle PostgreSQL connections after this Go duration",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 24*time.Hour, &c.DatabaseConnMaxLifetime)
+			}},
+		{env: "SLOW_QUERY_THRESHOLD", flag: "slow-query-threshold", def: "1.0", usage: "log statements at least this slow: seconds (1.0) or a Go duration (250ms); 0 turns the slow log off",
+			set: func(c *Config, v string) error { return parseSeconds(v, time.Hour, &c.SlowQueryThreshold) }},
+		{env: "SLOW_QUERY_LOG_PARAMS", flag: "slow-query-log-params", def: "false", usage: "include bound parameter values in slow-query entries (they may hold personal data)",
+			set: func(c *Config, v string) error { return parseBool(v, &c.SlowQueryLogParams) }},
+		{env: "DB_QUERY_CACHE_TTL", flag: "db-query-cache-ttl", def: "300s", usage: "longest life of a cached query result (writes invalidate earlier)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 24*time.Hour, &c.DBQueryCacheTTL)
+			}},
+		{env: "DB_STATS_CAPACITY", flag: "db-stats-capacity", def: "500", usage: "distinct statements kept in the query statistics",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.DBStatsCapacity) }},
+		{env: "DB_AUTO_INDEX", flag: "db-auto-index", def: "false", usage: "let the index advisor create the indexes it suggests",
+			set: func(c *Config, v string) error { return parseBool(v, &c.DBAutoIndex) }},
+		{env: "DB_ADVISOR_INTERVAL", flag: "db-advisor-interval", def: "10m", usage: "how often the automatic index advisor runs",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Minute, 7*24*time.Hour, &c.DBAdvisorInterval)
+			}},
 		{env: "REDIS_HOST", flag: "redis-host", def: "", usage: "Redis host; empty means no Redis (memory-only cache)",
 			set: func(c *Config, v string) error { c.RedisHost = v; return nil }},
 		{env: "REDIS_PORT", flag: "redis-port", def: "6379", usage: "Redis port",
@@ -441,6 +481,24 @@ func parseDuration(v string, lo, hi time.Duration, dst *time.Duration) error {
 	d, err := time.ParseDuration(strings.TrimSpace(v))
 	if err != nil || d < lo || d > hi {
 		return errAllowed(fmt.Sprintf("must be a Go duration from %s to %s, e.g. 300s", lo, hi))
+	}
+	*dst = d
+	return nil
+}
+
+// parseSeconds takes the seed's form (a number of seconds, "1.0") or a Go duration ("250ms").
+func parseSeconds(v string, hi time.Duration, dst *time.Duration) error {
+	v = strings.TrimSpace(v)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return errAllowed(fmt.Sprintf("must be seconds (1.0) or a Go duration (250ms) from 0 to %s", hi))
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < 0 || d > hi {
+		return errAllowed(fmt.Sprintf("must be seconds (1.0) or a Go duration (250ms) from 0 to %s", hi))
 	}
 	*dst = d
 	return nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/cache"
@@ -57,10 +58,23 @@ func cacheTarget(r *http.Request) (ns, key string, err error) {
 	if err := cache.ValidateKey(key); err != nil {
 		return "", "", cacheError(err)
 	}
-	if !PrincipalFrom(r.Context()).OwnsTenant(ns) {
-		return "", "", Errorf(CodeForbidden, "the token may not use namespace %q: it needs the admin role or a tenant claim equal to the namespace", ns)
+	if err := mayUseNamespace(PrincipalFrom(r.Context()), ns); err != nil {
+		return "", "", err
 	}
 	return ns, key, nil
+}
+
+// mayUseNamespace lets admins use any namespace and a tenant only its own.
+// Namespaces starting with "_" hold the service's own entries (cached query
+// results, predictions) and are admin-only whatever a token's tenant claim says.
+func mayUseNamespace(p *Principal, ns string) error {
+	if strings.HasPrefix(ns, "_") && (p == nil || p.Role != RoleAdmin) {
+		return Errorf(CodeForbidden, "namespaces starting with \"_\" are reserved for the service")
+	}
+	if !p.OwnsTenant(ns) {
+		return Errorf(CodeForbidden, "the token may not use namespace %q: it needs the admin role or a tenant claim equal to the namespace", ns)
+	}
+	return nil
 }
 
 func (s *Server) cacheGet(w http.ResponseWriter, r *http.Request) error {
@@ -185,8 +199,8 @@ func (s *Server) cacheClear(w http.ResponseWriter, r *http.Request) error {
 	if err := cache.ValidateNamespace(req.Namespace); err != nil {
 		return cacheError(err)
 	}
-	if !PrincipalFrom(r.Context()).OwnsTenant(req.Namespace) {
-		return Errorf(CodeForbidden, "the token may not clear namespace %q: it needs the admin role or a tenant claim equal to the namespace", req.Namespace)
+	if err := mayUseNamespace(PrincipalFrom(r.Context()), req.Namespace); err != nil {
+		return err
 	}
 	n, err := c.ClearNamespace(r.Context(), req.Namespace)
 	if err != nil {

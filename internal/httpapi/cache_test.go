@@ -81,6 +81,10 @@ func TestCacheEndpoints(t *testing.T) {
 					t.Errorf("team-b %s %s: %d; want 403", req.method, req.path, w.Code)
 				}
 			}
+			reserved := tenantJWT(t, "_smartcloudops.query-results")
+			if w := f.do(t, http.MethodGet, "/performance/cache/_smartcloudops.query-results/k", reserved, "", ""); w.Code != http.StatusForbidden {
+				t.Errorf("reserved namespace with a matching tenant claim: %d; want 403", w.Code)
+			}
 			unscoped := signed(t, jwt.SigningMethodHS256, []byte(jwtSecret), jwt.MapClaims{"role": "user", "exp": testNow.Add(time.Hour).Unix()})
 			if w := f.do(t, http.MethodGet, "/performance/cache/team-a/user/42", unscoped, "", ""); w.Code != http.StatusForbidden {
 				t.Errorf("user without tenant claim: %d; want 403", w.Code)
