@@ -674,10 +674,11 @@ type explainer interface {
 }
 
 // forestContributors names the metrics that isolated the row, only for rows
-// the forest finds at least half-way to unusual (attribution of a normal row
-// means nothing).
+// the forest scores at least 0.8 of the threshold (medium severity at the
+// default): attribution of a normal row means nothing, and walking every tree
+// again for it would double the forest's cost.
 func forestContributors(m *activeModel, row []float64, score, thr float64) []Contributor {
-	if row == nil || score < thr/2 {
+	if row == nil || score < 0.8*thr {
 		return nil
 	}
 	shares := make([]float64, len(row))
