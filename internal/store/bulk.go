@@ -62,7 +62,7 @@ func (s *Store) InsertMetrics(ctx context.Context, samples []MetricSample) (int6
 		return 0, err
 	}
 	s.metrics.bulkInsert.Add(float64(len(samples)))
-	s.versions.bump("system_metrics")
+	s.invalidate(ctx, "system_metrics")
 	return n, nil
 }
 

@@ -24,6 +24,7 @@ type storeMetrics struct {
 	cacheHit            prometheus.Counter
 	cacheMiss           prometheus.Counter
 	cacheErr            prometheus.Counter
+	cacheCorrupt        prometheus.Counter
 	cacheSaved          prometheus.Counter
 	bulkInsert          prometheus.Counter
 	bulkUpdate          prometheus.Counter
@@ -42,7 +43,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 	}, []string{"statement"})
 	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "smartcloudops_db_query_cache_requests_total",
-		Help: "Query-result cache lookups by result (hit, miss, error).",
+		Help: "Query-result cache lookups by result (hit, miss, error, corrupt: a cached value that did not decode, served as a miss).",
 	}, []string{"result"})
 	bulk := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "smartcloudops_db_bulk_rows_total",
@@ -55,7 +56,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			Name: "smartcloudops_db_slow_queries_total",
 			Help: "Statements slower than SLOW_QUERY_THRESHOLD.",
 		}),
-		cacheHit: cache.WithLabelValues("hit"), cacheMiss: cache.WithLabelValues("miss"), cacheErr: cache.WithLabelValues("error"),
+		cacheHit: cache.WithLabelValues("hit"), cacheMiss: cache.WithLabelValues("miss"), cacheErr: cache.WithLabelValues("error"), cacheCorrupt: cache.WithLabelValues("corrupt"),
 		cacheSaved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smartcloudops_db_query_cache_saved_seconds_total",
 			Help: "Database time saved by query-cache hits (each hit counts its statement's mean time).",

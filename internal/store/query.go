@@ -171,7 +171,7 @@ func (s *Store) Exec(ctx context.Context, q string, args ...any) (sql.Result, er
 	if err != nil {
 		return nil, wrapQueryErr("exec", err)
 	}
-	s.versions.bump(qi.writes...)
+	s.invalidate(ctx, qi.writes...)
 	return res, nil
 }
 
@@ -231,7 +231,7 @@ func (r *Rows) finish() {
 	r.done = true
 	r.s.observe(r.ctx, r.qi, r.start, r.n, r.Rows.Err(), r.args)
 	if r.qi.write && r.Rows.Err() == nil {
-		r.s.versions.bump(r.qi.writes...)
+		r.s.invalidate(r.ctx, r.qi.writes...)
 	}
 }
 
@@ -282,7 +282,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := sqlTx.Commit(); err != nil {
 		return wrapQueryErr("commit", err)
 	}
-	s.versions.bump(tx.written...)
+	s.invalidate(ctx, tx.written...)
 	return nil
 }
 
@@ -326,7 +326,7 @@ func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *Row {
 // Invalidate marks tables as changed, so no cached result that read them is
 // served again. Call it after writing through Writer() directly; the Store's
 // own Exec, Query, InTx and bulk methods do it themselves.
-func (s *Store) Invalidate(tables ...string) { s.versions.bump(tables...) }
+func (s *Store) Invalidate(tables ...string) { s.invalidate(context.Background(), tables...) }
 
 // ErrInvalid marks a request the store refuses because of its input (an
 // unknown table or column, a malformed index definition); the HTTP layer

@@ -300,6 +300,38 @@ func (r *redisCache) Set(ctx context.Context, key string, val []byte, ttl time.D
 	return r.c.Set(ctx, r.prefix+key, val, ttl).Err()
 }
 
+// GetMulti makes redisCache a store.SharedCache: one MGET.
+func (r *redisCache) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = r.prefix + k
+	}
+	vals, err := r.c.MGet(ctx, full...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i] = []byte(s)
+		}
+	}
+	return out, nil
+}
+
+// sharing returns a second handle on the same keys, as another replica's
+// cache client would be.
+func (r *redisCache) sharing() *redisCache { return &redisCache{c: r.c, prefix: r.prefix} }
+
+// localOnly hides GetMulti, so the store keeps table versions in-process.
+type localOnly struct{ store.ResultCache }
+
+// cacheModes are the two ways the store can use a cache.
+var cacheModes = map[string]func(*redisCache) store.ResultCache{
+	"local":  func(c *redisCache) store.ResultCache { return localOnly{c} },
+	"shared": func(c *redisCache) store.ResultCache { return c },
+}
+
 func newRedisCache(t testing.TB) *redisCache {
 	t.Helper()
 	url := os.Getenv("REDIS_URL")
@@ -329,8 +361,14 @@ func newRedisCache(t testing.TB) *redisCache {
 }
 
 func TestQueryCacheInvalidation(t *testing.T) {
+	for mode, wrap := range cacheModes {
+		t.Run(mode, func(t *testing.T) { testQueryCacheInvalidation(t, wrap) })
+	}
+}
+
+func testQueryCacheInvalidation(t *testing.T, wrap func(*redisCache) store.ResultCache) {
 	storetest.Each(t, func(t *testing.T, url string) {
-		f := openWith(t, url, func(o *store.Options) { o.Cache = newRedisCache(t) })
+		f := openWith(t, url, func(o *store.Options) { o.Cache = wrap(newRedisCache(t)) })
 		s, ctx := f.s, context.Background()
 		ts := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 		if _, err := s.Exec(ctx, "INSERT INTO models (version, kind, trained_at) VALUES (?, ?, ?)", "v1", "iforest", ts); err != nil {

@@ -56,10 +56,24 @@ type Options struct {
 	// StatsCapacity bounds the fingerprints kept in the query statistics. Default 500.
 	StatsCapacity int
 	// Cache enables the query-result cache (QueryCached); nil disables it.
+	//
+	// A plain ResultCache keys results on table versions kept in this
+	// process: a write through this Store invalidates at once, but a write
+	// through another replica reaches this one's cached results only when
+	// they expire (CacheTTL). A SharedCache keeps the versions in the cache
+	// as well, so a write through any replica invalidates every replica's
+	// results when it returns. While the shared cache is unreachable the
+	// store falls back to its local versions; then a replica serves only
+	// results it cached itself during that outage, which can miss writes
+	// made through other replicas meanwhile for at most CacheTTL, and a
+	// write whose shared invalidation failed is re-sent before the shared
+	// versions are used again, so other replicas may serve results older than
+	// it until then, again for at most CacheTTL.
 	Cache ResultCache
 	// CacheTTL bounds how long a cached result lives. Default 300s.
 	CacheTTL time.Duration
-	// CachePrefix starts every query-cache key. Default "sco:dbq:".
+	// CachePrefix starts every query-cache key. Default "sco:dbq:". Replicas
+	// that share a cache and a database must use the same prefix.
 	CachePrefix string
 	// AutoIndex (DB_AUTO_INDEX) lets the advisor create the indexes it
 	// suggests, every AdvisorInterval; otherwise only an admin call creates them.
@@ -148,6 +162,8 @@ type Store struct {
 	metrics     *storeMetrics
 	versions    *tableVersions
 	cache       ResultCache
+	shared      *sharedVersions // nil unless cache is a SharedCache
+	dbID        string          // names the database in shared cache keys
 	cacheTTL    time.Duration
 	cachePrefix string
 	advisor     *advisor
@@ -183,6 +199,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.slow = newSlowLog(o.SlowQueryThreshold, o.LogQueryParams, o.Logger, 50)
 	s.versions = newTableVersions()
 	s.cache, s.cacheTTL, s.cachePrefix = o.Cache, o.CacheTTL, o.CachePrefix
+	if sc, ok := o.Cache.(SharedCache); ok {
+		s.shared = newSharedVersions(sc, o.CachePrefix, o.CacheTTL, s.versions)
+	}
+	s.dbID = databaseID(kind, o.URL, addr)
 	s.advisor = newAdvisor()
 	if s.metrics, err = newStoreMetrics(o.Registerer, s); err != nil {
 		s.closeHandles()
@@ -194,6 +214,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	bgctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
+	if s.shared != nil {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.shared.retryLoop(bgctx, time.Second)
+		}()
+	}
 	if o.AutoIndex {
 		s.bg.Add(1)
 		go func() {

@@ -327,7 +327,7 @@ func (s *Store) BulkUpdate(ctx context.Context, table, key string, columns []str
 		return 0, err
 	}
 	s.metrics.bulkUpdate.Add(float64(len(rows)))
-	s.versions.bump(table)
+	s.invalidate(ctx, table)
 	return n, nil
 }
 
