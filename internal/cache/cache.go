@@ -41,6 +41,9 @@ type Cache struct {
 	fallbackTotal atomic.Int64 // nanoseconds spent in fallback before the current spell
 	start         time.Time
 
+	// defaultTTL is Options.DefaultTTL, changeable at run time (SetDefaultTTL).
+	defaultTTL atomic.Int64
+
 	sf       singleflight.Group
 	closeMu  sync.RWMutex
 	closed   bool
@@ -75,6 +78,7 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{opts: opts, prefix: opts.KeyPrefix, log: opts.Logger, start: time.Now()}
+	c.defaultTTL.Store(int64(opts.DefaultTTL))
 	var err error
 	if c.codecs, err = newCodecs(opts.Codec, opts.Compression, opts.CompressionThreshold, opts.MaxValueBytes); err != nil {
 		return nil, err
@@ -317,9 +321,39 @@ func (c *Cache) ttlOrDefault(ttl time.Duration) (time.Duration, error) {
 		return 0, err
 	}
 	if ttl == 0 {
-		return c.opts.DefaultTTL, nil
+		return time.Duration(c.defaultTTL.Load()), nil
 	}
 	return ttl, nil
+}
+
+// DefaultTTL is the TTL applied to writes that give none.
+func (c *Cache) DefaultTTL() time.Duration { return time.Duration(c.defaultTTL.Load()) }
+
+// SetDefaultTTL changes the TTL of later writes that give none; entries
+// already written keep theirs. It is safe to call while the cache serves.
+func (c *Cache) SetDefaultTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("%w: default TTL must be positive", ErrInvalidTTL)
+	}
+	if err := ValidateTTL(ttl); err != nil {
+		return err
+	}
+	c.defaultTTL.Store(int64(ttl))
+	return nil
+}
+
+// CompressionThreshold is the encoded size from which values are compressed.
+func (c *Cache) CompressionThreshold() int { return int(c.codecs.threshold.Load()) }
+
+// SetCompressionThreshold changes the size from which later writes are
+// compressed. Readers need no change: every stored value's header says
+// whether it is compressed.
+func (c *Cache) SetCompressionThreshold(n int) error {
+	if n < 1 {
+		return fmt.Errorf("cache: compression threshold %d: must be at least 1 byte", n)
+	}
+	c.codecs.threshold.Store(int64(n))
+	return nil
 }
 
 // bytesOf views a Redis reply as bytes without copying. The decoders only

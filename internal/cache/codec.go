@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/s2"
@@ -93,7 +94,7 @@ type envelope struct {
 type codecs struct {
 	def       codecID
 	comp      compID
-	threshold int
+	threshold atomic.Int64 // changeable at run time
 	maxValue  int
 	cborEnc   cbor.EncMode
 	cborDec   cbor.DecMode
@@ -102,7 +103,8 @@ type codecs struct {
 }
 
 func newCodecs(def Codec, comp Compression, threshold, maxValue int) (*codecs, error) {
-	cs := &codecs{threshold: threshold, maxValue: maxValue}
+	cs := &codecs{maxValue: maxValue}
+	cs.threshold.Store(int64(threshold))
 	switch def {
 	case CodecJSON:
 		cs.def = codecJSON
@@ -218,7 +220,7 @@ func (cs *codecs) seal(codec codecID, contentType string, payload []byte, expire
 		hdr = binary.AppendUvarint(hdr, uint64(len(contentType)))
 		hdr = append(hdr, contentType...)
 	}
-	if cs.comp != compNone && len(payload) >= cs.threshold {
+	if cs.comp != compNone && int64(len(payload)) >= cs.threshold.Load() {
 		var z []byte
 		switch cs.comp {
 		case compS2:
