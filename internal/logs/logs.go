@@ -26,6 +26,7 @@ import (
 type Logger struct {
 	opts    Options
 	c       *counters
+	lim     *limits
 	q       *queue // nil in synchronous mode
 	sink    *sink
 	maint   *maintainer
@@ -70,8 +71,9 @@ func New(opts Options, reg prometheus.Registerer) (*Logger, error) {
 			return nil, fmt.Errorf("logs: register metrics: %w", err)
 		}
 	}
-	l.maint = newMaintainer(o, l.c)
-	l.sink = newSink(o, l.c, copyW, l.fallback, l.maint.notify)
+	l.lim = newLimits(o)
+	l.maint = newMaintainer(o, l.c, l.lim)
+	l.sink = newSink(o, l.c, l.lim, copyW, l.fallback, l.maint.notify)
 	l.handler = &Handler{l: l}
 	l.slog = slog.New(l.handler)
 	if o.Synchronous {

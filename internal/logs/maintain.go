@@ -18,6 +18,7 @@ import (
 type maintainer struct {
 	o    Options
 	c    *counters
+	lim  *limits
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -29,11 +30,12 @@ type maintainer struct {
 	buf  []byte
 }
 
-func newMaintainer(o Options, c *counters) *maintainer {
+func newMaintainer(o Options, c *counters, lim *limits) *maintainer {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &maintainer{
 		o:      o,
 		c:      c,
+		lim:    lim,
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -139,15 +141,16 @@ func (m *maintainer) pass() {
 		return
 	}
 	now := m.o.Now()
+	maxAge, maxFiles := time.Duration(m.lim.maxAge.Load()), int(m.lim.maxFiles.Load())
 	keep := make([]bool, len(files))
 	n := 0
 	for i := len(files) - 1; i >= 0; i-- {
 		f := files[i]
 		reason := -1
 		switch {
-		case m.o.MaxAge > 0 && now.Sub(f.stamp) > m.o.MaxAge:
+		case maxAge > 0 && now.Sub(f.stamp) > maxAge:
 			reason = removedAge
-		case m.o.MaxFiles > 0 && n >= m.o.MaxFiles:
+		case maxFiles > 0 && n >= maxFiles:
 			reason = removedCount
 		}
 		if reason < 0 {

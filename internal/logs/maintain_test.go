@@ -65,7 +65,8 @@ func TestRetention(t *testing.T) {
 			}
 			names := makeBackups(t, dir, times)
 			c := &counters{}
-			m := newMaintainer(Options{Dir: dir, FileName: "app", MaxFiles: tc.maxFiles, MaxAge: tc.maxAge, CompressionLevel: -1, Now: func() time.Time { return now }}, c)
+			o := Options{Dir: dir, FileName: "app", MaxFiles: tc.maxFiles, MaxAge: tc.maxAge, CompressionLevel: -1, Now: func() time.Time { return now }}
+			m := newMaintainer(o, c, newLimits(o))
 			defer m.cancel()
 			m.pass()
 			got := remaining(t, dir)
@@ -107,7 +108,8 @@ func TestCompressionFailureKeepsOriginal(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &counters{}
-	m := newMaintainer(Options{Dir: dir, FileName: "app", MaxFiles: 10, MaxAge: time.Hour * 24, CompressionLevel: 6, Now: func() time.Time { return now }}, c)
+	o := Options{Dir: dir, FileName: "app", MaxFiles: 10, MaxAge: time.Hour * 24, CompressionLevel: 6, Now: func() time.Time { return now }}
+	m := newMaintainer(o, c, newLimits(o))
 	defer m.cancel()
 	m.pass()
 	got := remaining(t, dir)
@@ -160,7 +162,8 @@ func TestScanCleansCrashDebris(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, other), []byte("partial"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := newMaintainer(Options{Dir: dir, FileName: "app", MaxFiles: 10, MaxAge: 24 * time.Hour, CompressionLevel: 6, Now: func() time.Time { return now }}, &counters{})
+	o := Options{Dir: dir, FileName: "app", MaxFiles: 10, MaxAge: 24 * time.Hour, CompressionLevel: 6, Now: func() time.Time { return now }}
+	m := newMaintainer(o, &counters{}, newLimits(o))
 	defer m.cancel()
 	m.pass()
 	got := remaining(t, dir)

@@ -56,9 +56,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // sink owns the current file: batching, rotation, fault handling. It is
 // used by the writer goroutine (async) or by callers under mu (sync).
 type sink struct {
-	mu sync.Mutex
-	o  Options
-	c  *counters
+	mu  sync.Mutex
+	o   Options
+	c   *counters
+	lim *limits
 
 	cur  string
 	f    *os.File
@@ -86,11 +87,12 @@ type sink struct {
 	rotated func()
 }
 
-func newSink(o Options, c *counters, copyW, fallback *lockedWriter, rotated func()) *sink {
+func newSink(o Options, c *counters, lim *limits, copyW, fallback *lockedWriter, rotated func()) *sink {
 	lvl, off, _ := parseCopyLevel(o.CopyLevel)
 	s := &sink{
 		o:          o,
 		c:          c,
+		lim:        lim,
 		cur:        filepath.Join(o.Dir, o.FileName+".log"),
 		copyW:      copyW,
 		copyLevel:  lvl,
@@ -228,7 +230,7 @@ func (s *sink) write(batch []entry) {
 		b := *e.b
 		if s.f != nil {
 			pending := s.size + int64(len(s.buf))
-			if pending > 0 && pending+int64(len(b)) > s.o.MaxFileSize {
+			if pending > 0 && pending+int64(len(b)) > s.lim.maxFileSize.Load() {
 				s.flush()
 				s.rotate(now, causeSize)
 			}
