@@ -7,20 +7,28 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 )
 
-// queryCacheNamespace holds the store's cached query results. Namespaces that
-// start with "_" are reserved for the service: the HTTP API refuses them, so
-// no tenant token can read or clear cached query results.
-const queryCacheNamespace = "_smartcloudops.query-results"
+// Namespaces of the service's own cache entries. Namespaces that start with
+// "_" are reserved: the HTTP API lets only admins use them, so no tenant
+// token can read or clear cached query results or predictions.
+const (
+	queryCacheNamespace      = "_smartcloudops.query-results"
+	predictionCacheNamespace = "_smartcloudops.predictions"
+)
 
-// queryCache adapts the cache part to the store's ResultCache.
-type queryCache struct{ c *cache.Cache }
+// namespaced adapts the cache part to the byte-oriented caches the store
+// (query results) and the anomaly service (predictions) take, each in a
+// namespace of its own.
+type namespaced struct {
+	c  *cache.Cache
+	ns string
+}
 
-func (q queryCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	e, ok, err := q.c.GetRaw(ctx, queryCacheNamespace, key)
+func (n namespaced) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	e, ok, err := n.c.GetRaw(ctx, n.ns, key)
 	return e.Body, ok, err
 }
 
-func (q queryCache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	_, err := q.c.PutRaw(ctx, queryCacheNamespace, key, "application/octet-stream", val, ttl)
+func (n namespaced) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	_, err := n.c.PutRaw(ctx, n.ns, key, "application/octet-stream", val, ttl)
 	return err
 }

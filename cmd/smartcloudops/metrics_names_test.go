@@ -51,9 +51,7 @@ const (
 // /performance/metrics) the entry is stale and the test says to remove it.
 var notYetWired = []struct {
 	prefix, dir, why string
-}{
-	{"smartcloudops_anomaly_", "../../internal/anomaly", "serve does not construct the anomaly service yet"},
-}
+}{}
 
 // unboundedLabels are label names whose values come from callers or data
 // (a URL path, a cache key, a host, SQL text, an id): each new value is a new

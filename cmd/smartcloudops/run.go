@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/detectcli"
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
@@ -207,6 +209,42 @@ func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Co
 	return m
 }
 
+func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger) (*anomaly.Service, error) {
+	a := cfg.Anomaly
+	o := anomaly.Options{
+		Store:           st,
+		Registerer:      reg,
+		Logger:          log.With(slog.String("part", "anomaly")),
+		DisableBatching: !cfg.EnableBatchProcessing,
+		BatchSize:       a.BatchSize,
+		BatchTimeout:    a.BatchTimeout,
+		MaxWorkers:      a.MaxWorkers,
+		QueueSize:       a.QueueSize,
+		MaxBatch:        a.MaxBatch,
+		CacheTTL:        a.CacheTTL,
+		Threshold:       a.Threshold,
+		Thresholds: anomaly.Thresholds{
+			anomaly.MetricCPU: a.CPUThreshold, anomaly.MetricMemory: a.MemoryThreshold,
+			anomaly.MetricDisk: a.DiskThreshold, anomaly.MetricErrorRate: a.ErrorRateThreshold,
+		},
+		MaxSeries:       a.MaxSeries,
+		TrainingWindow:  a.TrainingWindow,
+		MinTrainingRows: a.MinTrainingRows,
+		MaxTrainingRows: a.MaxTrainingRows,
+		Contamination:   a.Contamination,
+		RetrainInterval: a.RetrainInterval,
+		Stream:          stream.Options{WarmUp: a.WarmUp},
+	}
+	if c != nil {
+		o.Cache = namespaced{c, predictionCacheNamespace}
+	}
+	an, err := anomaly.New(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("anomaly: %w", err)
+	}
+	return an, nil
+}
+
 // logOptions maps the configuration onto the log pipeline, whose "off" is a
 // negative number where the configuration's is 0.
 func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.Options {
@@ -301,7 +339,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 
 	var qc store.ResultCache
 	if c != nil {
-		qc = queryCache{c}
+		qc = namespaced{c, queryCacheNamespace}
 	}
 	st, err := openStore(ctx, cfg, log, reg, qc)
 	if err != nil {
@@ -310,6 +348,22 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	defer st.Close()
 	deps.Ready, deps.Database = st, st
 	deps.Components = components(st, c, lg, cfg)
+
+	an, err := newAnomaly(ctx, cfg, st, c, reg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Runs before st.Close (defers unwind in reverse): queued samples are
+		// scored and their anomalies stored while the database is still open.
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if cerr := an.Close(cctx); cerr != nil {
+			log.Error("closing anomaly detection", slog.String("error", cerr.Error()))
+		}
+	}()
+	deps.Anomaly = an
+	deps.Components["anomaly"] = an
 
 	api, err := httpapi.New(deps)
 	if err != nil {

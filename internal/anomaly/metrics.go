@@ -55,6 +55,14 @@ func newMetrics(reg prometheus.Registerer, queueDepth, series, modelRows func() 
 	for _, r := range []string{"hit", "miss", "error"} {
 		m.cache.WithLabelValues(r)
 	}
+	// Series that exist from the start let rate() and alerts see a zero
+	// instead of "no data" before the first flush or training.
+	for _, r := range []string{"idle", "size", "timeout", "close"} {
+		m.flushes.WithLabelValues(r)
+	}
+	for _, o := range []string{"ok", "error"} {
+		m.trainings.WithLabelValues(o)
+	}
 	return m, nil
 }
 

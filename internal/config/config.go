@@ -105,6 +105,9 @@ type Config struct {
 	// CacheLocalMaxBytes bounds the in-process tier (CACHE_LOCAL_MAX_BYTES).
 	CacheLocalMaxBytes int64
 
+	// Anomaly holds the anomaly-detection settings (ANOMALY_*).
+	Anomaly AnomalyConfig
+
 	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
 	AdminToken string
 	// JWTSecret verifies HS256 bearer tokens (JWT_SECRET).
@@ -119,6 +122,28 @@ type Config struct {
 
 	sources map[string]Source
 	raw     map[string]string // effective values as given, for Redacted
+}
+
+// AnomalyConfig configures anomaly detection; see the README for each variable.
+type AnomalyConfig struct {
+	BatchSize          int
+	BatchTimeout       time.Duration
+	MaxWorkers         int
+	QueueSize          int
+	MaxBatch           int
+	CacheTTL           time.Duration
+	Threshold          float64
+	CPUThreshold       float64
+	MemoryThreshold    float64
+	DiskThreshold      float64
+	ErrorRateThreshold float64
+	WarmUp             int
+	MaxSeries          int
+	TrainingWindow     time.Duration
+	MinTrainingRows    int
+	MaxTrainingRows    int
+	Contamination      float64
+	RetrainInterval    time.Duration
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.
@@ -272,6 +297,54 @@ func settings() []setting {
 			set: func(c *Config, v string) error { return parseSize(v, 1, 512<<20, &c.CacheMaxValueBytes) }},
 		{env: "CACHE_LOCAL_MAX_BYTES", flag: "cache-local-max-bytes", def: "64MiB", usage: "memory bound of the in-process cache tier",
 			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheLocalMaxBytes) }},
+		{env: "ANOMALY_BATCH_SIZE", flag: "anomaly-batch-size", def: "100", usage: "largest micro-batch of forest scoring",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000, &c.Anomaly.BatchSize) }},
+		{env: "ANOMALY_BATCH_TIMEOUT", flag: "anomaly-batch-timeout", def: "500ms", usage: "longest a sample waits for its batch to fill (a lone request is scored at once when a worker is idle)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Millisecond, time.Minute, &c.Anomaly.BatchTimeout)
+			}},
+		{env: "ANOMALY_MAX_WORKERS", flag: "anomaly-max-workers", def: "4", usage: "goroutines scoring batches",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 1024, &c.Anomaly.MaxWorkers) }},
+		{env: "ANOMALY_QUEUE_SIZE", flag: "anomaly-queue-size", def: "10000", usage: "samples waiting for a worker; a request that does not fit gets 503 with Retry-After",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000000, &c.Anomaly.QueueSize) }},
+		{env: "ANOMALY_MAX_BATCH", flag: "anomaly-max-batch", def: "1000", usage: "most samples one request may carry",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 100000, &c.Anomaly.MaxBatch) }},
+		{env: "ANOMALY_CACHE_TTL", flag: "anomaly-cache-ttl", def: "300s", usage: "how long a forest prediction is reused",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 24*time.Hour, &c.Anomaly.CacheTTL)
+			}},
+		{env: "ANOMALY_THRESHOLD", flag: "anomaly-threshold", def: "0.5", usage: "score from which a sample is an anomaly (0-1)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.01, 0.99, &c.Anomaly.Threshold) }},
+		{env: "ANOMALY_CPU_THRESHOLD", flag: "anomaly-cpu-threshold", def: "90", usage: "fallback limit for cpu_usage (percent) while no model can score",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.1, 100, &c.Anomaly.CPUThreshold) }},
+		{env: "ANOMALY_MEMORY_THRESHOLD", flag: "anomaly-memory-threshold", def: "90", usage: "fallback limit for memory_usage (percent)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.1, 100, &c.Anomaly.MemoryThreshold) }},
+		{env: "ANOMALY_DISK_THRESHOLD", flag: "anomaly-disk-threshold", def: "95", usage: "fallback limit for disk_usage (percent)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.1, 100, &c.Anomaly.DiskThreshold) }},
+		{env: "ANOMALY_ERROR_RATE_THRESHOLD", flag: "anomaly-error-rate-threshold", def: "5", usage: "fallback limit for error_rate (percent of requests)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.01, 100, &c.Anomaly.ErrorRateThreshold) }},
+		{env: "ANOMALY_WARMUP", flag: "anomaly-warmup", def: "150", usage: "points a series learns from before its streaming detector scores (fallback thresholds meanwhile)",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.Anomaly.WarmUp) }},
+		{env: "ANOMALY_MAX_SERIES", flag: "anomaly-max-series", def: "100000", usage: "series kept in memory (about 2 KB each); the least recently updated are evicted",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 100000000, &c.Anomaly.MaxSeries) }},
+		{env: "ANOMALY_TRAINING_WINDOW", flag: "anomaly-training-window", def: "168h", usage: "how far back model training reads stored history",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Hour, 365*24*time.Hour, &c.Anomaly.TrainingWindow)
+			}},
+		{env: "ANOMALY_MIN_TRAINING_ROWS", flag: "anomaly-min-training-rows", def: "256", usage: "fewest stored samples a model is trained on",
+			set: func(c *Config, v string) error { return parseInt(v, 16, 10000000, &c.Anomaly.MinTrainingRows) }},
+		{env: "ANOMALY_MAX_TRAINING_ROWS", flag: "anomaly-max-training-rows", def: "50000", usage: "most recent stored samples read for training",
+			set: func(c *Config, v string) error { return parseInt(v, 16, 10000000, &c.Anomaly.MaxTrainingRows) }},
+		{env: "ANOMALY_CONTAMINATION", flag: "anomaly-contamination", def: "0.005", usage: "share of training samples the model's threshold lets through as anomalies",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.0001, 0.5, &c.Anomaly.Contamination) }},
+		{env: "ANOMALY_RETRAIN_INTERVAL", flag: "anomaly-retrain-interval", def: "0", usage: "train and activate a new model this often (Go duration); 0 turns periodic retraining off",
+			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "0" {
+					c.Anomaly.RetrainInterval = 0
+					return nil
+				}
+				return parseDuration(v, time.Minute, 365*24*time.Hour, &c.Anomaly.RetrainInterval)
+			}},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
@@ -354,6 +427,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		}
 		c.sources[s.env] = src
 		c.raw[s.env] = v
+	}
+	if c.Anomaly.MinTrainingRows > c.Anomaly.MaxTrainingRows {
+		return nil, &Error{Name: "ANOMALY_MIN_TRAINING_ROWS", Value: strconv.Itoa(c.Anomaly.MinTrainingRows),
+			Allowed: fmt.Sprintf("must not exceed ANOMALY_MAX_TRAINING_ROWS (%d)", c.Anomaly.MaxTrainingRows)}
 	}
 	if c.RequireAuth && !c.AuthConfigured() {
 		return nil, &Error{Name: "SMARTCLOUDOPS_REQUIRE_AUTH", Value: "true",
@@ -501,6 +578,15 @@ func parseSeconds(v string, hi time.Duration, dst *time.Duration) error {
 		return errAllowed(fmt.Sprintf("must be seconds (1.0) or a Go duration (250ms) from 0 to %s", hi))
 	}
 	*dst = d
+	return nil
+}
+
+func parseFloat(v string, lo, hi float64, dst *float64) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || f < lo || f > hi {
+		return errAllowed(fmt.Sprintf("must be a number from %g to %g", lo, hi))
+	}
+	*dst = f
 	return nil
 }
 
