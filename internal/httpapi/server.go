@@ -69,6 +69,8 @@ type Server struct {
 	handler http.Handler
 	maxBody int64
 	now     func() time.Time
+	// started is when the server was built, for uptime and rates.
+	started time.Time
 	// patterns are the registered routes, for Routes.
 	patterns []string
 }
@@ -94,7 +96,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: d, log: d.Logger, auth: newAuthenticator(d.Auth), metrics: m, mux: http.NewServeMux(), maxBody: d.MaxBodyBytes, now: d.Now}
+	s := &Server{deps: d, log: d.Logger, auth: newAuthenticator(d.Auth), metrics: m, mux: http.NewServeMux(), maxBody: d.MaxBodyBytes, now: d.Now, started: d.Now()}
 	s.routes()
 	s.handler = s.instrument(http.HandlerFunc(s.route))
 	return s, nil
@@ -109,6 +111,7 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", Public, s.readyz)
 	s.handle("GET /performance/health", Public, s.health)
 	s.handle("GET /performance/config", Read, s.config)
+	s.handle("GET /performance/summary", Read, s.summary)
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
 	s.handle("POST /performance/anomaly/detect", Read, s.anomalyDetect)
