@@ -103,8 +103,9 @@ const (
 // before it touches any state, so a full queue rejects it whole and nothing
 // is dropped half-way.
 type batcher struct {
-	size     int
-	timeout  time.Duration
+	// size and timeout may change while the batcher runs (SetBatching).
+	size     atomic.Int64
+	timeout  atomic.Int64
 	capacity int
 	clock    Clock
 	score    func(batch []*job)
@@ -120,8 +121,10 @@ type batcher struct {
 }
 
 func newBatcher(size int, timeout time.Duration, workers, capacity int, clock Clock, score func([]*job), observe func(int, flushReason)) *batcher {
-	b := &batcher{size: size, timeout: timeout, capacity: capacity, clock: clock, score: score, observe: observe,
+	b := &batcher{capacity: capacity, clock: clock, score: score, observe: observe,
 		in: make(chan *job, capacity), ready: make(chan []*job)}
+	b.size.Store(int64(size))
+	b.timeout.Store(int64(timeout))
 	b.wg.Add(1 + workers)
 	go b.collect()
 	for range workers {
@@ -149,7 +152,7 @@ func (b *batcher) release(n int) { b.depth.Add(-int64(n)) }
 // retryAfter is a client's back-off: the time the workers need to drain a
 // full queue at one batch per timeout, at least a second (Retry-After's unit).
 func (b *batcher) retryAfter() time.Duration {
-	return max(time.Second, (b.timeout * time.Duration(b.capacity/max(b.size, 1))).Round(time.Second))
+	return max(time.Second, (time.Duration(b.timeout.Load()) * time.Duration(int64(b.capacity)/max(b.size.Load(), 1))).Round(time.Second))
 }
 
 // submit queues reserved jobs and waits until they are scored or ctx ends.
@@ -205,13 +208,13 @@ func (b *batcher) collect() {
 				return
 			}
 			pending = append(pending, j)
-			timer = b.clock.NewTimer(b.timeout)
+			timer = b.clock.NewTimer(time.Duration(b.timeout.Load()))
 			timeout = timer.C()
 		}
 		// Take whatever is already queued, up to the batch size.
 		open := true
 	drain:
-		for len(pending) < b.size {
+		for int64(len(pending)) < b.size.Load() {
 			select {
 			case j, ok := <-b.in:
 				if !ok {
@@ -227,7 +230,7 @@ func (b *batcher) collect() {
 		case !open:
 			cut(flushClose)
 			return
-		case len(pending) >= b.size:
+		case int64(len(pending)) >= b.size.Load():
 			cut(flushSize)
 			continue
 		}

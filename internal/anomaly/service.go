@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -175,14 +176,17 @@ func (o *Options) validate() error {
 // Service scores samples, keeps series state and model versions. It is safe
 // for concurrent use.
 type Service struct {
-	opt     Options
-	log     *slog.Logger
-	clock   Clock
-	series  *seriesSet
-	model   atomic.Pointer[activeModel]
-	batch   *batcher // nil when batching is disabled
-	metrics *metrics
-	lat     latencyWindow
+	opt    Options
+	log    *slog.Logger
+	clock  Clock
+	series *seriesSet
+	model  atomic.Pointer[activeModel]
+	// thresholds are the fallback limits in force; SetThresholds swaps them
+	// whole, so a request sees either the old set or the new one.
+	thresholds atomic.Pointer[Thresholds]
+	batch      *batcher // nil when batching is disabled
+	metrics    *metrics
+	lat        latencyWindow
 
 	// adminMu serialises training and activation, so two admins cannot
 	// interleave a store swap and a pointer swap.
@@ -230,6 +234,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s.metrics = m
 	evicted = m.evicted.Inc
+	limits := maps.Clone(o.Thresholds)
+	s.thresholds.Store(&limits)
 	if o.Store != nil {
 		if err := s.loadActive(ctx); err != nil {
 			// A model that cannot be loaded must not keep the service from
@@ -523,6 +529,7 @@ func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepa
 // combine applies the documented score combination (see the package comment).
 func (s *Service) combine(p *prepared, m *activeModel) Result {
 	thr := s.opt.Threshold
+	limits := *s.thresholds.Load()
 	r := Result{Host: p.sample.Host, Timestamp: p.sample.Timestamp, Features: p.feats, Components: map[string]float64{}, Cached: p.cached}
 	var (
 		contribs  []Contributor
@@ -542,11 +549,11 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 			}
 			continue
 		}
-		if sc, over, ok := s.opt.Thresholds.score(o.metric, o.value); ok {
+		if sc, over, ok := limits.score(o.metric, o.value); ok {
 			thUsed = true
 			thScore = max(thScore, sc)
 			thFlag = thFlag || over
-			th := s.opt.Thresholds[o.metric]
+			th := limits[o.metric]
 			c := Contributor{Metric: o.metric, Value: o.value, Score: sc, Source: "threshold", Expected: &th}
 			if over {
 				c.Reason = fmt.Sprintf("%s is %.4g, above its limit of %.4g", o.metric, o.value, th)
@@ -800,4 +807,41 @@ func (s *Service) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("anomaly: waiting for retraining to stop: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
+}
+
+// Thresholds returns the fallback limits in force.
+func (s *Service) Thresholds() Thresholds { return maps.Clone(*s.thresholds.Load()) }
+
+// SetThresholds replaces the fallback limits while the service runs. Metrics
+// missing from t lose their limit.
+func (s *Service) SetThresholds(t Thresholds) error {
+	if err := t.validate(); err != nil {
+		return fmt.Errorf("anomaly: %w", err)
+	}
+	c := maps.Clone(t)
+	s.thresholds.Store(&c)
+	return nil
+}
+
+// Batching returns the batch size and timeout in force; ok is false when
+// batching is disabled (ENABLE_BATCH_PROCESSING=false).
+func (s *Service) Batching() (size int, timeout time.Duration, ok bool) {
+	if s.batch == nil {
+		return 0, 0, false
+	}
+	return int(s.batch.size.Load()), time.Duration(s.batch.timeout.Load()), true
+}
+
+// SetBatching changes the batch size and the longest wait for a batch to
+// fill; batches being filled pick the change up with their next sample.
+func (s *Service) SetBatching(size int, timeout time.Duration) error {
+	if s.batch == nil {
+		return errors.New("anomaly: batching is disabled (ENABLE_BATCH_PROCESSING=false)")
+	}
+	if size < 1 || timeout <= 0 {
+		return fmt.Errorf("anomaly: batch size %d and timeout %s: need size >= 1 and a positive timeout", size, timeout)
+	}
+	s.batch.size.Store(int64(size))
+	s.batch.timeout.Store(int64(timeout))
+	return nil
 }
