@@ -110,7 +110,7 @@ func (s *Store) Indexes(ctx context.Context) (IndexReport, error) {
 func (s *Store) Advise(ctx context.Context) ([]Suggestion, error) {
 	out := []Suggestion{}
 	seen := map[string]bool{}
-	for _, c := range s.stats.candidates(advisorMinCalls, s.slow.threshold, advisorMaxChecks) {
+	for _, c := range s.stats.candidates(advisorMinCalls, s.slow.limit(), advisorMaxChecks) {
 		sug, err := s.adviseOne(ctx, c)
 		if err != nil {
 			if ctx.Err() != nil || Unavailable(err) {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MetricSample is one host's metrics at one instant, as stored in system_metrics.
@@ -39,9 +41,9 @@ const sqliteBatchRows = 256
 // InsertMetrics stores samples and returns how many rows were new. A sample
 // whose (host, timestamp) is already stored is skipped, not an error: agents
 // re-send after timeouts, and the first copy of a sample wins. It is the bulk
-// path: on PostgreSQL the rows are streamed with COPY into a temporary table
-// and moved with one INSERT … ON CONFLICT DO NOTHING; on SQLite one prepared
-// multi-row INSERT is reused for every batch, all in one transaction.
+// path: on PostgreSQL the rows are streamed with binary COPY, straight into
+// the table when the batch cannot conflict (see copyMetrics); on SQLite one
+// prepared multi-row INSERT is reused for every batch, all in one transaction.
 func (s *Store) InsertMetrics(ctx context.Context, samples []MetricSample) (int64, error) {
 	if len(samples) == 0 {
 		return 0, nil
@@ -149,34 +151,171 @@ func (s *Store) insertMetricsSQLite(ctx context.Context, samples []MetricSample)
 var metricColumnList = []string{"host", "ts", "cpu_usage", "memory_usage", "disk_usage", "network_in", "network_out",
 	"load_average", "response_time_ms", "error_rate", "request_rate", "extra"}
 
+// copyMetrics is the PostgreSQL bulk insert. The common case — fresh samples
+// from agents, newer than anything stored for their host — cannot conflict,
+// and then the rows go by binary COPY straight into system_metrics: one
+// statement, no transaction, no staging table. Whether a batch can conflict
+// is asked first with one query that probes the (host, ts) index once per
+// host for the batch's time range on that host; if anything is stored in a
+// range (a re-send, a backfill), or another writer takes a key between the
+// check and the COPY (a unique violation undoes the whole COPY), the batch
+// goes the staged way, whose INSERT … ON CONFLICT DO NOTHING skips stored
+// keys. Duplicates inside the batch are dropped here, the first copy kept,
+// so both ways keep the same rows as inserting one by one in order would.
 func (s *Store) copyMetrics(ctx context.Context, samples []MetricSample) (int64, error) {
+	keep, ranges := distinctSamples(samples)
+	clash, err := s.metricsStored(ctx, ranges)
+	if err != nil {
+		return 0, err
+	}
+	if !clash {
+		src := &metricSource{samples: samples, keep: keep}
+		n, err := s.pg.CopyFrom(ctx, pgx.Identifier{"system_metrics"}, metricColumnList, src)
+		switch {
+		case err == nil:
+			return n, nil
+		case src.err != nil:
+			return 0, src.err
+		case !isUniqueViolation(err):
+			return 0, fmt.Errorf("store: insert metrics: copy: %w", err)
+		}
+	}
+	return s.copyMetricsStaged(ctx, &metricSource{samples: samples, keep: keep})
+}
+
+// pgKey is a sample's identity as PostgreSQL's unique index sees it:
+// timestamptz keeps microseconds, and pgx truncates to them.
+type pgKey struct {
+	host string
+	us   int64
+}
+
+// hostRange is the span of one host's timestamps in a batch, in microseconds.
+type hostRange struct{ lo, hi int64 }
+
+// distinctSamples returns the indexes of the first sample of each (host, ts)
+// in order (nil when every sample is distinct) and each host's time range.
+func distinctSamples(samples []MetricSample) ([]int, map[string]hostRange) {
+	seen := make(map[pgKey]struct{}, len(samples))
+	ranges := map[string]hostRange{}
+	var keep []int
+	for i := range samples {
+		m := &samples[i]
+		k := pgKey{m.Host, m.Timestamp.UnixMicro()}
+		if _, dup := seen[k]; dup {
+			if keep == nil {
+				keep = make([]int, i, len(samples))
+				for j := range keep {
+					keep[j] = j
+				}
+			}
+			continue
+		}
+		seen[k] = struct{}{}
+		if keep != nil {
+			keep = append(keep, i)
+		}
+		r, ok := ranges[m.Host]
+		if !ok {
+			r = hostRange{k.us, k.us}
+		}
+		ranges[m.Host] = hostRange{min(r.lo, k.us), max(r.hi, k.us)}
+	}
+	return keep, ranges
+}
+
+// metricsStoredSQL probes the (host, ts) index once per host; LATERAL … LIMIT
+// 1 keeps the planner from turning the probes into a scan of the table.
+const metricsStoredSQL = `SELECT EXISTS (
+	SELECT 1 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS b(host, lo, hi),
+	LATERAL (SELECT 1 FROM system_metrics m WHERE m.host = b.host AND m.ts >= b.lo AND m.ts <= b.hi LIMIT 1) AS hit)`
+
+// metricsStored reports whether anything is stored for any host within the
+// batch's time range on that host, which is when a sample could conflict.
+func (s *Store) metricsStored(ctx context.Context, ranges map[string]hostRange) (bool, error) {
+	hosts := make([]string, 0, len(ranges))
+	los := make([]time.Time, 0, len(ranges))
+	his := make([]time.Time, 0, len(ranges))
+	for h, r := range ranges {
+		hosts = append(hosts, h)
+		los = append(los, time.UnixMicro(r.lo).UTC())
+		his = append(his, time.UnixMicro(r.hi).UTC())
+	}
+	var stored bool
+	if err := s.pg.QueryRow(ctx, metricsStoredSQL, hosts, los, his).Scan(&stored); err != nil {
+		return false, fmt.Errorf("store: insert metrics: check stored rows: %w", err)
+	}
+	return stored, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// metricSource feeds COPY the kept samples. It reuses one row: pgx encodes a
+// row's values before asking for the next.
+type metricSource struct {
+	samples []MetricSample
+	keep    []int // nil: every sample
+	i       int
+	row     [12]any
+	err     error
+}
+
+func (ms *metricSource) Next() bool {
+	if ms.err != nil {
+		return false
+	}
+	n := len(ms.samples)
+	if ms.keep != nil {
+		n = len(ms.keep)
+	}
+	if ms.i >= n {
+		return false
+	}
+	ms.i++
+	return true
+}
+
+func (ms *metricSource) Values() ([]any, error) {
+	idx := ms.i - 1
+	if ms.keep != nil {
+		idx = ms.keep[idx]
+	}
+	m := &ms.samples[idx]
+	extra, err := extraJSON(m)
+	if err != nil {
+		ms.err = err
+		return nil, err
+	}
+	ms.row = [12]any{m.Host, m.Timestamp.UTC(), m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut,
+		m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate, extra}
+	return ms.row[:], nil
+}
+
+func (ms *metricSource) Err() error { return ms.err }
+
+// copyMetricsStaged streams the rows into a per-connection temporary table
+// and moves them with one INSERT … ON CONFLICT DO NOTHING. The table has no
+// unique index, so COPY never stops at a stored key. It is created once per
+// connection and emptied at each commit, rather than created and dropped per
+// call, which cost catalog writes every time.
+func (s *Store) copyMetricsStaged(ctx context.Context, src *metricSource) (int64, error) {
 	tx, err := s.pg.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert metrics: begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	// The temporary table has no unique index, so COPY never stops at a
-	// duplicate; the INSERT … SELECT then skips them as the row path does.
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE sco_metrics_load (
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS sco_metrics_load (
 		host text, ts timestamptz, cpu_usage float8, memory_usage float8, disk_usage float8, network_in float8,
 		network_out float8, load_average float8, response_time_ms float8, error_rate float8, request_rate float8, extra jsonb
-	) ON COMMIT DROP`); err != nil {
-		return 0, fmt.Errorf("store: insert metrics: temp table: %w", err)
+	) ON COMMIT DELETE ROWS`); err != nil {
+		return 0, fmt.Errorf("store: insert metrics: staging table: %w", err)
 	}
-	var encErr error
-	src := pgx.CopyFromSlice(len(samples), func(i int) ([]any, error) {
-		m := &samples[i]
-		extra, err := extraJSON(m)
-		if err != nil {
-			encErr = err
-			return nil, err
-		}
-		return []any{m.Host, m.Timestamp.UTC(), m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut,
-			m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate, extra}, nil
-	})
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sco_metrics_load"}, metricColumnList, src); err != nil {
-		if encErr != nil {
-			return 0, encErr
+		if src.err != nil {
+			return 0, src.err
 		}
 		return 0, fmt.Errorf("store: insert metrics: copy: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -204,7 +205,9 @@ type SlowQuery struct {
 // so it happens off the caller's path, at most planWorkers at a time; when
 // they are busy the entry is logged without a plan rather than queued.
 type slowLog struct {
-	threshold time.Duration
+	// threshold may change while statements run (SetSlowQueryThreshold);
+	// zero or negative means off.
+	threshold atomic.Int64
 	params    bool
 	log       *slog.Logger
 	sem       chan struct{}
@@ -219,8 +222,21 @@ type slowLog struct {
 const planWorkers = 2
 
 func newSlowLog(threshold time.Duration, params bool, log *slog.Logger, keep int) *slowLog {
-	return &slowLog{threshold: threshold, params: params, log: log, sem: make(chan struct{}, planWorkers), keep: keep}
+	l := &slowLog{params: params, log: log, sem: make(chan struct{}, planWorkers), keep: keep}
+	l.threshold.Store(int64(threshold))
+	return l
 }
+
+// limit is the threshold in force; zero or negative means the slow log is off.
+func (l *slowLog) limit() time.Duration { return time.Duration(l.threshold.Load()) }
+
+// SlowQueryThreshold is the duration from which statements are logged as
+// slow; zero or negative means the slow log is off.
+func (s *Store) SlowQueryThreshold() time.Duration { return s.slow.limit() }
+
+// SetSlowQueryThreshold changes the slow-query threshold while the store
+// serves; d <= 0 turns the slow log off.
+func (s *Store) SetSlowQueryThreshold(d time.Duration) { s.slow.threshold.Store(int64(d)) }
 
 func (l *slowLog) report(ctx context.Context, s *Store, qi *queryInfo, d time.Duration, rows int64, err error, args []any) {
 	s.metrics.slow.Inc()

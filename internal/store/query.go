@@ -151,7 +151,7 @@ func (s *Store) observe(ctx context.Context, qi *queryInfo, start time.Time, row
 	failed := err != nil && !errors.Is(err, sql.ErrNoRows)
 	s.stats.record(qi, d, end, rows, failed, args)
 	s.metrics.observe(qi.write, d, failed)
-	if s.slow.threshold > 0 && d >= s.slow.threshold {
+	if t := s.slow.limit(); t > 0 && d >= t {
 		s.slow.report(ctx, s, qi, d, rows, err, args)
 	}
 }

@@ -435,8 +435,8 @@ func (s *Store) Stats(ctx context.Context, o StatsOptions) (DatabaseStats, error
 	}
 	ds := DatabaseStats{Driver: string(s.kind), CollectedAt: s.now().UTC(), Pools: s.PoolStats(), Sort: o.Sort,
 		Capacity: s.stats.capacity, SlowQueries: s.slow.list(), Cache: s.cacheStats(), StatisticsSource: "store instrumentation"}
-	if s.slow.threshold > 0 {
-		ds.SlowThresholdMS = ms(s.slow.threshold)
+	if t := s.slow.limit(); t > 0 {
+		ds.SlowThresholdMS = ms(t)
 	}
 	ds.Queries, ds.Tracked, ds.Evicted = s.stats.top(o.Sort, o.Limit)
 	tables, err := s.TableStats(ctx)
