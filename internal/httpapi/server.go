@@ -57,6 +57,11 @@ type Deps struct {
 
 	// Anomaly scores, ingests and manages models; optional.
 	Anomaly AnomalyService
+
+	// Series reads hosts, metric series and stored anomalies for /api/v1/hosts,
+	// /api/v1/hosts/{host}/metrics and /api/v1/anomalies (and the dashboard);
+	// when nil, Database serves them if it implements SeriesReader.
+	Series SeriesReader
 }
 
 // Server is the HTTP handler of the service.
@@ -133,6 +138,12 @@ func (s *Server) routes() {
 	s.handle("DELETE /performance/cache/{namespace}/{key...}", UserRole, s.cacheDelete)
 
 	s.handle("GET /performance/logs/stats", Read, s.logStats)
+
+	s.handle("GET /api/v1/hosts", Read, s.listHosts)
+	s.handle("GET /api/v1/hosts/{host}/metrics", Read, s.hostSeries)
+	s.handle("GET /api/v1/anomalies", Read, s.listAnomalies)
+	s.handle("GET /{$}", Public, s.dashboard)
+	s.handle("GET /ui/{file}", Public, s.dashboardAsset)
 }
 
 // handlerFunc is a handler that reports failure by returning an error, which
