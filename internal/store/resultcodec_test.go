@@ -17,7 +17,7 @@ func sampleResult() *Result {
 		Rows: [][]any{
 			{"web-01", int64(42), 1.5, true, []byte{0, 1, 2}, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), nil},
 			{"", int64(-1 << 62), math.Inf(-1), false, []byte{}, local, nil},
-			{"héllo", int64(0), -0.0, nil, nil, time.Time{}, "x"},
+			{"héllo", int64(0), math.Copysign(0, -1), nil, nil, time.Time{}, "x"},
 		},
 	}
 }
