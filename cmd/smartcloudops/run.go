@@ -291,7 +291,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 		return err
 	}
 
-	var level slog.Level
+	// A LevelVar, so PUT /performance/config can change the level live.
+	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	lg, err := logs.New(logOptions(cfg, level, stderr), reg)
 	if err != nil {
@@ -364,6 +365,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	}()
 	deps.Anomaly = an
 	deps.Components["anomaly"] = an
+	deps.Tunables = tunables(log, level, lg, c, st, an)
 
 	api, err := httpapi.New(deps)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/tuning"
 )
 
 // ConfigView is what /performance/config shows.
@@ -54,6 +55,9 @@ type Deps struct {
 	// CheckTimeout bounds each health check. Default 2s.
 	CheckTimeout time.Duration
 	Now          func() time.Time
+
+	// Tunables are the runtime settings of PUT /performance/config; optional.
+	Tunables Tunables
 
 	// Anomaly scores, ingests and manages models; optional.
 	Anomaly AnomalyService
@@ -116,6 +120,7 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", Public, s.readyz)
 	s.handle("GET /performance/health", Public, s.health)
 	s.handle("GET /performance/config", Read, s.config)
+	s.handle("PUT /performance/config", AdminRole, s.putConfig)
 	s.handle("GET /performance/summary", Read, s.summary)
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
@@ -276,13 +281,19 @@ func (s *Server) checkOne(ctx context.Context, c health.Checker) health.Componen
 	}
 }
 
-// ConfigReport is the body of GET /performance/config.
+// ConfigReport is the body of GET /performance/config: the start-up settings
+// with their sources, and the runtime settings with their values in force.
 type ConfigReport struct {
 	Settings []config.Entry `json:"settings"`
+	Runtime  []tuning.Entry `json:"runtime"`
 }
 
 func (s *Server) config(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, ConfigReport{Settings: s.deps.Config.Redacted()})
+	rep := ConfigReport{Settings: s.deps.Config.Redacted(), Runtime: []tuning.Entry{}}
+	if s.deps.Tunables != nil {
+		rep.Runtime = s.deps.Tunables.Entries()
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 
