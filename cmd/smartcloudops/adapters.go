@@ -32,3 +32,18 @@ func (n namespaced) Set(ctx context.Context, key string, val []byte, ttl time.Du
 	_, err := n.c.PutRaw(ctx, n.ns, key, "application/octet-stream", val, ttl)
 	return err
 }
+
+// sharedNamespaced adds what the store needs to keep cached query results
+// coherent across replicas (store.SharedCache): reads of the table versions
+// straight from Redis, and writes that fail unless Redis took them. It is used
+// only when Redis is configured; without Redis the store keeps its versions
+// in the process, which is exact for a single replica.
+type sharedNamespaced struct{ namespaced }
+
+func (n sharedNamespaced) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	return n.c.PutShared(ctx, n.ns, key, "application/octet-stream", val, ttl)
+}
+
+func (n sharedNamespaced) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	return n.c.GetShared(ctx, n.ns, keys)
+}

@@ -339,7 +339,10 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	}
 
 	var qc store.ResultCache
-	if c != nil {
+	switch {
+	case c != nil && cfg.EffectiveRedisURL() != "":
+		qc = sharedNamespaced{namespaced{c, queryCacheNamespace}}
+	case c != nil:
 		qc = namespaced{c, queryCacheNamespace}
 	}
 	st, err := openStore(ctx, cfg, log, reg, qc)
