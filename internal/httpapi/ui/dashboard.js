@@ -162,7 +162,8 @@
       let detail = d.reason || d.error || '';
       if (!detail && d.latency_ms !== undefined) detail = num(d.latency_ms) + ' ms';
       if (!detail && d.state) detail = 'breaker ' + d.state;
-      return el('li', {},
+      if (!detail && d.mode) detail = 'mode ' + d.mode;
+      return el('li', {title: name + ': ' + c.status + (detail ? ' — ' + detail : '')},
         el('span', {class: 'dot', 'data-status': c.status}),
         el('b', {text: name}), ' ',
         el('span', {class: 'status', 'data-status': c.status, text: c.status}), ' ',
@@ -289,7 +290,9 @@
     svg.replaceChildren();
     if (values.length < 2) return;
     const max = Math.max(...values, 1e-9);
-    const step = w / (SPARK_POINTS - 1);
+    // Right-aligned and growing until SPARK_POINTS polls are kept; at least
+    // a quarter of the width so the first polls read as a line, not a dot.
+    const step = w / (Math.max(values.length, SPARK_POINTS / 4) - 1);
     const x0 = w - step * (values.length - 1);
     const pts = values.map((v, i) => (x0 + i * step).toFixed(1) + ',' + (h - 2 - (v / max) * (h - 4)).toFixed(1));
     svg.append(svgEl('polyline', {points: pts.join(' '), class: 'spark-line'}));
