@@ -38,63 +38,55 @@ func (s *Store) InsertAnomalies(ctx context.Context, rows []Anomaly) (int64, err
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	tx, err := s.Writer().BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("store: insert anomalies: begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	// A lookup and an INSERT per row: INSERT … SELECT … WHERE NOT EXISTS
-	// would need casts that differ between the two databases, and anomalies
-	// are rare next to samples (a handful per ingest batch at most). On
-	// PostgreSQL two concurrent re-sends can still both insert; the cost is a
-	// duplicate row, not a lost one.
-	exists, err := tx.PrepareContext(ctx, s.Rebind(`SELECT count(*) FROM anomalies WHERE host = ? AND detected_at = ? AND COALESCE(metric, '') = ? AND model_version = ?`))
-	if err != nil {
-		return 0, fmt.Errorf("store: insert anomalies: prepare lookup: %w", err)
-	}
-	defer exists.Close()
-	stmt, err := tx.PrepareContext(ctx, s.Rebind(`INSERT INTO anomalies (host, metric, detected_at, score, confidence, severity, status, model_version, features, explanation)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return 0, fmt.Errorf("store: insert anomalies: prepare: %w", err)
-	}
-	defer stmt.Close()
-	var inserted int64
 	for _, a := range rows {
 		if err := validAnomaly(a); err != nil {
 			return 0, fmt.Errorf("store: insert anomalies: %w", err)
 		}
-		feats := "{}"
-		if len(a.Features) > 0 {
-			raw, err := json.Marshal(a.Features)
-			if err != nil {
-				return 0, fmt.Errorf("store: insert anomalies: features of %s: %w", a.Host, err)
-			}
-			feats = string(raw)
-		}
-		status := a.Status
-		if status == "" {
-			status = "open"
-		}
-		var metric any
-		if a.Metric != "" {
-			metric = a.Metric
-		}
-		ts := a.DetectedAt.UTC()
-		var n int
-		if err := exists.QueryRowContext(ctx, a.Host, ts, a.Metric, a.ModelVersion).Scan(&n); err != nil {
-			return 0, fmt.Errorf("store: insert anomalies: look up %s: %w", a.Host, err)
-		}
-		if n > 0 {
-			continue
-		}
-		if _, err := stmt.ExecContext(ctx, a.Host, metric, ts, a.Score, a.Confidence, a.Severity, status, a.ModelVersion, feats, a.Explanation); err != nil {
-			return 0, fmt.Errorf("store: insert anomaly for %s: %w", a.Host, err)
-		}
-		inserted++
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store: insert anomalies: commit: %w", err)
+	// A lookup and an INSERT per row, through the instrumented transaction
+	// (statistics, slow log, query-cache invalidation): INSERT … SELECT …
+	// WHERE NOT EXISTS would need casts that differ between the two
+	// databases, and anomalies are rare next to samples (a handful per ingest
+	// batch at most). On PostgreSQL two concurrent re-sends can still both
+	// insert; the cost is a duplicate row, not a lost one.
+	var inserted int64
+	err := s.InTx(ctx, func(tx *Tx) error {
+		for _, a := range rows {
+			feats := "{}"
+			if len(a.Features) > 0 {
+				raw, err := json.Marshal(a.Features)
+				if err != nil {
+					return fmt.Errorf("features of %s: %w", a.Host, err)
+				}
+				feats = string(raw)
+			}
+			status := a.Status
+			if status == "" {
+				status = "open"
+			}
+			var metric any
+			if a.Metric != "" {
+				metric = a.Metric
+			}
+			ts := a.DetectedAt.UTC()
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM anomalies WHERE host = ? AND detected_at = ? AND COALESCE(metric, '') = ? AND model_version = ?`,
+				a.Host, ts, a.Metric, a.ModelVersion).Scan(&n); err != nil {
+				return fmt.Errorf("look up %s: %w", a.Host, err)
+			}
+			if n > 0 {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO anomalies (host, metric, detected_at, score, confidence, severity, status, model_version, features, explanation)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.Host, metric, ts, a.Score, a.Confidence, a.Severity, status, a.ModelVersion, feats, a.Explanation); err != nil {
+				return fmt.Errorf("insert for %s: %w", a.Host, err)
+			}
+			inserted++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: insert anomalies: %w", err)
 	}
 	return inserted, nil
 }
@@ -193,24 +185,19 @@ func (s *Store) SaveModel(ctx context.Context, m Model) error {
 		return errors.New("store: save model: version and kind are required")
 	}
 	params, valid := jsonObject(m.Parameters), jsonObject(m.Validation)
-	tx, err := s.Writer().BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: save model %s: begin: %w", m.Version, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if m.Active {
-		if _, err := tx.ExecContext(ctx, s.Rebind("UPDATE models SET active = ? WHERE kind = ? AND active = ?"), false, m.Kind, true); err != nil {
-			return fmt.Errorf("store: save model %s: deactivate previous: %w", m.Version, err)
+	err := s.InTx(ctx, func(tx *Tx) error {
+		if m.Active {
+			if _, err := tx.Exec(ctx, "UPDATE models SET active = ? WHERE kind = ? AND active = ?", false, m.Kind, true); err != nil {
+				return fmt.Errorf("deactivate previous: %w", err)
+			}
 		}
-	}
-	_, err = tx.ExecContext(ctx, s.Rebind(`INSERT INTO models (version, kind, parameters, trained_at, training_from, training_to, training_rows, validation, artifact, active)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		m.Version, m.Kind, params, m.TrainedAt.UTC(), nullTime(m.TrainingFrom), nullTime(m.TrainingTo), m.TrainingRows, valid, m.Artifact, m.Active)
+		_, err := tx.Exec(ctx, `INSERT INTO models (version, kind, parameters, trained_at, training_from, training_to, training_rows, validation, artifact, active)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.Version, m.Kind, params, m.TrainedAt.UTC(), nullTime(m.TrainingFrom), nullTime(m.TrainingTo), m.TrainingRows, valid, m.Artifact, m.Active)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: save model %s: %w", m.Version, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: save model %s: commit: %w", m.Version, err)
 	}
 	return nil
 }
@@ -285,28 +272,24 @@ func (s *Store) ActiveModel(ctx context.Context, kind string) (Model, error) {
 // the previous one in one transaction, so readers see exactly one active
 // model before and after. Activating an older version is a rollback.
 func (s *Store) ActivateModel(ctx context.Context, version string) error {
-	tx, err := s.Writer().BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: activate model %s: begin: %w", version, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	var kind string
-	if err := tx.QueryRowContext(ctx, s.Rebind("SELECT kind FROM models WHERE version = ?"), version).Scan(&kind); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: activate model %q: %w", version, ErrModelNotFound)
+	err := s.InTx(ctx, func(tx *Tx) error {
+		var kind string
+		if err := tx.QueryRow(ctx, "SELECT kind FROM models WHERE version = ?", version).Scan(&kind); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrModelNotFound
+			}
+			return err
 		}
-		return fmt.Errorf("store: activate model %s: %w", version, err)
-	}
-	// Deactivate first: the partial unique index allows one active row per
-	// kind at every statement boundary.
-	if _, err := tx.ExecContext(ctx, s.Rebind("UPDATE models SET active = ? WHERE kind = ? AND active = ? AND version <> ?"), false, kind, true, version); err != nil {
-		return fmt.Errorf("store: activate model %s: deactivate previous: %w", version, err)
-	}
-	if _, err := tx.ExecContext(ctx, s.Rebind("UPDATE models SET active = ? WHERE version = ?"), true, version); err != nil {
-		return fmt.Errorf("store: activate model %s: %w", version, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: activate model %s: commit: %w", version, err)
+		// Deactivate first: the partial unique index allows one active row per
+		// kind at every statement boundary.
+		if _, err := tx.Exec(ctx, "UPDATE models SET active = ? WHERE kind = ? AND active = ? AND version <> ?", false, kind, true, version); err != nil {
+			return fmt.Errorf("deactivate previous: %w", err)
+		}
+		_, err := tx.Exec(ctx, "UPDATE models SET active = ? WHERE version = ?", true, version)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: activate model %q: %w", version, err)
 	}
 	return nil
 }
