@@ -222,19 +222,21 @@ func (s *Store) AnomalyRange(ctx context.Context, q AnomalyRangeQuery) (AnomalyL
 	}
 	stmt += " ORDER BY detected_at DESC, id DESC LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := s.Query(ctx, stmt, args...)
+	// Dashboards poll this read every few seconds while anomalies are rare, so
+	// it goes through the query cache: every anomaly written bumps the
+	// table's version, so a cached answer is never stale.
+	res, err := s.QueryCached(ctx, []string{"anomalies"}, stmt, args...)
 	if err != nil {
 		return AnomalyList{}, fmt.Errorf("store: anomaly range: %w", err)
 	}
-	defer rows.Close()
-	out := AnomalyList{Anomalies: []Anomaly{}}
-	for rows.Next() {
+	out := AnomalyList{Anomalies: make([]Anomaly, 0, len(res.Rows))}
+	for _, row := range res.Rows {
 		var (
 			a     Anomaly
 			at    flexTime
 			feats string
 		)
-		if err := rows.Scan(&a.ID, &a.Host, &a.Metric, &at, &a.Score, &a.Confidence, &a.Severity, &a.Status, &a.ModelVersion, &feats, &a.Explanation); err != nil {
+		if err := scanValues(row, &a.ID, &a.Host, &a.Metric, &at, &a.Score, &a.Confidence, &a.Severity, &a.Status, &a.ModelVersion, &feats, &a.Explanation); err != nil {
 			return AnomalyList{}, fmt.Errorf("store: scan anomaly: %w", err)
 		}
 		a.DetectedAt = at.t
@@ -244,9 +246,6 @@ func (s *Store) AnomalyRange(ctx context.Context, q AnomalyRangeQuery) (AnomalyL
 			}
 		}
 		out.Anomalies = append(out.Anomalies, a)
-	}
-	if err := rows.Err(); err != nil {
-		return AnomalyList{}, fmt.Errorf("store: anomaly range: %w", err)
 	}
 	if len(out.Anomalies) > limit {
 		out.Anomalies, out.Truncated = out.Anomalies[:limit], true
@@ -300,4 +299,47 @@ func (f *flexTime) Scan(v any) error {
 		}
 	}
 	return fmt.Errorf("store: cannot read %q as a time", s)
+}
+
+// scanValues copies one cached result row (the driver values database/sql
+// hands over) into dest, for the few destination types the store's cached
+// reads use.
+func scanValues(row []any, dest ...any) error {
+	if len(row) != len(dest) {
+		return fmt.Errorf("store: %d columns into %d destinations", len(row), len(dest))
+	}
+	for i, v := range row {
+		var ok bool
+		switch d := dest[i].(type) {
+		case sql.Scanner:
+			if err := d.Scan(v); err != nil {
+				return fmt.Errorf("column %d: %w", i, err)
+			}
+			ok = true
+		case *string:
+			switch x := v.(type) {
+			case string:
+				*d, ok = x, true
+			case []byte:
+				*d, ok = string(x), true
+			case nil:
+				*d, ok = "", true
+			}
+		case *int64:
+			if x, is := v.(int64); is {
+				*d, ok = x, true
+			}
+		case *float64:
+			switch x := v.(type) {
+			case float64:
+				*d, ok = x, true
+			case int64:
+				*d, ok = float64(x), true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("store: column %d: cannot read %T into %T", i, v, dest[i])
+		}
+	}
+	return nil
 }

@@ -221,3 +221,49 @@ func TestSeriesQueriesAreInstrumented(t *testing.T) {
 		t.Fatalf("statements recorded: %v; want the three series reads among %d statements", seen, len(st.Queries))
 	}
 }
+
+// TestAnomalyRangeThroughQueryCache checks the dashboard's anomaly read is
+// served from the query cache and that a newly stored anomaly is never hidden
+// by a cached answer.
+func TestAnomalyRangeThroughQueryCache(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		rc := newRedisCache(t)
+		s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4, Cache: rc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.Migrate(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		add := func(host string, at time.Time) {
+			if _, err := s.InsertAnomalies(ctx, []store.Anomaly{{Host: host, Metric: "cpu_usage", DetectedAt: at, Score: 0.9, Confidence: 0.7,
+				Severity: "critical", ModelVersion: "threshold-v1", Features: map[string]float64{"cpu_usage": 97}, Explanation: "cpu high"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add("web-1", seriesBase)
+		first, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{})
+		if err != nil || len(first.Anomalies) != 1 {
+			t.Fatalf("first read: %+v, %v", first, err)
+		}
+		again, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{})
+		if err != nil || len(again.Anomalies) != 1 {
+			t.Fatalf("second read: %+v, %v", again, err)
+		}
+		a, b := first.Anomalies[0], again.Anomalies[0]
+		if a.ID != b.ID || !a.DetectedAt.Equal(b.DetectedAt) || a.Features["cpu_usage"] != 97 || b.Features["cpu_usage"] != 97 || b.Explanation != "cpu high" {
+			t.Fatalf("cached answer differs: %+v vs %+v", a, b)
+		}
+		st, err := s.Stats(ctx, store.StatsOptions{})
+		if err != nil || st.Cache.Hits < 1 {
+			t.Fatalf("the second read was not a cache hit: %+v, %v", st.Cache, err)
+		}
+		add("web-2", seriesBase.Add(time.Minute))
+		after, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{})
+		if err != nil || len(after.Anomalies) != 2 || after.Anomalies[0].Host != "web-2" {
+			t.Fatalf("a new anomaly was hidden by the cache: %+v, %v", after, err)
+		}
+	})
+}
