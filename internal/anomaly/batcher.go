@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Clock is the time source of batching windows, cache TTLs and retraining,
@@ -64,6 +66,9 @@ type job struct {
 	row   []float64
 	score float64 // written by the worker
 	call  *call
+	// span is the submitting request's span when tracing, else nil: the
+	// batch span's parent or link (see tracing.go).
+	span trace.Span
 }
 
 // call tracks one request's jobs; done is closed when the last is scored.

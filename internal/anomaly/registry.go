@@ -12,6 +12,8 @@ import (
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/store"
@@ -27,6 +29,21 @@ const holdoutShare = 0.2
 // another training or activation runs, and with ErrNotEnoughData when the
 // window holds fewer than MinTrainingRows samples.
 func (s *Service) Train(ctx context.Context, activate bool) (ModelInfo, error) {
+	if s.tracer == nil {
+		return s.trainGuarded(ctx, activate)
+	}
+	ctx, sp := s.tracer.Start(ctx, spanTrain, trace.WithAttributes(attrActivate.Bool(activate)))
+	info, err := s.trainGuarded(ctx, activate)
+	if err == nil {
+		sp.SetAttributes(attrModel.String(info.Version), attrTrainRows.Int64(info.TrainingRows))
+	}
+	endSpan(sp, err)
+	return info, err
+}
+
+// trainGuarded is Train without its span: one training at a time, with its
+// outcome counted and kept for health.
+func (s *Service) trainGuarded(ctx context.Context, activate bool) (ModelInfo, error) {
 	if s.opt.Store == nil {
 		return ModelInfo{}, ErrNoStore
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 	"github.com/smartcloudops/smartcloudops/internal/store"
@@ -89,6 +90,11 @@ type Options struct {
 	Trees, SampleSize int
 	// RetrainInterval trains and activates a new forest this often; 0 disables it.
 	RetrainInterval time.Duration
+
+	// TracerProvider records spans of Detect, Ingest, Train and each scoring
+	// batch (see tracing.go); nil or a no-op provider records nothing and
+	// costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) defaults() {
@@ -186,6 +192,7 @@ type Service struct {
 	thresholds atomic.Pointer[Thresholds]
 	batch      *batcher // nil when batching is disabled
 	metrics    *metrics
+	tracer     trace.Tracer // nil when tracing is off
 	lat        latencyWindow
 
 	// adminMu serialises training and activation, so two admins cannot
@@ -217,7 +224,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{opt: o, log: o.Logger, clock: o.Clock, stop: make(chan struct{})}
+	s := &Service{opt: o, log: o.Logger, clock: o.Clock, stop: make(chan struct{}), tracer: tracerFor(o.TracerProvider)}
 	var evicted func()
 	s.series = newSeriesSet(o.MaxSeries, o.Stream, func() { evicted() })
 	m, err := newMetrics(o.Registerer,
@@ -280,6 +287,10 @@ func (s *Service) observeFlush(n int, r flushReason) {
 // scoreBatch is the workers' job: one ScoreBatch per model in the batch
 // (normally one; two only across a swap).
 func (s *Service) scoreBatch(batch []*job) {
+	if s.tracer != nil {
+		sp := s.startBatch(batch)
+		defer sp.End()
+	}
 	s.metrics.batch.Observe(float64(len(batch)))
 	i := sort.SearchInts(batchBuckets[:], len(batch))
 	s.batchSizes[i].Add(1)
@@ -404,6 +415,16 @@ func (s *Service) QueueDepth() int {
 // teaches the series (so a later sample is read against this one) but stores
 // nothing. A full queue returns a *QueueFullError before any state changes.
 func (s *Service) Detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
+	if s.tracer == nil {
+		return s.detect(ctx, samples, o)
+	}
+	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
+	out, err := s.detect(ctx, samples, o)
+	endDetect(sp, out, err)
+	return out, err
+}
+
+func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -474,6 +495,11 @@ func (s *Service) prepare(smp Sample, m *activeModel) prepared {
 func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepared, useCache bool, reserved *int) error {
 	var jobs []*job
 	var misses []int
+	// The request's span, which the batch that scores its jobs links to.
+	var span trace.Span
+	if s.tracer != nil {
+		span = trace.SpanFromContext(ctx)
+	}
 	for i := range preps {
 		p := &preps[i]
 		if p.row == nil {
@@ -500,7 +526,7 @@ func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepa
 			}
 		}
 		misses = append(misses, i)
-		jobs = append(jobs, &job{model: m, row: p.row})
+		jobs = append(jobs, &job{model: m, row: p.row, span: span})
 	}
 	if s.batch != nil {
 		s.batch.release(*reserved - len(jobs))
@@ -741,6 +767,17 @@ type IngestReport struct {
 // stored (same host and timestamp) is counted as a duplicate and scored, but
 // teaches no series and records no second anomaly.
 func (s *Service) Ingest(ctx context.Context, samples []Sample) (IngestReport, error) {
+	if s.tracer == nil {
+		return s.ingest(ctx, samples)
+	}
+	ctx, sp := s.tracer.Start(ctx, spanIngest, trace.WithAttributes(attrSamples.Int(len(samples))))
+	rep, err := s.ingest(ctx, samples)
+	sp.SetAttributes(attrStored.Int64(rep.Stored), attrDuplicates.Int64(rep.Duplicates), attrAnomalies.Int64(rep.Anomalies))
+	endSpan(sp, err)
+	return rep, err
+}
+
+func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, error) {
 	if s.opt.Store == nil {
 		return IngestReport{}, ErrNoStore
 	}

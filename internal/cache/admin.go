@@ -22,6 +22,16 @@ const clearBatch = 500
 // survive it. The match pattern is built from the length-prefixed
 // namespace with glob characters escaped, so no other namespace matches.
 func (c *Cache) ClearNamespace(ctx context.Context, ns string) (int64, error) {
+	ctx, sp := c.startSpan(ctx, spanClear, ns)
+	n, err := c.clearNamespace(ctx, ns)
+	if sp != nil {
+		sp.SetAttributes(attrRemoved.Int64(n))
+	}
+	endErr(sp, err)
+	return n, err
+}
+
+func (c *Cache) clearNamespace(ctx context.Context, ns string) (int64, error) {
 	if err := ValidateNamespace(ns); err != nil {
 		return 0, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/rueidis"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -43,6 +44,9 @@ type Cache struct {
 
 	// defaultTTL is Options.DefaultTTL, changeable at run time (SetDefaultTTL).
 	defaultTTL atomic.Int64
+
+	// tracer is nil when tracing is off (see tracing.go).
+	tracer trace.Tracer
 
 	sf       singleflight.Group
 	closeMu  sync.RWMutex
@@ -77,7 +81,7 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{opts: opts, prefix: opts.KeyPrefix, log: opts.Logger, start: time.Now()}
+	c := &Cache{opts: opts, prefix: opts.KeyPrefix, log: opts.Logger, start: time.Now(), tracer: tracerFor(opts.TracerProvider)}
 	c.defaultTTL.Store(int64(opts.DefaultTTL))
 	var err error
 	if c.codecs, err = newCodecs(opts.Codec, opts.Compression, opts.CompressionThreshold, opts.MaxValueBytes); err != nil {
@@ -479,33 +483,47 @@ func (c *Cache) store(ctx context.Context, fk string, env envelope, ttl time.Dur
 // in Stats.DecodeErrors). Redis failures are not errors: the in-process tier
 // answers.
 func (c *Cache) Get(ctx context.Context, ns, key string, dst any) (found bool, err error) {
+	ctx, sp := c.startSpan(ctx, spanGet, ns)
+	found, t, err := c.get(ctx, ns, key, dst)
+	endLookup(sp, t, found, true, err)
+	return found, err
+}
+
+func (c *Cache) get(ctx context.Context, ns, key string, dst any) (bool, tierIdx, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
-		return false, err
+		return false, tierNone, err
 	}
 	if err := c.begin(ctx); err != nil {
-		return false, fmt.Errorf("cache: get: %w", err)
+		return false, tierNone, fmt.Errorf("cache: get: %w", err)
 	}
 	defer c.wg.Done()
 	defer c.observe(opGet, time.Now())
 	env, t, ok, err := c.lookup(ctx, c.redisKey(ns, key))
 	if err != nil {
-		return false, fmt.Errorf("cache: get: %w", err)
+		return false, t, fmt.Errorf("cache: get: %w", err)
 	}
 	if !ok {
-		return false, nil
+		return false, t, nil
 	}
 	if err := c.codecs.unmarshal(env, dst); err != nil {
 		c.stats.decodeErrors.Add(1)
 		c.stats.inc(t, rError)
-		return false, nil
+		return false, t, nil
 	}
-	return true, nil
+	return true, t, nil
 }
 
 // GetRaw reads the value under (ns, key) as bytes with its content type and
 // the tier that answered. Values written by Set come back as their JSON or
 // CBOR encoding (application/json, application/cbor).
 func (c *Cache) GetRaw(ctx context.Context, ns, key string) (RawEntry, bool, error) {
+	ctx, sp := c.startSpan(ctx, spanGet, ns)
+	e, found, err := c.getRaw(ctx, ns, key)
+	endLookup(sp, tierIndex(e.Tier), found, true, err)
+	return e, found, err
+}
+
+func (c *Cache) getRaw(ctx context.Context, ns, key string) (RawEntry, bool, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
 		return RawEntry{}, false, err
 	}
@@ -528,41 +546,52 @@ func (c *Cache) GetRaw(ctx context.Context, ns, key string) (RawEntry, bool, err
 // fails only on invalid input or the caller's context: when Redis is down
 // the value lives in the in-process tier alone.
 func (c *Cache) Set(ctx context.Context, ns, key string, value any, ttl time.Duration) error {
-	_, err := c.set(ctx, ns, key, value, ttl)
+	ctx, sp := c.startSpan(ctx, spanSet, ns)
+	t, err := c.set(ctx, ns, key, value, ttl)
+	endLookup(sp, t, false, false, err)
 	return err
 }
 
-func (c *Cache) set(ctx context.Context, ns, key string, value any, ttl time.Duration) (envelope, error) {
+// set returns the tier that took the value.
+func (c *Cache) set(ctx context.Context, ns, key string, value any, ttl time.Duration) (tierIdx, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
-		return envelope{}, err
+		return tierNone, err
 	}
 	ttl, err := c.ttlOrDefault(ttl)
 	if err != nil {
-		return envelope{}, err
+		return tierNone, err
 	}
 	payload, codec, err := c.codecs.marshal(value)
 	if err != nil {
-		return envelope{}, err
+		return tierNone, err
 	}
 	if err := ValidateValueSize(len(payload), c.opts.MaxValueBytes); err != nil {
-		return envelope{}, err
+		return tierNone, err
 	}
 	if err := c.begin(ctx); err != nil {
-		return envelope{}, fmt.Errorf("cache: set: %w", err)
+		return tierNone, fmt.Errorf("cache: set: %w", err)
 	}
 	defer c.wg.Done()
 	defer c.observe(opSet, time.Now())
 	env := envelope{codec: codec, payload: payload}
-	if _, err := c.store(ctx, c.redisKey(ns, key), env, ttl); err != nil {
-		return envelope{}, fmt.Errorf("cache: set: %w", err)
+	t, err := c.store(ctx, c.redisKey(ns, key), env, ttl)
+	if err != nil {
+		return t, fmt.Errorf("cache: set: %w", err)
 	}
-	return env, nil
+	return t, nil
 }
 
 // PutRaw stores body with its content type (empty means
 // application/octet-stream) for ttl, and reports the tier that took it.
 // body is copied.
 func (c *Cache) PutRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (Tier, error) {
+	ctx, sp := c.startSpan(ctx, spanSet, ns)
+	t, err := c.putRaw(ctx, ns, key, contentType, body, ttl)
+	endLookup(sp, tierIndex(t), false, false, err)
+	return t, err
+}
+
+func (c *Cache) putRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (Tier, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
 		return "", err
 	}
@@ -598,6 +627,16 @@ func (c *Cache) MaxValueBytes() int { return c.opts.MaxValueBytes }
 
 // Delete removes (ns, key) and reports whether it existed.
 func (c *Cache) Delete(ctx context.Context, ns, key string) (bool, error) {
+	ctx, sp := c.startSpan(ctx, spanDelete, ns)
+	existed, err := c.delete(ctx, ns, key)
+	if sp != nil {
+		sp.SetAttributes(attrHit.Bool(existed))
+	}
+	endErr(sp, err)
+	return existed, err
+}
+
+func (c *Cache) delete(ctx context.Context, ns, key string) (bool, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
 		return false, err
 	}
@@ -711,26 +750,35 @@ func (c *Cache) TTL(ctx context.Context, ns, key string) (ttl time.Duration, fou
 // this process share one load. The caller's ctx bounds its wait, not the
 // load (see LoadFunc).
 func (c *Cache) GetOrLoad(ctx context.Context, ns, key string, dst any, ttl time.Duration, load LoadFunc) error {
+	ctx, sp := c.startSpan(ctx, spanGetOrLoad, ns)
+	t, hit, err := c.getOrLoad(ctx, ns, key, dst, ttl, load)
+	endLookup(sp, t, hit, true, err)
+	return err
+}
+
+// getOrLoad returns the tier the lookup ended in and whether it found a
+// usable value (false: the value came from a load).
+func (c *Cache) getOrLoad(ctx context.Context, ns, key string, dst any, ttl time.Duration, load LoadFunc) (tierIdx, bool, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
-		return err
+		return tierNone, false, err
 	}
 	ttl, err := c.ttlOrDefault(ttl)
 	if err != nil {
-		return err
+		return tierNone, false, err
 	}
 	if err := c.begin(ctx); err != nil {
-		return fmt.Errorf("cache: get or load: %w", err)
+		return tierNone, false, fmt.Errorf("cache: get or load: %w", err)
 	}
 	defer c.wg.Done()
 	defer c.observe(opGetOrLoad, time.Now())
 	fk := c.redisKey(ns, key)
 	env, t, ok, err := c.lookup(ctx, fk)
 	if err != nil {
-		return fmt.Errorf("cache: get or load: %w", err)
+		return t, false, fmt.Errorf("cache: get or load: %w", err)
 	}
 	if ok {
 		if err := c.codecs.unmarshal(env, dst); err == nil {
-			return nil
+			return t, true, nil
 		}
 		// Probably an older shape of the type: reload and overwrite it.
 		c.stats.decodeErrors.Add(1)
@@ -746,14 +794,14 @@ func (c *Cache) GetOrLoad(ctx context.Context, ns, key string, dst any, ttl time
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return r.Err
+			return t, false, r.Err
 		}
 		if err := c.codecs.unmarshal(r.Val.(envelope), dst); err != nil {
-			return fmt.Errorf("cache: get or load: decode loaded value: %w", err)
+			return t, false, fmt.Errorf("cache: get or load: decode loaded value: %w", err)
 		}
-		return nil
+		return t, false, nil
 	case <-ctx.Done():
-		return fmt.Errorf("cache: get or load: %w", ctx.Err())
+		return t, false, fmt.Errorf("cache: get or load: %w", ctx.Err())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults applied by New to zero-valued Options fields.
@@ -95,6 +96,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for TTLs; nil means time.Now. Tests inject a fake one.
 	Now func() time.Time
+	// TracerProvider records a span per operation called under a recording
+	// span (see tracing.go); nil or a no-op provider records nothing and
+	// costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns o with every zero field set to its default.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 )
@@ -128,8 +129,15 @@ func knownMethod(m string) string {
 
 // instrument is the outermost middleware: it assigns the request id, bounds
 // the body, recovers panics into a 500 problem, and records one access-log
-// line and the HTTP metrics per request.
+// line, the HTTP metrics and, when tracing is on, the server span per request.
 func (s *Server) instrument(next http.Handler) http.Handler {
+	// tr is nil when tracing is off: the request path then does no tracing
+	// work at all (see tracing.go).
+	tr := newHTTPTracer(s.deps.TracerProvider)
+	if tr != nil {
+		// Lines logged for a sampled request carry its trace_id.
+		s.log = slog.New(traceIDHandler{s.log.Handler()})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &reqInfo{id: r.Header.Get("X-Request-ID"), route: "unmatched"}
@@ -140,6 +148,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		// The log pipeline stamps every record logged with this context
 		// (access line included) with the request id.
 		r = r.WithContext(logs.WithRequestID(context.WithValue(r.Context(), infoKey{}, info), info.id))
+		var span trace.Span
+		if tr != nil {
+			// Handlers pass r's context to the parts, so their spans
+			// (cache, store, detector) become children of this one.
+			r, span = tr.start(r, info.id)
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		}
@@ -163,6 +177,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			method := knownMethod(r.Method)
 			s.metrics.requests.WithLabelValues(info.route, method, strconv.Itoa(sw.status)).Inc()
 			s.metrics.duration.WithLabelValues(info.route, method).Observe(d.Seconds())
+			if span != nil {
+				tr.end(span, r.Method, info, sw.status)
+			}
 			s.accessLog(r, info, sw, d)
 		}()
 		next.ServeHTTP(sw, r)

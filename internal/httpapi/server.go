@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
@@ -66,6 +67,10 @@ type Deps struct {
 	// /api/v1/hosts/{host}/metrics and /api/v1/anomalies (and the dashboard);
 	// when nil, Database serves them if it implements SeriesReader.
 	Series SeriesReader
+
+	// TracerProvider records a server span per request, named by its route
+	// pattern; nil (tracing off) records nothing and costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP handler of the service.

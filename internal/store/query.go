@@ -144,7 +144,8 @@ func (s *Store) handle(qi *queryInfo) *sql.DB {
 	return s.read
 }
 
-// observe records one execution: statistics, metrics and the slow log.
+// observe records one execution: statistics, metrics, the slow log and,
+// when tracing, the statement's span.
 func (s *Store) observe(ctx context.Context, qi *queryInfo, start time.Time, rows int64, err error, args []any) {
 	end := s.now()
 	d := end.Sub(start)
@@ -153,6 +154,9 @@ func (s *Store) observe(ctx context.Context, qi *queryInfo, start time.Time, row
 	s.metrics.observe(qi.write, d, failed)
 	if t := s.slow.limit(); t > 0 && d >= t {
 		s.slow.report(ctx, s, qi, d, rows, err, args)
+	}
+	if s.tracing != nil {
+		s.tracing.statement(ctx, qi, start, end, rows, failed, err)
 	}
 }
 

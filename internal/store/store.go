@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
 	"github.com/smartcloudops/smartcloudops/internal/config"
@@ -82,6 +83,10 @@ type Options struct {
 	AdvisorInterval time.Duration
 	// Now is the clock for statistics and timings. Default time.Now.
 	Now func() time.Time
+	// TracerProvider records a span per statement run under a recording
+	// span (see tracing.go); nil or a no-op provider records nothing and
+	// costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) defaults() {
@@ -167,6 +172,7 @@ type Store struct {
 	cacheTTL    time.Duration
 	cachePrefix string
 	advisor     *advisor
+	tracing     *storeTracer // nil when tracing is off
 	stop        context.CancelFunc
 	bg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -195,6 +201,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.opts, s.now = o, o.Now
+	s.tracing = newStoreTracer(o.TracerProvider, kind)
 	s.stats = newStatsBook(o.StatsCapacity, o.Now)
 	s.slow = newSlowLog(o.SlowQueryThreshold, o.LogQueryParams, o.Logger, 50)
 	s.versions = newTableVersions()
