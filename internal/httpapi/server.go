@@ -128,6 +128,7 @@ func (s *Server) routes() {
 	s.handle("PUT /performance/config", AdminRole, s.putConfig)
 	s.handle("GET /performance/summary", Read, s.summary)
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
+	s.handle("GET /performance/openapi.json", Public, s.openAPI)
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
 	s.handle("POST /performance/anomaly/detect", Read, s.anomalyDetect)
 	s.handle("GET /performance/anomaly/stats", Read, s.anomalyStats)
