@@ -179,3 +179,27 @@ func TestCacheDisabled(t *testing.T) {
 	}
 	decodeProblem(t, w)
 }
+
+// TestNoRedirects checks the API answers paths the mux would redirect with a
+// problem instead: a client following a redirect could write another key.
+func TestNoRedirects(t *testing.T) {
+	f, c := newCacheFixture(t, "")
+	admin := "Bearer " + adminToken
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPut, "/performance/cache/ns/a/../b"},
+		{http.MethodPut, "/performance/cache/ns/a//b"},
+		{http.MethodGet, "/performance/cache/ns"},
+		{http.MethodPut, "/performance/cache/stats"},
+		{http.MethodDelete, "/performance/cache/ns/./k"},
+	} {
+		w := f.do(t, tc.method, tc.path, admin, "text/plain", "v")
+		if w.Code != http.StatusNotFound || w.Header().Get("Location") != "" {
+			t.Errorf("%s %s: %d Location=%q; want a 404 problem, no redirect", tc.method, tc.path, w.Code, w.Header().Get("Location"))
+			continue
+		}
+		decodeProblem(t, w)
+	}
+	if _, found, _ := c.GetRaw(context.Background(), "ns", "b"); found {
+		t.Fatal("a/../b wrote key b")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -98,6 +99,33 @@ func Invalid(fields ...FieldError) *Error {
 	return &Error{Code: CodeValidation, Detail: "invalid " + strings.Join(names, ", "), Fields: fields}
 }
 
+// jsonKind names a Go type the way a client thinks of it: as a JSON kind,
+// not as a Go type name.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "string"
+		}
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return "value"
+}
+
 func problemType(c Code) string { return "urn:smartcloudops:problem:" + string(c) }
 
 // writeProblem sends err as problem+json. Errors that are not *Error are
@@ -182,7 +210,10 @@ func jsonError(err error) error {
 	case errors.As(err, &syn):
 		return Errorf(CodeMalformed, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
-		return Invalid(FieldError{Field: typ.Field, Detail: fmt.Sprintf("must be %s, got JSON %s", typ.Type, typ.Value)})
+		if typ.Field == "" {
+			return Errorf(CodeMalformed, "request body must be a JSON %s, got JSON %s", jsonKind(typ.Type), typ.Value)
+		}
+		return Invalid(FieldError{Field: typ.Field, Detail: fmt.Sprintf("must be a JSON %s, got JSON %s", jsonKind(typ.Type), typ.Value)})
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return Errorf(CodeMalformed, "malformed JSON: unexpected end of body")
 	case strings.HasPrefix(err.Error(), unknown):

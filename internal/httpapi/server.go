@@ -163,7 +163,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(pattern string, access Access, h handlerFunc) {
 	s.patterns = append(s.patterns, pattern)
-	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.mux.Handle(pattern, routeHandler(func(w http.ResponseWriter, r *http.Request) {
 		info := infoFrom(r.Context())
 		info.route = pattern
 		p, err := s.auth.authorize(r, access)
@@ -187,9 +187,24 @@ func isCode(err error, c Code) bool {
 }
 
 // route dispatches to the mux, turning its plain-text 404 and 405 into problems.
+// routeHandler marks the handlers registered through handle, so route can
+// tell them from the redirects the mux answers on its own.
+type routeHandler func(w http.ResponseWriter, r *http.Request)
+
+func (h routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h(w, r) }
+
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern != "" {
+	h, pattern := s.mux.Handler(r)
+	if _, ours := h.(routeHandler); ours {
 		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if pattern != "" {
+		// The mux wants to redirect: to a cleaned path (a "." or ".." or empty
+		// segment) or to add a trailing slash. The API never redirects: a
+		// client following one could write a different cache key than it
+		// named (a/../b is b), so the request is refused as it stands.
+		writeProblem(w, r, Errorf(CodeNotFound, "no endpoint at %s: paths must not contain empty, \".\" or \"..\" segments, and cache entries need /{namespace}/{key}", r.URL.Path))
 		return
 	}
 	// No pattern matched: let the mux decide between 404 and 405 (it knows

@@ -215,6 +215,7 @@ func TestBadInputIsAProblem(t *testing.T) {
 		{"wrong type", http.MethodPost, "/performance/database/optimize", "application/json", `{"vacuum":"yes"}`, http.StatusBadRequest, CodeValidation},
 		{"unknown field", http.MethodPost, "/performance/database/optimize", "application/json", `{"vaccum":true}`, http.StatusBadRequest, CodeValidation},
 		{"trailing data", http.MethodPost, "/performance/database/optimize", "application/json", `{} {}`, http.StatusBadRequest, CodeMalformed},
+		{"wrong top-level type", http.MethodPost, "/performance/database/optimize", "application/json", `[]`, http.StatusBadRequest, CodeMalformed},
 		{"not json", http.MethodPost, "/performance/database/optimize", "text/plain", `vacuum`, http.StatusUnsupportedMediaType, CodeUnsupportedMedia},
 		{"too large", http.MethodPost, "/performance/database/optimize", "application/json", `{"vacuum":true,"x":"` + strings.Repeat("a", 100) + `"}`, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	}

@@ -261,7 +261,7 @@ func score(s Summary) (int, []ScoreDeduction) {
 	if s.Status == health.StatusDown {
 		return 0, []ScoreDeduction{{Points: 100, Reason: "the service is DOWN"}}
 	}
-	var ds []ScoreDeduction
+	ds := []ScoreDeduction{}
 	names := make([]string, 0, len(s.Components))
 	for n := range s.Components {
 		names = append(names, n)

@@ -378,8 +378,8 @@ func (l *Logger) Stats() Stats {
 	for i, r := range errorOps {
 		st.Errors[r] = c.errors[i].Load()
 	}
-	if st.CompressionBytesOut > 0 {
-		st.CompressionRatio = float64(st.CompressionBytesIn) / float64(st.CompressionBytesOut)
+	if st.CompressionBytesIn > 0 {
+		st.CompressionRatio = float64(st.CompressionBytesOut) / float64(st.CompressionBytesIn)
 	}
 	st.FilesOnDisk = c.backups.Load()
 	st.FilesBytes = c.backupSize.Load()

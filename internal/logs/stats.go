@@ -201,7 +201,9 @@ type Stats struct {
 	FilesRemoved    map[string]int64 `json:"files_removed"`
 	FilesCompressed int64            `json:"files_compressed"`
 	// CompressionBytesIn and CompressionBytesOut are the sizes before and
-	// after gzip; CompressionRatio is in/out (8 means eight times smaller).
+	// after gzip; CompressionRatio is out/in, the share of the original size
+	// the gzipped files take (0.12 means 12%), the same convention as the
+	// cache's compression ratio.
 	CompressionBytesIn  int64   `json:"compression_bytes_in"`
 	CompressionBytesOut int64   `json:"compression_bytes_out"`
 	CompressionRatio    float64 `json:"compression_ratio"`
