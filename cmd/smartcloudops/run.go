@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/detectcli"
@@ -68,7 +69,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	switch cmd {
 	case "serve":
-		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return serve(ctx, cfg, stderr, h) })
+		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return serve(ctx, cfg, getenv, stderr, h) })
 	case "migrate":
 		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return migrate(ctx, cfg, stdout, stderr) })
 	case "detect":
@@ -134,7 +135,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // openStore opens and migrates the database. reg and qc may be nil (the
 // migrate command has no metrics and no cache).
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc store.ResultCache) (*store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc store.ResultCache, tp trace.TracerProvider) (*store.Store, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	slow := cfg.SlowQueryThreshold
@@ -155,6 +156,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 		CacheTTL:           cfg.DBQueryCacheTTL,
 		AutoIndex:          cfg.DBAutoIndex,
 		AdvisorInterval:    cfg.DBAdvisorInterval,
+		TracerProvider:     tp,
 	})
 	if err != nil {
 		return nil, err
@@ -172,7 +174,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 
 func migrate(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	st, err := openStore(ctx, cfg, log, nil, nil)
+	st, err := openStore(ctx, cfg, log, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -209,7 +211,7 @@ func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Co
 	return m
 }
 
-func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger) (*anomaly.Service, error) {
+func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*anomaly.Service, error) {
 	a := cfg.Anomaly
 	o := anomaly.Options{
 		Store:           st,
@@ -234,6 +236,7 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 		Contamination:   a.Contamination,
 		RetrainInterval: a.RetrainInterval,
 		Stream:          stream.Options{WarmUp: a.WarmUp},
+		TracerProvider:  tp,
 	}
 	if c != nil {
 		o.Cache = namespaced{c, predictionCacheNamespace}
@@ -279,8 +282,8 @@ func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.O
 
 // serve runs the HTTP service until ctx ends, then shuts down in order:
 // stop accepting, finish in-flight requests, close the cache and the store,
-// and flush the logs last so the shutdown itself is logged.
-func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (err error) {
+// flush the spans, and flush the logs last so the shutdown itself is logged.
+func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, stderr io.Writer, h hooks) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -308,6 +311,14 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	}()
 	log := lg.Slog()
 
+	// Off (nil) unless the OTEL_* variables ask for it (tracing.go). Deferred
+	// here, before the parts, so the flush runs after they close.
+	tp, stopTracing, err := startTracing(ctx, getenv, b, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+
 	deps := httpapi.Deps{
 		Logger:       log,
 		Registry:     reg,
@@ -315,6 +326,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 		Logs:         lg,
 		Auth:         httpapi.AuthOptions{AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret, RequireAuth: cfg.RequireAuth},
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		// nil when tracing is off, as for every part below.
+		TracerProvider: tp,
 	}
 	var c *cache.Cache
 	if cfg.EnableCache {
@@ -330,6 +343,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 			LocalMaxBytes:        cfg.CacheLocalMaxBytes,
 			Registerer:           reg,
 			Logger:               log,
+			TracerProvider:       tp,
 		})
 		if err != nil {
 			return err
@@ -345,7 +359,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	case c != nil:
 		qc = namespaced{c, queryCacheNamespace}
 	}
-	st, err := openStore(ctx, cfg, log, reg, qc)
+	st, err := openStore(ctx, cfg, log, reg, qc, tp)
 	if err != nil {
 		return err
 	}
@@ -353,7 +367,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, h hooks) (
 	deps.Ready, deps.Database = st, st
 	deps.Components = components(st, c, lg, cfg)
 
-	an, err := newAnomaly(ctx, cfg, st, c, reg, log)
+	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp)
 	if err != nil {
 		return err
 	}
