@@ -65,6 +65,11 @@ func (t *httpTracer) start(r *http.Request, requestID string) (*http.Request, tr
 // failures, as errors with the error behind them. 4xx answers are the
 // caller's mistakes and leave the status unset, as the HTTP conventions ask.
 func (t *httpTracer) end(span trace.Span, method string, info *reqInfo, status int) {
+	if !span.IsRecording() {
+		// Not sampled: nothing would keep the name or the attributes.
+		span.End()
+		return
+	}
 	method = spanMethod(method)
 	if route := routePath(info.route); route != "" {
 		span.SetName(method + " " + route)

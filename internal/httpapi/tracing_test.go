@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/smartcloudops/smartcloudops/internal/cache"
+	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/health"
 )
 
 func spanRecorder(t testing.TB) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
@@ -212,5 +217,47 @@ func TestRoutePath(t *testing.T) {
 		if got := routePath(in); got != want {
 			t.Errorf("routePath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// BenchmarkTracingOn is the price of tracing when it is on: the cached GET of
+// BenchmarkTracingOff with every request sampled (server span and cache
+// span, batched to an exporter that drops them), and with none sampled.
+//
+//	go test -run '^$' -bench 'BenchmarkTracingO' -benchmem ./internal/httpapi/
+func BenchmarkTracingOn(b *testing.B) {
+	for name, sampler := range map[string]sdktrace.Sampler{"sampled": sdktrace.AlwaysSample(), "unsampled": sdktrace.NeverSample()} {
+		b.Run(name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			c, err := cache.New(context.Background(), cache.Options{TracerProvider: tp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = c.Close() })
+			if _, err := c.PutRaw(context.Background(), "bench", "user/42", "text/plain", []byte("a small cached value"), 0); err != nil {
+				b.Fatal(err)
+			}
+			cfg, err := config.Load(nil, func(k string) string { return map[string]string{"SMARTCLOUDOPS_ADMIN_TOKEN": adminToken}[k] }, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			up := health.CheckerFunc(func(context.Context) health.Component { return health.Component{Status: health.StatusUp} })
+			srv, err := New(Deps{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(), Ready: up, Config: cfg,
+				Cache: c, Auth: AuthOptions{AdminToken: adminToken}, TracerProvider: tp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodGet, "/performance/cache/bench/user/42", nil)
+			r.Header.Set("Authorization", "Bearer "+adminToken)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
