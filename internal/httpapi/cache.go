@@ -48,6 +48,20 @@ func cacheError(err error) error {
 	return &Error{Code: CodeUnavailable, Detail: "the cache could not answer in time", Err: err}
 }
 
+// cacheEntry is the common start of the per-entry endpoints: the cache, and
+// the validated, authorised namespace and key of the path.
+func (s *Server) cacheEntry(r *http.Request) (Cache, string, string, error) {
+	c, err := s.cacheOrUnavailable()
+	if err != nil {
+		return nil, "", "", err
+	}
+	ns, key, err := cacheTarget(r)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return c, ns, key, nil
+}
+
 // cacheTarget validates the path's namespace and key and checks the caller
 // owns the namespace: entries are tenant data, so even reads need a token.
 func cacheTarget(r *http.Request) (ns, key string, err error) {
@@ -78,11 +92,7 @@ func mayUseNamespace(p *Principal, ns string) error {
 }
 
 func (s *Server) cacheGet(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cacheOrUnavailable()
-	if err != nil {
-		return err
-	}
-	ns, key, err := cacheTarget(r)
+	c, ns, key, err := s.cacheEntry(r)
 	if err != nil {
 		return err
 	}
@@ -117,11 +127,7 @@ type cachePutResponse struct {
 }
 
 func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cacheOrUnavailable()
-	if err != nil {
-		return err
-	}
-	ns, key, err := cacheTarget(r)
+	c, ns, key, err := s.cacheEntry(r)
 	if err != nil {
 		return err
 	}
@@ -163,11 +169,7 @@ func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cacheDelete(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cacheOrUnavailable()
-	if err != nil {
-		return err
-	}
-	ns, key, err := cacheTarget(r)
+	c, ns, key, err := s.cacheEntry(r)
 	if err != nil {
 		return err
 	}

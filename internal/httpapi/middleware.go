@@ -62,32 +62,6 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// statusWriter remembers what the handler sent, for logs and metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach Flush and deadlines underneath.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -157,7 +131,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &logs.ResponseRecorder{ResponseWriter: w}
 		s.metrics.inFlight.Inc()
 		defer func() {
 			if p := recover(); p != nil {
@@ -165,20 +139,20 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 					panic(p)
 				}
 				info.err = fmt.Errorf("panic: %v", p)
-				if sw.status == 0 {
+				if sw.Status == 0 {
 					writeProblem(sw, r, info.err)
 				}
 			}
 			s.metrics.inFlight.Dec()
-			if sw.status == 0 {
-				sw.status = http.StatusOK
+			if sw.Status == 0 {
+				sw.Status = http.StatusOK
 			}
 			d := time.Since(start)
 			method := knownMethod(r.Method)
-			s.metrics.requests.WithLabelValues(info.route, method, strconv.Itoa(sw.status)).Inc()
+			s.metrics.requests.WithLabelValues(info.route, method, strconv.Itoa(sw.Status)).Inc()
 			s.metrics.duration.WithLabelValues(info.route, method).Observe(d.Seconds())
 			if span != nil {
-				tr.end(span, r.Method, info, sw.status)
+				tr.end(span, r.Method, info, sw.Status)
 			}
 			s.accessLog(r, info, sw, d)
 		}()
@@ -186,12 +160,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) accessLog(r *http.Request, info *reqInfo, sw *statusWriter, d time.Duration) {
+func (s *Server) accessLog(r *http.Request, info *reqInfo, sw *logs.ResponseRecorder, d time.Duration) {
 	level := slog.LevelInfo
 	switch {
-	case sw.status >= 500:
+	case sw.Status >= 500:
 		level = slog.LevelError
-	case sw.status >= 400:
+	case sw.Status >= 400:
 		level = slog.LevelWarn
 	}
 	if !s.log.Enabled(r.Context(), level) {
@@ -201,8 +175,8 @@ func (s *Server) accessLog(r *http.Request, info *reqInfo, sw *statusWriter, d t
 		slog.String("method", r.Method),
 		slog.String("route", info.route),
 		slog.String("path", r.URL.Path),
-		slog.Int("status", sw.status),
-		slog.Int64("bytes", sw.bytes),
+		slog.Int("status", sw.Status),
+		slog.Int64("bytes", sw.Bytes),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("remote", r.RemoteAddr),
 	}

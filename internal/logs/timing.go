@@ -68,7 +68,7 @@ func Middleware(logger *slog.Logger) func(http.Handler) http.Handler {
 				r = r.WithContext(ctx)
 			}
 			w.Header().Set(RequestIDHeader, id)
-			rw := &statusWriter{ResponseWriter: w}
+			rw := &ResponseRecorder{ResponseWriter: w}
 			defer func() {
 				outcome, level := "ok", slog.LevelInfo
 				var perr error
@@ -77,12 +77,12 @@ func Middleware(logger *slog.Logger) func(http.Handler) http.Handler {
 				case p != nil:
 					outcome, level = "panic", slog.LevelError
 					perr = fmt.Errorf("panic: %v", p)
-					if rw.status == 0 {
-						rw.status = http.StatusInternalServerError
+					if rw.Status == 0 {
+						rw.Status = http.StatusInternalServerError
 					}
-				case rw.status >= 500:
+				case rw.Status >= 500:
 					outcome, level = "error", slog.LevelError
-				case rw.status >= 400:
+				case rw.Status >= 400:
 					outcome = "client_error"
 				}
 				if logger.Enabled(ctx, level) {
@@ -90,13 +90,13 @@ func Middleware(logger *slog.Logger) func(http.Handler) http.Handler {
 					if route == "" {
 						route = r.URL.Path
 					}
-					status := rw.status
+					status := rw.Status
 					if status == 0 {
 						status = http.StatusOK
 					}
 					attrs := []slog.Attr{
 						slog.String("method", r.Method), slog.String("route", route),
-						slog.Int("status", status), slog.Int64("bytes", rw.bytes),
+						slog.Int("status", status), slog.Int64("bytes", rw.Bytes),
 						slog.Float64("duration_seconds", time.Since(start).Seconds()),
 						slog.String("outcome", outcome),
 					}
@@ -115,35 +115,40 @@ func Middleware(logger *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// statusWriter records the status and size of a response. Unwrap lets
+// ResponseRecorder records the status and size of a response for logs and
+// metrics while passing everything through. Unwrap lets
 // http.ResponseController reach Flush and the rest on the real writer.
-type statusWriter struct {
+type ResponseRecorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	// Status is the status sent, 0 until the handler writes.
+	Status int
+	// Bytes counts the body bytes written.
+	Bytes int64
 }
 
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
+// WriteHeader records the first status sent and passes it on.
+func (w *ResponseRecorder) WriteHeader(code int) {
+	if w.Status == 0 {
+		w.Status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+// Write counts the bytes written; a body without WriteHeader is a 200.
+func (w *ResponseRecorder) Write(p []byte) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
+	w.Bytes += int64(n)
 	return n, err
 }
 
 // Unwrap exposes the underlying writer to http.ResponseController.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *ResponseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Flush keeps streaming handlers working through the wrapper.
-func (w *statusWriter) Flush() {
+func (w *ResponseRecorder) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -12,23 +12,6 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
-// migrated opens and migrates a fresh database; it does not share the other
-// test files' helpers so this file keeps compiling while they change.
-func migrated(t *testing.T, url string) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(ctx, nil); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
-}
-
 func TestInsertAnomaliesSkipsResent(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()

@@ -11,22 +11,6 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
-// seriesStore opens and migrates a fresh database for the series tests.
-func seriesStore(t *testing.T, url string) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(ctx, nil); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
-}
-
 func f64(v float64) *float64 { return &v }
 
 var seriesBase = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -53,7 +37,7 @@ func seedSeries(t *testing.T, s *store.Store, n int, hosts ...string) {
 func TestSeriesHosts(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		s := seriesStore(t, url)
+		s := migrated(t, url)
 		got, err := s.Hosts(ctx, store.HostsQuery{})
 		if err != nil || len(got.Hosts) != 0 || got.Truncated || got.Hosts == nil {
 			t.Fatalf("empty table: %+v, %v", got, err)
@@ -94,7 +78,7 @@ func TestSeriesHosts(t *testing.T) {
 func TestSeriesMetricWindow(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		s := seriesStore(t, url)
+		s := migrated(t, url)
 		seedSeries(t, s, 10, "web-1", "web-2")
 
 		got, err := s.MetricSeries(ctx, store.SeriesQuery{Host: "web-1"})
@@ -142,7 +126,7 @@ func TestSeriesMetricWindow(t *testing.T) {
 func TestSeriesAnomalyRange(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		s := seriesStore(t, url)
+		s := migrated(t, url)
 		var rows []store.Anomaly
 		for i, h := range []string{"acme/web-1", "acme/web-1", "web-2", "acme_x", "acme/db-1"} {
 			rows = append(rows, store.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesBase.Add(time.Duration(i) * time.Minute),
@@ -194,7 +178,7 @@ func TestSeriesAnomalyRange(t *testing.T) {
 // instrumented path: they appear in the statement statistics.
 func TestSeriesQueriesAreInstrumented(t *testing.T) {
 	ctx := context.Background()
-	s := seriesStore(t, storetest.SQLiteURL(t))
+	s := migrated(t, storetest.SQLiteURL(t))
 	seedSeries(t, s, 2, "web-1")
 	if _, err := s.Hosts(ctx, store.HostsQuery{}); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,18 @@ func open(t *testing.T, url string) *store.Store {
 	return s
 }
 
+// migrated opens a fresh database (see open) and applies the migrations.
+func migrated(t *testing.T, url string) *store.Store {
+	t.Helper()
+	s := open(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Migrate(ctx, nil); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
 func TestMigrateUpOnBothDatabases(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
