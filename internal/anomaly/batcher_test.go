@@ -39,7 +39,12 @@ func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	t := &fakeTimer{c: make(chan time.Time, 1), at: c.now.Add(d)}
 	c.timers = append(c.timers, t)
 	c.mu.Unlock()
-	c.created <- struct{}{}
+	// Never block the batcher: under sustained load (a fast machine) it arms
+	// more windows than any test waits for, and a full channel would stall it.
+	select {
+	case c.created <- struct{}{}:
+	default:
+	}
 	return &fakeTimerHandle{c: c, t: t}
 }
 
