@@ -565,7 +565,8 @@ func TestIngestPersistsWithSeverity(t *testing.T) {
 			t.Fatalf("report = %+v", rep)
 		}
 		want := map[string]string{"db-1": "critical", "db-2": "high", "db-3": "medium", "db-4": "medium"}
-		rows, err := st.Anomalies(ctx, store.AnomalyQuery{})
+		list, err := st.AnomalyRange(ctx, store.AnomalyRangeQuery{})
+		rows := list.Anomalies
 		if err != nil || len(rows) != 4 {
 			t.Fatalf("stored anomalies = %d, %v", len(rows), err)
 		}

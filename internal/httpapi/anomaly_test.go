@@ -177,7 +177,8 @@ func TestAnomalyIngestAuthAndTenant(t *testing.T) {
 			t.Fatalf("ingest %s: %d %s", c.host, w.Code, w.Body)
 		}
 	}
-	rows, err := st.Anomalies(context.Background(), store.AnomalyQuery{})
+	list, err := st.AnomalyRange(context.Background(), store.AnomalyRangeQuery{})
+	rows := list.Anomalies
 	if err != nil || len(rows) != 3 || rows[0].Severity != "critical" {
 		t.Fatalf("stored anomalies = %+v, %v", rows, err)
 	}

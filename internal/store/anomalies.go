@@ -103,62 +103,6 @@ func validAnomaly(a Anomaly) error {
 	return nil
 }
 
-// AnomalyQuery selects stored anomalies.
-type AnomalyQuery struct {
-	Host  string    // "" for every host
-	Since time.Time // zero for no lower bound
-	Limit int       // default 100
-}
-
-// Anomalies returns stored anomalies, newest first.
-func (s *Store) Anomalies(ctx context.Context, q AnomalyQuery) ([]Anomaly, error) {
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	var (
-		where []string
-		args  []any
-	)
-	if q.Host != "" {
-		where = append(where, "host = ?")
-		args = append(args, q.Host)
-	}
-	if !q.Since.IsZero() {
-		where = append(where, "detected_at >= ?")
-		args = append(args, q.Since.UTC())
-	}
-	stmt := "SELECT id, host, COALESCE(metric, ''), detected_at, score, confidence, severity, status, model_version, features, explanation FROM anomalies"
-	if len(where) > 0 {
-		stmt += " WHERE " + strings.Join(where, " AND ")
-	}
-	stmt += " ORDER BY detected_at DESC, id DESC LIMIT ?"
-	args = append(args, q.Limit)
-	rows, err := s.Reader().QueryContext(ctx, s.Rebind(stmt), args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: query anomalies: %w", err)
-	}
-	defer rows.Close()
-	var out []Anomaly
-	for rows.Next() {
-		var (
-			a     Anomaly
-			feats string
-		)
-		if err := rows.Scan(&a.ID, &a.Host, &a.Metric, &a.DetectedAt, &a.Score, &a.Confidence, &a.Severity, &a.Status, &a.ModelVersion, &feats, &a.Explanation); err != nil {
-			return nil, fmt.Errorf("store: scan anomaly: %w", err)
-		}
-		if err := json.Unmarshal([]byte(feats), &a.Features); err != nil {
-			return nil, fmt.Errorf("store: anomaly %d features: %w", a.ID, err)
-		}
-		a.DetectedAt = a.DetectedAt.UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: query anomalies: %w", err)
-	}
-	return out, nil
-}
-
 // Model is one trained model version as stored in the models table.
 type Model struct {
 	Version string
@@ -341,22 +285,8 @@ func (s *Store) MetricHistory(ctx context.Context, q HistoryQuery) ([]MetricSamp
 	if q.Limit <= 0 {
 		q.Limit = 10000
 	}
-	var (
-		where []string
-		args  []any
-	)
-	if q.Host != "" {
-		where = append(where, "host = ?")
-		args = append(args, q.Host)
-	}
-	if !q.From.IsZero() {
-		where = append(where, "ts >= ?")
-		args = append(args, q.From.UTC())
-	}
-	if !q.To.IsZero() {
-		where = append(where, "ts < ?")
-		args = append(args, q.To.UTC())
-	}
+	where, args := HostFilter{Host: q.Host}.where("host", nil, nil)
+	where, args = timeWindow("ts", q.From, q.To, where, args)
 	inner := "SELECT " + metricColumns + " FROM system_metrics"
 	if len(where) > 0 {
 		inner += " WHERE " + strings.Join(where, " AND ")
@@ -364,7 +294,7 @@ func (s *Store) MetricHistory(ctx context.Context, q HistoryQuery) ([]MetricSamp
 	inner += " ORDER BY ts DESC LIMIT ?"
 	args = append(args, q.Limit)
 	stmt := "SELECT " + metricColumns + " FROM (" + inner + ") recent ORDER BY host, ts"
-	rows, err := s.Reader().QueryContext(ctx, s.Rebind(stmt), args...)
+	rows, err := s.Query(ctx, stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: metric history: %w", err)
 	}

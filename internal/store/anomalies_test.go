@@ -30,7 +30,8 @@ func TestInsertAnomaliesSkipsResent(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Fatalf("re-sent anomalies = %d, %v; want 0 new", n, err)
 		}
-		got, err := s.Anomalies(ctx, store.AnomalyQuery{Host: "web-1"})
+		list, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{Filter: store.HostFilter{Host: "web-1"}})
+		got := list.Anomalies
 		if err != nil || len(got) != 2 {
 			t.Fatalf("Anomalies = %d rows, %v", len(got), err)
 		}
