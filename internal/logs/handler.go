@@ -28,8 +28,9 @@ func RequestID(ctx context.Context) (string, bool) {
 // maxPooledBuf keeps a rare huge record from pinning its buffer forever.
 const maxPooledBuf = 64 << 10
 
-// bufPool holds record buffers; the writer returns them after writing, so
-// a steady state encodes without allocating.
+// bufPool holds encoding buffers. The queue copies a record before submit
+// returns, so only one buffer per running goroutine is ever in use, and a
+// steady state encodes without allocating.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
@@ -101,7 +102,10 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // be neither queued nor written anywhere.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	start := time.Now()
-	return h.l.submit(r.Level, h.encode(ctx, r), start)
+	bp := h.encode(ctx, r)
+	err := h.l.submit(r.Level, *bp, start)
+	putBuf(bp)
+	return err
 }
 
 // encode renders r as one JSON line into a pooled buffer.

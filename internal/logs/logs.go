@@ -97,57 +97,45 @@ func (l *Logger) Slog() *slog.Logger { return l.slog }
 // Handler returns the pipeline's slog.Handler, for wrapping.
 func (l *Logger) Handler() slog.Handler { return l.handler }
 
-// submit hands an encoded record to the pipeline; it owns bp from here.
-func (l *Logger) submit(level slog.Level, bp *[]byte, start time.Time) error {
+// submit hands an encoded record to the pipeline, which copies or writes
+// it before returning: the caller keeps b.
+func (l *Logger) submit(level slog.Level, b []byte, start time.Time) error {
 	l.c.attempted.Add(1)
 	defer func() { l.c.enqueue.observe(time.Since(start)) }()
 	important := level >= slog.LevelError
-	e := entry{b: bp, level: level}
 	if l.q == nil {
 		l.sink.mu.Lock()
 		if l.sink.closed {
 			l.sink.mu.Unlock()
-			return l.refuse(e, important)
+			return l.refuse(b, important)
 		}
-		l.sink.one[0] = e
-		l.sink.write(l.sink.one[:])
-		l.sink.one[0] = entry{}
+		l.sink.one[0] = entry{n: len(b), level: level}
+		l.sink.write(l.sink.one[:], b)
 		l.sink.mu.Unlock()
-		putBuf(bp)
 		return nil
 	}
-	switch l.q.push(e, important, l.opts.OnFull == OverflowBlock, l.opts.BlockTimeout) {
+	switch l.q.push(b, level, l.opts.OnFull == OverflowBlock, l.opts.BlockTimeout) {
 	case pushed:
-		return nil
 	case pushFull:
 		l.c.dropped[dropQueueFull].Add(1)
 	case pushTimeout:
 		l.c.dropped[dropTimeout].Add(1)
 	case pushClosed:
-		return l.refuse(e, important)
+		return l.refuse(b, important)
 	case pushNoReserve:
-		return l.direct(e)
+		return l.writeFallback(b)
 	}
-	putBuf(bp)
 	return nil
 }
 
 // refuse handles a record that arrived after Close: ERROR and above still
 // reach the fallback writer, the rest is counted and dropped.
-func (l *Logger) refuse(e entry, important bool) error {
+func (l *Logger) refuse(b []byte, important bool) error {
 	if important {
-		return l.direct(e)
+		return l.writeFallback(b)
 	}
 	l.c.dropped[dropClosed].Add(1)
-	putBuf(e.b)
 	return nil
-}
-
-// direct writes an ERROR record to the fallback on the caller's goroutine
-// when the queue cannot take it: it may not be dropped and may not wait.
-func (l *Logger) direct(e entry) error {
-	defer putBuf(e.b)
-	return l.writeFallback(*e.b)
 }
 
 func (l *Logger) writeFallback(b []byte) error {
@@ -160,37 +148,47 @@ func (l *Logger) writeFallback(b []byte) error {
 	return nil
 }
 
+// writerLinger is how long the writer waits after a batch before taking
+// the next; it bounds how long a record can sit in the queue while records
+// keep coming. ERROR and above, Sync, Close and a half-full queue end it
+// early.
+const writerLinger = time.Millisecond
+
 // writer is the one goroutine that writes in async mode.
 func (l *Logger) writer() {
 	defer close(l.writerEnd)
 	t := time.NewTicker(l.opts.RecoveryInterval)
 	defer t.Stop()
-	var spare []entry
+	// After a batch the writer lingers instead of parking: records logged
+	// meanwhile need no wake-up and are written together at the next take.
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
+	var (
+		spare     []entry
+		spareSlab []byte
+	)
 	for {
 		select {
 		case <-l.q.notify:
+		case <-linger.C:
 		case <-t.C:
 			// Falls through to take: a missed wake-up never strands a
 			// closed queue.
 			l.sink.tick()
 		}
-		batch, closed := l.q.take(spare)
+		batch, slab, closed := l.q.take(spare, spareSlab)
 		if len(batch) > 0 {
+			linger.Reset(writerLinger)
 			if l.abandon.Load() {
-				l.dropBatch(batch, dropShutdown)
+				l.dropBatch(batch, slab, dropShutdown)
 			} else {
 				l.inFlight.Store(int64(len(batch)))
-				l.sink.write(batch)
+				l.sink.write(batch, slab)
 				l.inFlight.Store(0)
 			}
-			for i := range batch {
-				if batch[i].b != nil {
-					putBuf(batch[i].b)
-				}
-				batch[i] = entry{}
-			}
+			clear(batch) // barriers' channels
 		}
-		spare = batch
+		spare, spareSlab = batch, slab
 		if closed {
 			// take after close returns everything, so nothing is left.
 			if l.abandon.Load() {
@@ -205,14 +203,14 @@ func (l *Logger) writer() {
 }
 
 // dropBatch gives up on batch, except for ERROR and above, which still go
-// to the fallback writer. The caller recycles the buffers.
-func (l *Logger) dropBatch(batch []entry, reason int) {
+// to the fallback writer.
+func (l *Logger) dropBatch(batch []entry, slab []byte, reason int) {
 	for _, e := range batch {
 		switch {
 		case e.done != nil:
 			close(e.done)
 		case e.level >= slog.LevelError:
-			_ = l.writeFallback(*e.b)
+			_ = l.writeFallback(slab[e.off : e.off+e.n])
 		default:
 			l.c.dropped[reason].Add(1)
 		}
@@ -270,15 +268,12 @@ func (l *Logger) close(ctx context.Context) error {
 		case <-ctx.Done():
 			l.abandon.Store(true)
 			// Whatever take has not yet handed to the writer is lost.
-			batch, _ := l.q.take(nil)
-			l.dropBatch(batch, dropShutdown)
+			batch, slab, _ := l.q.take(nil, nil)
+			l.dropBatch(batch, slab, dropShutdown)
 			var lost int64
 			for _, e := range batch {
 				if e.done == nil && e.level < slog.LevelError {
 					lost++
-				}
-				if e.b != nil {
-					putBuf(e.b)
 				}
 			}
 			lost += l.inFlight.Load()

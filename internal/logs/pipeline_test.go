@@ -3,6 +3,7 @@ package logs
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -439,4 +440,76 @@ func matches(m *dto.Metric, label, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestWrittenWithoutSync covers the writer's wake-ups: producers wake it
+// only when it is idle, so records logged while it writes or lingers must
+// still reach the file at its next take, with no Sync to push them.
+func TestWrittenWithoutSync(t *testing.T) {
+	dir := t.TempDir()
+	l, err := New(Options{Dir: dir, CopyLevel: "off"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLogger(t, l)
+	for round := range 3 {
+		const n = 500
+		for i := range n {
+			l.Slog().Info("burst", "round", round, "i", i)
+		}
+		want := int64((round + 1) * n)
+		deadline := time.Now().Add(5 * time.Second)
+		for l.Stats().RecordsWritten < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d of %d records written without Sync", round, l.Stats().RecordsWritten, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// Let the writer find the queue empty and park, so the next
+		// round starts with a wake-up.
+		time.Sleep(10 * writerLinger)
+	}
+	lines, _ := readLogLines(t, dir, DefaultFileName)
+	if len(lines) != 1500 {
+		t.Errorf("%d lines on disk, want 1500", len(lines))
+	}
+}
+
+func TestQueueWakesIdleWriterOnce(t *testing.T) {
+	q := newQueue(100, 1<<20, &counters{})
+	rec := []byte(`{"msg":"x"}` + "\n")
+	woken := func() bool {
+		select {
+		case <-q.notify:
+			return true
+		default:
+			return false
+		}
+	}
+	q.take(nil, nil) // an empty take: the writer is about to park
+	for i := range 3 {
+		if r := q.push(rec, slog.LevelInfo, false, 0); r != pushed {
+			t.Fatalf("push %d: %v", i, r)
+		}
+		if got, want := woken(), i == 0; got != want {
+			t.Errorf("push %d to an idle writer: woken %v, want %v", i, got, want)
+		}
+	}
+	if r := q.push(rec, slog.LevelError, false, 0); r != pushed || !woken() {
+		t.Errorf("an ERROR record must wake the writer at once (push %v)", r)
+	}
+	for i := 4; i < 49; i++ {
+		q.push(rec, slog.LevelInfo, false, 0)
+		if woken() {
+			t.Fatalf("push %d below the urgent mark woke a busy writer", i)
+		}
+	}
+	q.push(rec, slog.LevelInfo, false, 0)
+	if !woken() {
+		t.Error("a half-full queue must wake the writer")
+	}
+	batch, slab, _ := q.take(nil, nil)
+	if len(batch) != 50 || string(slab[batch[49].off:batch[49].off+batch[49].n]) != string(rec) {
+		t.Errorf("took %d records, want 50", len(batch))
+	}
 }

@@ -6,12 +6,13 @@ import (
 	"time"
 )
 
-// entry is one encoded record, or a barrier (done != nil) that the writer
-// closes once everything queued before it is written and synced.
+// entry is one encoded record, bytes [off, off+n) of the slab it was
+// queued in, or a barrier (done != nil) that the writer closes once
+// everything queued before it is written and synced.
 type entry struct {
-	b     *[]byte
-	level slog.Level
-	done  chan struct{}
+	off, n int
+	level  slog.Level
+	done   chan struct{}
 }
 
 type pushResult int
@@ -26,9 +27,16 @@ const (
 
 // queue is a FIFO bounded in records and bytes. One mutex keeps it simple
 // and keeps each producer's records in the order it logged them.
+//
+// Records are copied into slab, one contiguous buffer that the writer swaps
+// for its spare at each take, so the two slabs are reused for as long as
+// the logger lives. A buffer per record instead kept hundreds of them in
+// flight while the writer lingered, and every fresh one cost the caller a
+// page fault (a few microseconds, a few times per hundred records).
 type queue struct {
 	mu       sync.Mutex
 	items    []entry
+	slab     []byte
 	bytes    int64
 	capRecs  int
 	capBytes int64
@@ -39,7 +47,17 @@ type queue struct {
 	waiters int
 	// notify wakes the writer; one pending signal is enough.
 	notify chan struct{}
-	c      *counters
+	// idle is set by a take that found nothing: the writer is about to
+	// park on notify, and the next push must wake it. While the writer is
+	// busy or lingering between batches, producers leave it alone, so a
+	// steady stream of records costs no wake-ups (a futex call each, the
+	// bulk of a slow enqueue) on the callers' goroutines.
+	idle bool
+	// urgentRecs and urgentBytes are the fill at which producers wake a
+	// lingering writer early, long before the queue is full.
+	urgentRecs  int
+	urgentBytes int64
+	c           *counters
 }
 
 func newQueue(recs int, bytes int64, c *counters) *queue {
@@ -48,8 +66,12 @@ func newQueue(recs int, bytes int64, c *counters) *queue {
 		capBytes: bytes,
 		space:    make(chan struct{}),
 		notify:   make(chan struct{}, 1),
-		c:        c,
-		items:    make([]entry, 0, min(recs, 1024)),
+		// Half the bounds: the writer empties the queue before producers
+		// could have to wait, even when its linger has not run out.
+		urgentRecs:  max(recs/2, 1),
+		urgentBytes: max(bytes/2, 1),
+		c:           c,
+		items:       make([]entry, 0, min(recs, 1024)),
 	}
 }
 
@@ -65,11 +87,30 @@ func (q *queue) fits(n int64, important bool) bool {
 	return len(q.items) < recs && (q.bytes == 0 || q.bytes+n <= bytes)
 }
 
-func (q *queue) appendLocked(e entry, n int64) {
-	q.items = append(q.items, e)
+// initialSlab is a slab's first capacity: room for a few thousand typical
+// records, which is more than a lingering writer usually finds queued.
+const initialSlab = 256 << 10
+
+// maxSpareSlab bounds the slab the writer keeps for reuse: one grown by a
+// burst is dropped after the burst rather than held for good.
+const maxSpareSlab = 4 << 20
+
+func (q *queue) appendLocked(b []byte, level slog.Level, n int64) {
+	q.items = append(q.items, entry{off: len(q.slab), n: len(b), level: level})
+	q.slab = append(q.slab, b...)
 	q.bytes += n
 	q.c.queueLen.Store(int64(len(q.items)))
 	q.c.queueBytes.Store(q.bytes)
+}
+
+// needsWake must be called with mu held after an append. It clears idle,
+// so of a burst of records only the first pays for the wake-up.
+func (q *queue) needsWake(important bool) bool {
+	if q.idle || important || len(q.items) >= q.urgentRecs || q.bytes >= q.urgentBytes {
+		q.idle = false
+		return true
+	}
+	return false
 }
 
 func (q *queue) wake() {
@@ -79,20 +120,25 @@ func (q *queue) wake() {
 	}
 }
 
-// push queues e. Records below ERROR follow the policy; ERROR and above
-// never wait and never drop: pushNoReserve tells the caller to write them
-// itself when even the reserve is full.
-func (q *queue) push(e entry, important, block bool, timeout time.Duration) pushResult {
-	n := int64(len(*e.b))
+// push copies b into the queue; the caller keeps b. Records below ERROR
+// follow the policy; ERROR and above never wait and never drop:
+// pushNoReserve tells the caller to write them itself when even the
+// reserve is full.
+func (q *queue) push(b []byte, level slog.Level, block bool, timeout time.Duration) pushResult {
+	n := int64(len(b))
+	important := level >= slog.LevelError
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return pushClosed
 	}
 	if q.fits(n, important) {
-		q.appendLocked(e, n)
+		q.appendLocked(b, level, n)
+		wake := q.needsWake(important)
 		q.mu.Unlock()
-		q.wake()
+		if wake {
+			q.wake()
+		}
 		return pushed
 	}
 	switch {
@@ -123,9 +169,12 @@ func (q *queue) push(e entry, important, block bool, timeout time.Duration) push
 			return pushClosed
 		}
 		if q.fits(n, false) {
-			q.appendLocked(e, n)
+			q.appendLocked(b, level, n)
+			wake := q.needsWake(false)
 			q.mu.Unlock()
-			q.wake()
+			if wake {
+				q.wake()
+			}
 			return pushed
 		}
 		if timedOut {
@@ -143,17 +192,24 @@ func (q *queue) pushBarrier(done chan struct{}) bool {
 		return false
 	}
 	q.items = append(q.items, entry{done: done})
+	q.idle = false
 	q.mu.Unlock()
 	q.wake()
 	return true
 }
 
-// take swaps the queued entries for spare, so the writer takes a whole
-// batch under one lock and the two slices are reused forever.
-func (q *queue) take(spare []entry) (batch []entry, closed bool) {
+// take swaps the queued entries and their slab for the spares, so the
+// writer takes a whole batch under one lock and the buffers are reused.
+// Finding the queue empty marks the writer idle.
+func (q *queue) take(spare []entry, spareSlab []byte) (batch []entry, slab []byte, closed bool) {
 	q.mu.Lock()
-	batch = q.items
+	batch, slab = q.items, q.slab
+	q.idle = len(batch) == 0
 	q.items = spare[:0]
+	if cap(spareSlab) > maxSpareSlab {
+		spareSlab = nil
+	}
+	q.slab = spareSlab[:0]
 	q.bytes = 0
 	q.c.queueLen.Store(0)
 	q.c.queueBytes.Store(0)
@@ -163,7 +219,7 @@ func (q *queue) take(spare []entry) (batch []entry, closed bool) {
 	}
 	closed = q.closed
 	q.mu.Unlock()
-	return batch, closed
+	return batch, slab, closed
 }
 
 func (q *queue) close() {

@@ -209,7 +209,7 @@ func (s *sink) retry(now time.Time) {
 }
 
 // write writes a batch; only called with the records in queue order.
-func (s *sink) write(batch []entry) {
+func (s *sink) write(batch []entry, slab []byte) {
 	now := s.o.Now()
 	s.retry(now)
 	if s.f != nil && s.due(now) {
@@ -227,7 +227,7 @@ func (s *sink) write(batch []entry) {
 			close(e.done)
 			continue
 		}
-		b := *e.b
+		b := slab[e.off : e.off+e.n]
 		if s.f != nil {
 			pending := s.size + int64(len(s.buf))
 			if pending > 0 && pending+int64(len(b)) > s.lim.maxFileSize.Load() {
