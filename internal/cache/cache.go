@@ -118,6 +118,10 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 		},
 		IsExcluded: func(err error) bool {
 			// The caller gave up first: that says nothing about Redis.
+			// (nil first: errors.As would allocate on every success.)
+			if err == nil {
+				return false
+			}
 			var cg callerGone
 			return errors.As(err, &cg)
 		},
@@ -276,9 +280,16 @@ func (c *Cache) redisDo(ctx context.Context, timeout time.Duration, fn func(cont
 		return errNotConnected
 	}
 	_, err := c.breaker.Execute(func() (struct{}, error) {
-		octx, cancel := context.WithTimeout(ctx, timeout)
+		// A caller's own deadline that comes first already bounds the call,
+		// and a timer per call is the dearest part of this layer.
+		octx, cancel := ctx, context.CancelFunc(nil)
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
+			octx, cancel = context.WithTimeout(ctx, timeout)
+		}
 		err := fn(octx, box.c)
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		if err != nil && ctx.Err() != nil {
 			return struct{}{}, callerGone{err}
 		}

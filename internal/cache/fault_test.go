@@ -3,6 +3,7 @@ package cache
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -256,5 +257,40 @@ func TestStartsWithoutRedis(t *testing.T) {
 	eventually(t, "UP after Redis starts", func() bool { return status(c) == health.StatusUp })
 	if tier, err := c.PutRaw(ctx, "ns", "k2", "", []byte("x"), 0); err != nil || tier != TierL2 {
 		t.Fatalf("PutRaw after connect = %v %v", tier, err)
+	}
+}
+
+// A caller whose own deadline comes before ReadTimeout is bounded by it
+// (redisDo then adds no timer of its own), and its giving up does not
+// count against Redis: the breaker stays closed.
+func TestCallerDeadlineBoundsHungRedis(t *testing.T) {
+	srv := startPrivateRedis(t)
+	c, err := New(context.Background(), Options{
+		RedisURL: srv.url(), Registerer: prometheus.NewRegistry(),
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, DialTimeout: 500 * time.Millisecond,
+		BreakerFailures: 1, HealthCheckInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv.signal(syscall.SIGSTOP)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		_, _, err := c.GetRaw(ctx, "deadline", "k")
+		took := time.Since(start)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read %d on a hung Redis: err %v, want the caller's deadline", i, err)
+		}
+		if took > 2*time.Second {
+			t.Fatalf("read %d took %v: the caller's 100ms deadline did not bound it", i, took)
+		}
+	}
+	// Stats asks Redis too: let it answer first.
+	srv.signal(syscall.SIGCONT)
+	if st := c.Stats(context.Background()); st.Breaker.State != "closed" || st.Breaker.FallbackActive {
+		t.Fatalf("callers giving up tripped the breaker: %+v", st.Breaker)
 	}
 }
