@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fxamacker/cbor/v2"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
@@ -183,7 +184,11 @@ func (cs *codecs) marshal(v any) ([]byte, codecID, error) {
 func (cs *codecs) unmarshal(e envelope, dst any) error {
 	switch e.codec {
 	case codecJSON:
-		return json.Unmarshal(e.payload, dst)
+		// The v1 emulation of the json/v2 engine: encoding/json's exact
+		// semantics (what encoding/json becomes with GOEXPERIMENT=jsonv2),
+		// decoding two to three times faster and with fewer allocations,
+		// which is most of an in-process hit's cost.
+		return jsonv1.Unmarshal(e.payload, dst)
 	case codecCBOR:
 		return cs.cborDec.Unmarshal(e.payload, dst)
 	case codecRaw:

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -221,10 +222,43 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("payload of %d bytes passed the size limit", len(env.payload))
 		}
 		var a any
-		_ = cs.unmarshal(env, &a)
+		err = cs.unmarshal(env, &a)
+		if env.codec == codecJSON {
+			// The JSON codec decodes with the json/v2 engine's v1
+			// emulation: it must agree with encoding/json exactly.
+			var want any
+			werr := json.Unmarshal(env.payload, &want)
+			if (err == nil) != (werr == nil) || (err == nil && !reflect.DeepEqual(a, want)) {
+				t.Fatalf("decode %q: got %#v, %v; encoding/json: %#v, %v", env.payload, a, err, want, werr)
+			}
+		}
 		var r record
 		_ = cs.unmarshal(env, &r)
 		var raw []byte
 		_ = cs.unmarshal(env, &raw)
+	})
+}
+
+// FuzzJSONMatchesStdlib feeds JSON payloads straight to the JSON codec's
+// decoder and checks it against encoding/json, into an interface and into
+// a struct: same success or failure, same value.
+func FuzzJSONMatchesStdlib(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2,3],"b":"x"}`, `"\u00e9\ud83d\ude00"`, `1e400`, `{"n":1,"N":2}`,
+		`{"tags":null,"m":{"k":65535}}`, `[1,"a",null,true,{"x":{}}]`, "\"\xff\"", `{"n":1.5}`, ` 7 `} {
+		f.Add([]byte(s))
+	}
+	cs := newTestCodecs(f, CodecJSON, CompressionNone, 1<<20)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		env := envelope{codec: codecJSON, payload: payload}
+		var got, want any
+		err, werr := cs.unmarshal(env, &got), json.Unmarshal(payload, &want)
+		if (err == nil) != (werr == nil) || (err == nil && !reflect.DeepEqual(got, want)) {
+			t.Fatalf("%q into any: got %#v, %v; encoding/json: %#v, %v", payload, got, err, want, werr)
+		}
+		var gr, wr record
+		err, werr = cs.unmarshal(env, &gr), json.Unmarshal(payload, &wr)
+		if (err == nil) != (werr == nil) || (err == nil && !reflect.DeepEqual(gr, wr)) {
+			t.Fatalf("%q into a struct: got %#v, %v; encoding/json: %#v, %v", payload, gr, err, wr, werr)
+		}
 	})
 }
