@@ -72,6 +72,7 @@ func newQueue(recs int, bytes int64, c *counters) *queue {
 		urgentBytes: max(bytes/2, 1),
 		c:           c,
 		items:       make([]entry, 0, min(recs, 1024)),
+		slab:        make([]byte, 0, min(bytes, initialSlab)),
 	}
 }
 
