@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -24,8 +25,9 @@ var safeASCII = func() (t [utf8.RuneSelf]bool) {
 // (minus HTML escaping, like slog's JSON handler), so any line parses.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	i := 0
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safeASCII[c] {
@@ -81,10 +83,59 @@ func appendKey(b []byte, key string) []byte {
 }
 
 // appendTime uses RFC 3339 with nanoseconds, as slog's JSON handler does.
+// Records logged within the same second share the date, clock and zone
+// text, so that part is formatted once per second and reused.
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	sec, loc := t.Unix(), t.Location()
+	c := timeCache.Load()
+	if c == nil || c.sec != sec || c.loc != loc {
+		c = newSecondText(t)
+		if c == nil {
+			b = t.AppendFormat(b, time.RFC3339Nano)
+			return append(b, '"')
+		}
+		timeCache.Store(c)
+	}
+	b = append(b, c.clock...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	b = append(b, c.zone...)
 	return append(b, '"')
+}
+
+// secondText is one second's RFC 3339 text in one location, split around
+// where the fraction goes.
+type secondText struct {
+	sec   int64
+	loc   *time.Location
+	clock string // 2006-01-02T15:04:05
+	zone  string // Z or -07:00
+}
+
+var timeCache atomic.Pointer[secondText]
+
+// newSecondText returns nil for a year RFC 3339 cannot write in four
+// digits; AppendFormat handles those itself.
+func newSecondText(t time.Time) *secondText {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return nil
+	}
+	whole := t.Truncate(time.Second)
+	txt := whole.AppendFormat(nil, time.RFC3339)
+	const clockLen = len("2006-01-02T15:04:05")
+	return &secondText{sec: t.Unix(), loc: t.Location(), clock: string(txt[:clockLen]), zone: string(txt[clockLen:])}
 }
 
 func appendFloat(b []byte, f float64) []byte {

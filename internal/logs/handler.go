@@ -162,7 +162,12 @@ func (h *Handler) encode(ctx context.Context, r slog.Record) *[]byte {
 // appendAttr follows slog's rules: values resolved, empty attributes and
 // empty groups omitted, groups with an empty key inlined.
 func appendAttr(b []byte, a slog.Attr) []byte {
-	v := a.Value.Resolve()
+	v := a.Value
+	if v.Kind() == slog.KindLogValuer {
+		// Resolve guards against a panicking LogValue with a deferred
+		// recover, which is dear enough to skip for plain values.
+		v = v.Resolve()
+	}
 	if a.Key == "" && v.Kind() == slog.KindAny && v.Any() == nil {
 		return b
 	}

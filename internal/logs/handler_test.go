@@ -98,3 +98,41 @@ func TestRequestID(t *testing.T) {
 		t.Error("RequestID found an id in an empty context")
 	}
 }
+
+// appendTime caches each second's text; whatever the cache holds, the
+// result must be AppendFormat's RFC 3339 with nanoseconds.
+func TestAppendTime(t *testing.T) {
+	india := time.FixedZone("IST", 5*3600+1800)
+	west := time.FixedZone("", -7*3600)
+	base := time.Date(2026, 11, 28, 20, 56, 33, 0, time.UTC)
+	var times []time.Time
+	for _, loc := range []*time.Location{time.UTC, india, west, time.Local} {
+		for _, ns := range []int{0, 1, 600, 100_000_000, 123_456_789, 999_999_999} {
+			times = append(times, base.Add(time.Duration(ns)).In(loc))
+		}
+	}
+	times = append(times, time.Date(1, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 1, west),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 6, 1, 0, 0, 0, 0, india), base.Add(time.Second), base)
+	for round := range 2 { // the second round reads the cache the first one filled
+		for _, tm := range times {
+			want := `"` + tm.Format(time.RFC3339Nano) + `"`
+			if got := string(appendTime(nil, tm)); got != want {
+				t.Errorf("round %d: appendTime(%v) = %s, want %s", round, tm, got, want)
+			}
+		}
+	}
+}
+
+func FuzzAppendTime(f *testing.F) {
+	f.Add(int64(1795900593), int64(123456789), 0)
+	f.Add(int64(0), int64(0), 3600)
+	f.Add(int64(-62135596800), int64(1), -25200)
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int) {
+		tm := time.Unix(sec, nsec).In(time.FixedZone("", offset%(18*3600)))
+		for range 2 {
+			if got, want := string(appendTime(nil, tm)), `"`+tm.Format(time.RFC3339Nano)+`"`; got != want {
+				t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+			}
+		}
+	})
+}
