@@ -25,6 +25,12 @@ func RequestID(ctx context.Context) (string, bool) {
 	return id, ok && id != ""
 }
 
+// enqueueSample is the one-in-N of records whose enqueue is timed for the
+// latency histogram. Timing every call cost two clock reads and three
+// atomic updates per record, which measured as a fifth of the call's
+// median and most of its p99; a sample keeps the quantiles and the cost.
+const enqueueSample = 16
+
 // maxPooledBuf keeps a rare huge record from pinning its buffer forever.
 const maxPooledBuf = 64 << 10
 
@@ -101,7 +107,10 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // Handle encodes r and submits it. The error reports a record that could
 // be neither queued nor written anywhere.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	start := time.Now()
+	var start time.Time
+	if h.l.c.attempted.Add(1)%enqueueSample == 0 {
+		start = time.Now()
+	}
 	bp := h.encode(ctx, r)
 	err := h.l.submit(r.Level, *bp, start)
 	putBuf(bp)

@@ -98,10 +98,12 @@ func (l *Logger) Slog() *slog.Logger { return l.slog }
 func (l *Logger) Handler() slog.Handler { return l.handler }
 
 // submit hands an encoded record to the pipeline, which copies or writes
-// it before returning: the caller keeps b.
+// it before returning: the caller keeps b. A non-zero start is a sampled
+// record's arrival, for the enqueue latency histogram.
 func (l *Logger) submit(level slog.Level, b []byte, start time.Time) error {
-	l.c.attempted.Add(1)
-	defer func() { l.c.enqueue.observe(time.Since(start)) }()
+	if !start.IsZero() {
+		defer func() { l.c.enqueue.observe(time.Since(start)) }()
+	}
 	important := level >= slog.LevelError
 	if l.q == nil {
 		l.sink.mu.Lock()

@@ -192,7 +192,8 @@ type Stats struct {
 	QueueCapacity      int64 `json:"queue_capacity"`
 	QueueBytes         int64 `json:"queue_bytes"`
 	QueueCapacityBytes int64 `json:"queue_capacity_bytes"`
-	// EnqueueLatency is the caller's cost per record: encoding and queueing.
+	// EnqueueLatency is the caller's cost per record, encoding and
+	// queueing, from a sample of one record in 16 (Count counts the sample).
 	EnqueueLatency LatencySummary `json:"enqueue_latency"`
 
 	// Rotations counts rotations by cause ("size", "time").
