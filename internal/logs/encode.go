@@ -21,11 +21,28 @@ var safeASCII = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// plain marks the bytes that stand for themselves in a JSON string: safe
+// ASCII (bytes from 0x80 up start multi-byte runes, which need checking).
+var plain = func() (t [256]bool) {
+	for c := range utf8.RuneSelf {
+		t[c] = safeASCII[c]
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string with encoding/json's escaping
 // (minus HTML escaping, like slog's JSON handler), so any line parses.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	// The common case, nothing to escape, in one tight loop.
 	i := 0
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	start := 0
 	for i < len(s) {
 		c := s[i]

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -133,6 +134,36 @@ func FuzzAppendTime(f *testing.F) {
 			if got, want := string(appendTime(nil, tm)), `"`+tm.Format(time.RFC3339Nano)+`"`; got != want {
 				t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
 			}
+		}
+	})
+}
+
+// FuzzAppendString checks the string escaping against encoding/json: the
+// output must decode to what encoding/json's own encoding decodes to (the
+// escapes may differ: \u000c for \f, as slog writes it), and may not hold
+// U+2028 or U+2029 unescaped.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t cr\r \x01\x1f\f\b", "é ü 日本", "\u2028\u2029", "\xff\xfe bad", "<a&b>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := appendString(nil, s)
+		var got, want string
+		if err := json.Unmarshal(ours, &got); err != nil {
+			t.Fatalf("appendString(%q) = %s: not a JSON string: %v", s, ours, err)
+		}
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("appendString(%q) = %s decodes to %q; encoding/json's decodes to %q", s, ours, got, want)
+		}
+		if strings.ContainsAny(string(ours), "\u2028\u2029") {
+			t.Fatalf("appendString(%q) = %s holds a raw line or paragraph separator", s, ours)
 		}
 	})
 }
