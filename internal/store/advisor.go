@@ -96,6 +96,12 @@ const (
 
 // Indexes reports the current suggestions and the indexes created so far.
 func (s *Store) Indexes(ctx context.Context) (IndexReport, error) {
+	// With nothing yet worth asking the planner about, Advise would not
+	// touch the database: without this check an unreachable one would
+	// still get a clean, empty report.
+	if err := s.Ping(ctx); err != nil {
+		return IndexReport{}, fmt.Errorf("store: index report: %w", err)
+	}
 	sug, err := s.Advise(ctx)
 	rep := IndexReport{Driver: string(s.kind), AutoIndex: s.opts.AutoIndex, Hypopg: s.hasHypopg(ctx), Suggestions: sug}
 	s.advisor.mu.Lock()
