@@ -202,23 +202,73 @@ func (c *Cache) breakerState() string {
 	}
 }
 
+// redisServerStats fills ts with Redis's entry, memory and eviction figures.
+// DBSIZE and INFO name no key, so a cluster client would send them to a
+// single node, which holds only its own slots' keys: in a cluster every node
+// is asked and the masters' figures are summed. Replicas, which hold copies
+// of their master's keys, are told apart by INFO replication in the same
+// round trip (INFO rather than ROLE: it needs no further ACL permission). A
+// node that does not answer is left out; only when none answers does its
+// error reach the breaker, unwrapped, as for a single server.
 func (c *Cache) redisServerStats(ctx context.Context, ts *TierStats) {
 	_ = c.redisDo(ctx, c.opts.ReadTimeout, func(ctx context.Context, cl rueidis.Client) error {
-		res := cl.DoMulti(ctx,
-			cl.B().Dbsize().Build(),
-			cl.B().Info().Section("memory").Build(),
-			cl.B().Info().Section("stats").Build())
-		if n, err := res[0].AsInt64(); err == nil {
-			ts.Entries = n
+		cluster := cl.Mode() == rueidis.ClientModeCluster
+		nodes := map[string]rueidis.Client{"": cl}
+		if cluster {
+			nodes = cl.Nodes()
 		}
-		if s, err := res[1].ToString(); err == nil {
-			ts.Bytes = infoField(s, "used_memory")
+		var (
+			sum      TierStats
+			answered bool
+			firstErr error
+		)
+		for _, node := range nodes {
+			cmds := rueidis.Commands{
+				node.B().Dbsize().Build(),
+				node.B().Info().Section("memory").Build(),
+				node.B().Info().Section("stats").Build(),
+			}
+			if cluster {
+				cmds = append(cmds, node.B().Info().Section("replication").Build())
+			}
+			res := node.DoMulti(ctx, cmds...)
+			n, err := res[0].AsInt64()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			answered = true
+			if cluster {
+				if info, err := res[3].ToString(); err != nil || !isMaster(info) {
+					continue
+				}
+			}
+			sum.Entries += n
+			if s, err := res[1].ToString(); err == nil {
+				sum.Bytes += infoField(s, "used_memory")
+			}
+			if s, err := res[2].ToString(); err == nil {
+				sum.Evictions += uint64(max(infoField(s, "evicted_keys"), 0))
+			}
 		}
-		if s, err := res[2].ToString(); err == nil {
-			ts.Evictions = uint64(max(infoField(s, "evicted_keys"), 0))
+		if !answered {
+			return firstErr
 		}
-		return res[0].Error()
+		ts.Entries, ts.Bytes, ts.Evictions = sum.Entries, sum.Bytes, sum.Evictions
+		return nil
 	})
+}
+
+// isMaster reads the role field of INFO replication output.
+func isMaster(info string) bool {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, "role:"); ok {
+			return strings.TrimSpace(v) == "master"
+		}
+	}
+	return false
 }
 
 // infoField extracts one integer field from INFO output.

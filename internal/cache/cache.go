@@ -145,6 +145,10 @@ func (c *Cache) clientOption() (rueidis.ClientOption, error) {
 		ro.TLSConfig = c.opts.TLSConfig.Clone()
 	}
 	ro.Dialer.Timeout = c.opts.DialTimeout
+	// With ?master_set= rueidis dials the sentinels with a dialer of their
+	// own, whose zero timeout means rueidis's 5 s default: without this a
+	// hung sentinel holds New (and each reconnect) past DialTimeout.
+	ro.Sentinel.Dialer.Timeout = c.opts.DialTimeout
 	ro.BlockingPoolSize = c.opts.PoolSize
 	// One pipelined connection per node: with NOLOOP our own writes then
 	// never come back to us as invalidations.

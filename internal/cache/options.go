@@ -51,7 +51,8 @@ type Options struct {
 	// auto-pipelined over one connection per Redis node, which is what makes
 	// rueidis fast; the pool serves large pipelines (namespace clears).
 	PoolSize int
-	// DialTimeout bounds connecting to Redis.
+	// DialTimeout bounds connecting to Redis, and to the sentinels of a
+	// ?master_set= URL.
 	DialTimeout time.Duration
 	// ReadTimeout bounds every Redis read: past it the read is answered from
 	// the in-process tier and counted as a breaker failure.

@@ -132,8 +132,8 @@ type Stats struct {
 
 // TierStats counts one tier's traffic. For L2, Entries, Bytes and
 // Evictions are Redis's own figures for the whole server (DBSIZE of the
-// selected database, used_memory, evicted_keys) and are zero while Redis
-// is unreachable.
+// selected database, used_memory, evicted_keys), summed over the masters of
+// a cluster, and are zero while Redis is unreachable.
 type TierStats struct {
 	Hits      uint64  `json:"hits"`
 	Misses    uint64  `json:"misses"`

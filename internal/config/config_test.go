@@ -221,6 +221,12 @@ func TestEffectiveRedisURL(t *testing.T) {
 		{[]string{"REDIS_HOST", "r1"}, "redis://r1:6379/0"},
 		{[]string{"REDIS_HOST", "r1", "REDIS_PORT", "7000", "REDIS_PASSWORD", "p@ss"}, "redis://:p%40ss@r1:7000/0"},
 		{[]string{"REDIS_HOST", "r1", "REDIS_URL", "redis://r2:6379/3"}, "redis://r2:6379/3"},
+		// Cluster (more nodes in addr=) and Sentinel (master_set=, the
+		// address is a sentinel's) URLs go to the cache as they are.
+		{[]string{"REDIS_URL", "redis://:pw@10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000"},
+			"redis://:pw@10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000"},
+		{[]string{"REDIS_URL", "redis://s1:26379/0?master_set=mymaster&addr=s2:26379"}, "redis://s1:26379/0?master_set=mymaster&addr=s2:26379"},
+		{[]string{"REDIS_URL", "rediss://:pw@s1:26379/2?master_set=mymaster"}, "rediss://:pw@s1:26379/2?master_set=mymaster"},
 	}
 	for _, tc := range cases {
 		c, err := Load(nil, env(tc.env...), io.Discard)
@@ -269,6 +275,8 @@ func TestRedactedMasksEverySecret(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	cases := map[string]string{
 		"redis://:pw@h:1/0":                       "redis://:********@h:1/0",
+		"redis://:pw@h:1?addr=h2:2&addr=h3:3":     "redis://:********@h:1?addr=h2:2&addr=h3:3",
+		"redis://:pw@s:26379/0?master_set=m":      "redis://:********@s:26379/0?master_set=m",
 		"postgres://u@h/db":                       "postgres://u@h/db",
 		"postgres://h/db?password=pw&sslmode=off": "postgres://h/db?password=********&sslmode=off",
 		"sqlite:///./x.db":                        "sqlite:///./x.db",
