@@ -213,7 +213,7 @@ func settings() []setting {
 		{env: "REDIS_PASSWORD", flag: "redis-password", def: "", secret: true, usage: "Redis password",
 			set: func(c *Config, v string) error { c.RedisPassword = v; return nil }},
 		{env: "REDIS_URL", flag: "redis-url", def: "", secret: true,
-			usage: "redis://[:password@]host:port/db or rediss://…; wins over REDIS_HOST/PORT/PASSWORD",
+			usage: "redis://[:password@]host:port/db or rediss://… (TLS); Cluster: ?addr=host:port per extra node; Sentinel: ?master_set=NAME; wins over REDIS_HOST/PORT/PASSWORD",
 			set:   func(c *Config, v string) error { c.RedisURL = v; return validRedisURL(v) }},
 		{env: "ENABLE_CACHE", flag: "enable-cache", def: "true", usage: "enable the cache part",
 			set: func(c *Config, v string) error { return parseBool(v, &c.EnableCache) }},
