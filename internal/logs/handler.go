@@ -172,15 +172,17 @@ func (h *Handler) encode(ctx context.Context, r slog.Record) *[]byte {
 // empty groups omitted, groups with an empty key inlined.
 func appendAttr(b []byte, a slog.Attr) []byte {
 	v := a.Value
-	if v.Kind() == slog.KindLogValuer {
+	kind := v.Kind()
+	if kind == slog.KindLogValuer {
 		// Resolve guards against a panicking LogValue with a deferred
 		// recover, which is dear enough to skip for plain values.
 		v = v.Resolve()
+		kind = v.Kind()
 	}
-	if a.Key == "" && v.Kind() == slog.KindAny && v.Any() == nil {
+	if a.Key == "" && kind == slog.KindAny && v.Any() == nil {
 		return b
 	}
-	switch v.Kind() {
+	switch kind {
 	case slog.KindGroup:
 		attrs := v.Group()
 		if len(attrs) == 0 {
