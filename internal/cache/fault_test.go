@@ -34,13 +34,7 @@ func startPrivateRedis(t *testing.T) *privateRedis {
 	if err != nil {
 		t.Skip("redis-server not installed (apt-get install -y redis-server): skipping the fault test")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	r := &privateRedis{t: t, bin: bin, port: port, dir: t.TempDir()}
+	r := &privateRedis{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
 	r.start()
 	t.Cleanup(r.kill)
 	return r

@@ -13,19 +13,12 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// safeASCII marks the bytes that need no escaping inside a JSON string.
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
+// safeASCII marks the bytes that stand for themselves inside a JSON
+// string: ASCII but quote, backslash and control characters. Bytes from
+// 0x80 up start multi-byte runes, which need checking.
+var safeASCII = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// plain marks the bytes that stand for themselves in a JSON string: safe
-// ASCII (bytes from 0x80 up start multi-byte runes, which need checking).
-var plain = func() (t [256]bool) {
-	for c := range utf8.RuneSelf {
-		t[c] = safeASCII[c]
 	}
 	return t
 }()
@@ -36,7 +29,7 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	// The common case, nothing to escape, in one tight loop.
 	i := 0
-	for i < len(s) && plain[s[i]] {
+	for i < len(s) && safeASCII[s[i]] {
 		i++
 	}
 	if i == len(s) {

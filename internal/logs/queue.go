@@ -37,7 +37,6 @@ type queue struct {
 	mu       sync.Mutex
 	items    []entry
 	slab     []byte
-	bytes    int64
 	capRecs  int
 	capBytes int64
 	closed   bool
@@ -85,7 +84,7 @@ func (q *queue) fits(n int64, important bool) bool {
 		recs += recs / 4
 		bytes += bytes / 4
 	}
-	return len(q.items) < recs && (q.bytes == 0 || q.bytes+n <= bytes)
+	return len(q.items) < recs && (len(q.slab) == 0 || int64(len(q.slab))+n <= bytes)
 }
 
 // initialSlab is a slab's first capacity: room for a few thousand typical
@@ -96,18 +95,17 @@ const initialSlab = 256 << 10
 // burst is dropped after the burst rather than held for good.
 const maxSpareSlab = 4 << 20
 
-func (q *queue) appendLocked(b []byte, level slog.Level, n int64) {
+func (q *queue) appendLocked(b []byte, level slog.Level) {
 	q.items = append(q.items, entry{off: len(q.slab), n: len(b), level: level})
 	q.slab = append(q.slab, b...)
-	q.bytes += n
 	q.c.queueLen.Store(int64(len(q.items)))
-	q.c.queueBytes.Store(q.bytes)
+	q.c.queueBytes.Store(int64(len(q.slab)))
 }
 
 // needsWake must be called with mu held after an append. It clears idle,
 // so of a burst of records only the first pays for the wake-up.
 func (q *queue) needsWake(important bool) bool {
-	if q.idle || important || len(q.items) >= q.urgentRecs || q.bytes >= q.urgentBytes {
+	if q.idle || important || len(q.items) >= q.urgentRecs || int64(len(q.slab)) >= q.urgentBytes {
 		q.idle = false
 		return true
 	}
@@ -134,7 +132,7 @@ func (q *queue) push(b []byte, level slog.Level, block bool, timeout time.Durati
 		return pushClosed
 	}
 	if q.fits(n, important) {
-		q.appendLocked(b, level, n)
+		q.appendLocked(b, level)
 		wake := q.needsWake(important)
 		q.mu.Unlock()
 		if wake {
@@ -170,7 +168,7 @@ func (q *queue) push(b []byte, level slog.Level, block bool, timeout time.Durati
 			return pushClosed
 		}
 		if q.fits(n, false) {
-			q.appendLocked(b, level, n)
+			q.appendLocked(b, level)
 			wake := q.needsWake(false)
 			q.mu.Unlock()
 			if wake {
@@ -211,7 +209,6 @@ func (q *queue) take(spare []entry, spareSlab []byte) (batch []entry, slab []byt
 		spareSlab = nil
 	}
 	q.slab = spareSlab[:0]
-	q.bytes = 0
 	q.c.queueLen.Store(0)
 	q.c.queueBytes.Store(0)
 	if q.waiters > 0 {
