@@ -19,6 +19,6 @@ func BenchmarkEncode(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		putBuf(h.encode(ctx, r))
+		putBuf(h.encode(ctx, &r))
 	}
 }

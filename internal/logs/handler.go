@@ -26,10 +26,17 @@ func RequestID(ctx context.Context) (string, bool) {
 }
 
 // enqueueSample is the one-in-N of records whose enqueue is timed for the
-// latency histogram. Timing every call cost two clock reads and three
-// atomic updates per record, which measured as a fifth of the call's
-// median and most of its p99; a sample keeps the quantiles and the cost.
-const enqueueSample = 16
+// latency histogram. Timing costs two clock reads (about 40 ns each on a
+// VM) and three atomic updates. Timing every record made that a fifth of
+// the median; timing one in 16 still put the timed calls, 6% of all, in
+// the slowest 1% and so set the very p99 they measure. One in 128 keeps
+// the timed calls under 1%, and still gives thousands of samples a second
+// when latency matters, at high rates.
+const enqueueSample = 128
+
+// clockBase anchors the monotonic readings that time a sampled record:
+// time.Since on it reads one clock, time.Now reads two.
+var clockBase = time.Now()
 
 // maxPooledBuf keeps a rare huge record from pinning its buffer forever.
 const maxPooledBuf = 64 << 10
@@ -107,34 +114,47 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // Handle encodes r and submits it. The error reports a record that could
 // be neither queued nor written anywhere.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	var start time.Time
-	if h.l.c.attempted.Add(1)%enqueueSample == 0 {
-		start = time.Now()
+	sampled := h.l.c.attempted.Add(1)%enqueueSample == 0
+	var start time.Duration
+	if sampled {
+		start = time.Since(clockBase)
 	}
-	bp := h.encode(ctx, r)
-	err := h.l.submit(r.Level, *bp, start)
+	bp := h.encode(ctx, &r)
+	err := h.l.submit(r.Level, *bp)
 	putBuf(bp)
+	if sampled {
+		h.l.c.enqueue.observe(time.Since(clockBase) - start)
+	}
 	return err
 }
 
 // encode renders r as one JSON line into a pooled buffer.
-func (h *Handler) encode(ctx context.Context, r slog.Record) *[]byte {
+func (h *Handler) encode(ctx context.Context, r *slog.Record) *[]byte {
 	bp := getBuf()
 	b := append((*bp)[:0], '{')
 	if !r.Time.IsZero() {
 		b = append(b, `"time":`...)
 		b = appendTime(b, r.Time)
+		b = append(b, ',')
 	}
-	b = appendKey(b, slog.LevelKey)
-	b = appendString(b, r.Level.String())
-	b = appendKey(b, slog.MessageKey)
+	b = append(b, `"level":`...)
+	b = appendLevel(b, r.Level)
+	b = append(b, `,"msg":`...)
 	b = appendString(b, r.Message)
 	if id, ok := RequestID(ctx); ok {
 		b = appendKey(b, "request_id")
 		b = appendString(b, id)
 	}
 	b = append(b, h.pre...)
-	if r.NumAttrs() > 0 {
+	switch {
+	case r.NumAttrs() == 0:
+	case len(h.pending) == 0:
+		// No group waits to be opened: the common case, kept lean.
+		r.Attrs(func(a slog.Attr) bool {
+			b = appendAttr(b, a)
+			return true
+		})
+	default:
 		opened := false
 		r.Attrs(func(a slog.Attr) bool {
 			mark := len(b)

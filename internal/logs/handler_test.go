@@ -35,10 +35,15 @@ func TestHandlerMatchesSlogJSON(t *testing.T) {
 		},
 		func(l *slog.Logger) { l.WithGroup("g").WithGroup("h").Info("empty groups vanish") },
 		func(l *slog.Logger) { l.Info("inline", slog.Group("", "x", 1), slog.Attr{}) },
+		func(l *slog.Logger) { l.Debug("debug") },
+		func(l *slog.Logger) { l.Warn("warn") },
+		func(l *slog.Logger) { l.Error("error") },
+		func(l *slog.Logger) { l.Log(context.Background(), slog.LevelInfo+2, "between levels") },
+		func(l *slog.Logger) { l.Log(context.Background(), slog.LevelError+4, "above error") },
 	}
 	for i, rec := range records {
 		var want bytes.Buffer
-		ref := slog.New(slog.NewJSONHandler(&want, nil))
+		ref := slog.New(slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		rec(ref)
 		got := encodeWith(t, rec)
 		var g, w map[string]any
@@ -80,9 +85,21 @@ func (c captureHandler) WithGroup(n string) slog.Handler {
 	return captureHandler{h: c.h.WithGroup(n).(*Handler), out: c.out}
 }
 func (c captureHandler) Handle(ctx context.Context, r slog.Record) error {
-	bp := c.h.encode(ctx, r)
+	bp := c.h.encode(ctx, &r)
 	*c.out = append([]byte(nil), *bp...)
 	return nil
+}
+
+// TestZeroTime: a record without a time has no time key, as slog's
+// handlers write it.
+func TestZeroTime(t *testing.T) {
+	h := &Handler{l: &Logger{}}
+	r := slog.NewRecord(time.Time{}, slog.LevelWarn, "no time", 0)
+	bp := h.encode(context.Background(), &r)
+	defer putBuf(bp)
+	if got, want := string(*bp), `{"level":"WARN","msg":"no time"}`+"\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
 }
 
 func TestRequestID(t *testing.T) {
@@ -152,6 +169,13 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatal(err)
 		}
 		ours := appendString(nil, s)
+		// After other bytes, with no room to spare and with plenty: the
+		// word-wise copy writes into b's spare capacity.
+		for _, prefix := range [][]byte{[]byte(`{"k":`), append(make([]byte, 0, 4096), `{"k":`...)} {
+			if got := appendString(prefix, s); string(got) != `{"k":`+string(ours) {
+				t.Fatalf("appendString after a prefix = %s, want %s", got, `{"k":`+string(ours))
+			}
+		}
 		var got, want string
 		if err := json.Unmarshal(ours, &got); err != nil {
 			t.Fatalf("appendString(%q) = %s: not a JSON string: %v", s, ours, err)

@@ -83,7 +83,7 @@ func New(opts Options, reg prometheus.Registerer) (*Logger, error) {
 			l.sink.mu.Unlock()
 		}
 	} else {
-		l.q = newQueue(o.QueueRecords, o.QueueBytes, l.c)
+		l.q = newQueue(o.QueueRecords, o.QueueBytes)
 		l.writerEnd = make(chan struct{})
 		go l.writer()
 	}
@@ -98,12 +98,8 @@ func (l *Logger) Slog() *slog.Logger { return l.slog }
 func (l *Logger) Handler() slog.Handler { return l.handler }
 
 // submit hands an encoded record to the pipeline, which copies or writes
-// it before returning: the caller keeps b. A non-zero start is a sampled
-// record's arrival, for the enqueue latency histogram.
-func (l *Logger) submit(level slog.Level, b []byte, start time.Time) error {
-	if !start.IsZero() {
-		defer func() { l.c.enqueue.observe(time.Since(start)) }()
-	}
+// it before returning: the caller keeps b.
+func (l *Logger) submit(level slog.Level, b []byte) error {
 	important := level >= slog.LevelError
 	if l.q == nil {
 		l.sink.mu.Lock()
@@ -346,8 +342,6 @@ func (l *Logger) Stats() Stats {
 		RecordsFallback:     c.fallback.Load(),
 		RecordsDropped:      make(map[string]int64, len(dropReasons)),
 		BytesWritten:        c.bytes.Load(),
-		QueueLength:         c.queueLen.Load(),
-		QueueBytes:          c.queueBytes.Load(),
 		Rotations:           make(map[string]int64, len(rotationCauses)),
 		FilesRemoved:        make(map[string]int64, len(removalReasons)),
 		FilesCompressed:     c.compressed.Load(),
@@ -359,6 +353,7 @@ func (l *Logger) Stats() Stats {
 		Degraded:            c.degraded.Load(),
 	}
 	if l.q != nil {
+		st.QueueLength, st.QueueBytes = l.q.size()
 		st.QueueCapacity = int64(l.opts.QueueRecords)
 		st.QueueCapacityBytes = l.opts.QueueBytes
 	}

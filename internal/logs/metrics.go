@@ -18,7 +18,7 @@ var (
 	descQueueCap    = prometheus.NewDesc(ns+"queue_capacity", "Records the queue holds before the overflow policy applies.", nil, nil)
 	descQueueBytes  = prometheus.NewDesc(ns+"queue_bytes", "Bytes waiting in the queue.", nil, nil)
 	descQueueCapB   = prometheus.NewDesc(ns+"queue_capacity_bytes", "Bytes the queue holds before the overflow policy applies.", nil, nil)
-	descEnqueue     = prometheus.NewDesc(ns+"enqueue_duration_seconds", "Caller's cost per record, encoding and queueing, observed on one record in 16.", nil, nil)
+	descEnqueue     = prometheus.NewDesc(ns+"enqueue_duration_seconds", "Caller's cost per record, encoding and queueing, observed on one record in 128.", nil, nil)
 	descRotations   = prometheus.NewDesc(ns+"rotations_total", "Rotations, by cause.", []string{"cause"}, nil)
 	descRemoved     = prometheus.NewDesc(ns+"files_removed_total", "Rotated files removed by retention, by reason.", []string{"reason"}, nil)
 	descCompressed  = prometheus.NewDesc(ns+"compressed_files_total", "Rotated files gzipped.", nil, nil)

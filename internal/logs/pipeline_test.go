@@ -476,7 +476,7 @@ func TestWrittenWithoutSync(t *testing.T) {
 }
 
 func TestQueueWakesIdleWriterOnce(t *testing.T) {
-	q := newQueue(100, 1<<20, &counters{})
+	q := newQueue(100, 1<<20)
 	rec := []byte(`{"msg":"x"}` + "\n")
 	woken := func() bool {
 		select {
@@ -511,5 +511,26 @@ func TestQueueWakesIdleWriterOnce(t *testing.T) {
 	batch, slab, _ := q.take(nil, nil)
 	if len(batch) != 50 || string(slab[batch[49].off:batch[49].off+batch[49].n]) != string(rec) {
 		t.Errorf("took %d records, want 50", len(batch))
+	}
+}
+
+// TestEnqueueSampled: one record in enqueueSample is timed, and the
+// summary reports what the sample saw.
+func TestEnqueueSampled(t *testing.T) {
+	l, err := New(Options{Dir: t.TempDir(), CopyLevel: "off"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLogger(t, l)
+	const n = 10 * enqueueSample
+	for i := range n {
+		l.Slog().Info("sampled", "i", i)
+	}
+	st := l.Stats().EnqueueLatency
+	if st.Count != n/enqueueSample {
+		t.Errorf("%d records timed of %d, want %d", st.Count, n, n/enqueueSample)
+	}
+	if st.P50 <= 0 || st.P99 < st.P50 || st.Max <= 0 {
+		t.Errorf("quantiles out of order: %+v", st)
 	}
 }

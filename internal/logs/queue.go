@@ -56,10 +56,9 @@ type queue struct {
 	// lingering writer early, long before the queue is full.
 	urgentRecs  int
 	urgentBytes int64
-	c           *counters
 }
 
-func newQueue(recs int, bytes int64, c *counters) *queue {
+func newQueue(recs int, bytes int64) *queue {
 	return &queue{
 		capRecs:  recs,
 		capBytes: bytes,
@@ -69,7 +68,6 @@ func newQueue(recs int, bytes int64, c *counters) *queue {
 		// could have to wait, even when its linger has not run out.
 		urgentRecs:  max(recs/2, 1),
 		urgentBytes: max(bytes/2, 1),
-		c:           c,
 		items:       make([]entry, 0, min(recs, 1024)),
 		slab:        make([]byte, 0, min(bytes, initialSlab)),
 	}
@@ -98,8 +96,14 @@ const maxSpareSlab = 4 << 20
 func (q *queue) appendLocked(b []byte, level slog.Level) {
 	q.items = append(q.items, entry{off: len(q.slab), n: len(b), level: level})
 	q.slab = append(q.slab, b...)
-	q.c.queueLen.Store(int64(len(q.items)))
-	q.c.queueBytes.Store(int64(len(q.slab)))
+}
+
+// size is what is queued, for Stats: read under the lock rather than
+// kept in atomics that every push would have to store to.
+func (q *queue) size() (recs, bytes int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int64(len(q.items)), int64(len(q.slab))
 }
 
 // needsWake must be called with mu held after an append. It clears idle,
@@ -209,8 +213,6 @@ func (q *queue) take(spare []entry, spareSlab []byte) (batch []entry, slab []byt
 		spareSlab = nil
 	}
 	q.slab = spareSlab[:0]
-	q.c.queueLen.Store(0)
-	q.c.queueBytes.Store(0)
 	if q.waiters > 0 {
 		close(q.space)
 		q.space = make(chan struct{})
