@@ -146,37 +146,59 @@ func (l *Logger) writeFallback(b []byte) error {
 	return nil
 }
 
-// writerLinger is how long the writer waits after a batch before taking
-// the next; it bounds how long a record can sit in the queue while records
-// keep coming. ERROR and above, Sync, Close and a half-full queue end it
-// early.
-const writerLinger = time.Millisecond
+// The writer polls the queue rather than being woken by every record:
+// waking it is a syscall on the caller's goroutine, and on a VM a wake-up
+// also costs a few hundred microseconds of CPU in all. It polls every
+// writerPoll to writerMaxPoll, halving the wait after a batch of
+// pollBatchBytes or more and doubling it after a smaller one or none, so a
+// busy logger writes batches of about that size and a slow one wakes
+// fifty times a second. After writerParkAfter without a record it parks,
+// costing nothing, and the next record wakes it. ERROR and above, Sync,
+// Close and a half-full queue wake it at once.
+const (
+	writerPoll      = time.Millisecond
+	writerMaxPoll   = 20 * time.Millisecond
+	pollBatchBytes  = 64 << 10
+	writerParkAfter = time.Second
+)
 
 // writer is the one goroutine that writes in async mode.
 func (l *Logger) writer() {
 	defer close(l.writerEnd)
 	t := time.NewTicker(l.opts.RecoveryInterval)
 	defer t.Stop()
-	// After a batch the writer lingers instead of parking: records logged
-	// meanwhile need no wake-up and are written together at the next take.
-	linger := time.NewTimer(writerLinger)
-	defer linger.Stop()
+	wait := writerPoll
+	poll := time.NewTimer(wait)
+	defer poll.Stop()
 	var (
+		quiet     time.Duration
+		parked    bool
 		spare     []entry
 		spareSlab []byte
 	)
 	for {
 		select {
 		case <-l.q.notify:
-		case <-linger.C:
+		case <-poll.C:
 		case <-t.C:
 			// Falls through to take: a missed wake-up never strands a
 			// closed queue.
 			l.sink.tick()
 		}
 		batch, slab, closed := l.q.take(spare, spareSlab)
+		if parked && len(batch) == 0 && !closed && l.q.park() {
+			continue // the ticker: still nothing to write
+		}
+		parked = false
+		switch {
+		case len(slab) >= pollBatchBytes:
+			wait, quiet = max(wait/2, writerPoll), 0
+		case len(batch) > 0:
+			wait, quiet = min(2*wait, writerMaxPoll), 0
+		default:
+			wait, quiet = min(2*wait, writerMaxPoll), quiet+wait
+		}
 		if len(batch) > 0 {
-			linger.Reset(writerLinger)
 			if l.abandon.Load() {
 				l.dropBatch(batch, slab, dropShutdown)
 			} else {
@@ -197,6 +219,13 @@ func (l *Logger) writer() {
 			}
 			return
 		}
+		if quiet >= writerParkAfter && l.q.park() {
+			// No timer until a record, Sync, Close or the ticker wakes it.
+			poll.Stop()
+			parked, wait, quiet = true, writerPoll, 0
+			continue
+		}
+		poll.Reset(wait)
 	}
 }
 

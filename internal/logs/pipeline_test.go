@@ -442,9 +442,11 @@ func matches(m *dto.Metric, label, value string) bool {
 	return false
 }
 
-// TestWrittenWithoutSync covers the writer's wake-ups: producers wake it
-// only when it is idle, so records logged while it writes or lingers must
-// still reach the file at its next take, with no Sync to push them.
+// TestWrittenWithoutSync covers the writer's polling: producers do not
+// wake a polling writer for ordinary records, so records logged while it
+// writes, polls, or polls slowly after a quiet spell must still reach the
+// file at its next poll, with no Sync to push them; and after a longer
+// quiet spell it parks, and the next record wakes it.
 func TestWrittenWithoutSync(t *testing.T) {
 	dir := t.TempDir()
 	l, err := New(Options{Dir: dir, CopyLevel: "off"}, nil)
@@ -465,9 +467,18 @@ func TestWrittenWithoutSync(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		// Let the writer find the queue empty and park, so the next
-		// round starts with a wake-up.
-		time.Sleep(10 * writerLinger)
+		switch round {
+		case 0:
+			// The writer finds the queue empty until it polls at its
+			// slowest.
+			time.Sleep(4 * writerMaxPoll)
+		case 1:
+			eventually(t, "the writer parks after a quiet spell", func() bool {
+				l.q.mu.Lock()
+				defer l.q.mu.Unlock()
+				return l.q.idle
+			})
+		}
 	}
 	lines, _ := readLogLines(t, dir, DefaultFileName)
 	if len(lines) != 1500 {
@@ -475,7 +486,10 @@ func TestWrittenWithoutSync(t *testing.T) {
 	}
 }
 
-func TestQueueWakesIdleWriterOnce(t *testing.T) {
+// TestQueueWakes: ordinary records do not wake a polling writer, even one
+// that found the queue empty, and only the first wakes a parked one; ERROR,
+// a half-full queue and a barrier always do.
+func TestQueueWakes(t *testing.T) {
 	q := newQueue(100, 1<<20)
 	rec := []byte(`{"msg":"x"}` + "\n")
 	woken := func() bool {
@@ -486,13 +500,25 @@ func TestQueueWakesIdleWriterOnce(t *testing.T) {
 			return false
 		}
 	}
-	q.take(nil, nil) // an empty take: the writer is about to park
+	q.take(nil, nil) // an empty take: the writer polls on
 	for i := range 3 {
 		if r := q.push(rec, slog.LevelInfo, false, 0); r != pushed {
 			t.Fatalf("push %d: %v", i, r)
 		}
+		if woken() {
+			t.Errorf("push %d woke a polling writer", i)
+		}
+	}
+	if q.park() {
+		t.Fatal("the writer parked with records queued")
+	}
+	if _, _, closed := q.take(nil, nil); closed || !q.park() {
+		t.Fatal("the writer could not park on an empty queue")
+	}
+	for i := range 3 {
+		q.push(rec, slog.LevelInfo, false, 0)
 		if got, want := woken(), i == 0; got != want {
-			t.Errorf("push %d to an idle writer: woken %v, want %v", i, got, want)
+			t.Errorf("push %d to a parked writer: woken %v, want %v", i, got, want)
 		}
 	}
 	if r := q.push(rec, slog.LevelError, false, 0); r != pushed || !woken() {
@@ -501,7 +527,7 @@ func TestQueueWakesIdleWriterOnce(t *testing.T) {
 	for i := 4; i < 49; i++ {
 		q.push(rec, slog.LevelInfo, false, 0)
 		if woken() {
-			t.Fatalf("push %d below the urgent mark woke a busy writer", i)
+			t.Fatalf("push %d below the urgent mark woke the writer", i)
 		}
 	}
 	q.push(rec, slog.LevelInfo, false, 0)
@@ -511,6 +537,9 @@ func TestQueueWakesIdleWriterOnce(t *testing.T) {
 	batch, slab, _ := q.take(nil, nil)
 	if len(batch) != 50 || string(slab[batch[49].off:batch[49].off+batch[49].n]) != string(rec) {
 		t.Errorf("took %d records, want 50", len(batch))
+	}
+	if !q.pushBarrier(make(chan struct{})) || !woken() {
+		t.Error("a barrier (Sync) must wake the writer")
 	}
 }
 

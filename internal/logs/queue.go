@@ -31,7 +31,7 @@ const (
 // Records are copied into slab, one contiguous buffer that the writer swaps
 // for its spare at each take, so the two slabs are reused for as long as
 // the logger lives. A buffer per record instead kept hundreds of them in
-// flight while the writer lingered, and every fresh one cost the caller a
+// flight between the writer's polls, and every fresh one cost the caller a
 // page fault (a few microseconds, a few times per hundred records).
 type queue struct {
 	mu       sync.Mutex
@@ -44,16 +44,17 @@ type queue struct {
 	// producers wait, so a blocked producer needs no polling.
 	space   chan struct{}
 	waiters int
-	// notify wakes the writer; one pending signal is enough.
+	// notify wakes the writer; one pending signal is enough. While the
+	// writer polls (see writerPoll), ordinary records do not send it:
+	// waking a parked goroutine costs the caller a futex call, on a VM
+	// tens of microseconds, which at a few hundred records a second was
+	// nearly every record's whole cost.
 	notify chan struct{}
-	// idle is set by a take that found nothing: the writer is about to
-	// park on notify, and the next push must wake it. While the writer is
-	// busy or lingering between batches, producers leave it alone, so a
-	// steady stream of records costs no wake-ups (a futex call each, the
-	// bulk of a slow enqueue) on the callers' goroutines.
+	// idle is set when the writer parks after a quiet spell (see park);
+	// the next push wakes it.
 	idle bool
 	// urgentRecs and urgentBytes are the fill at which producers wake a
-	// lingering writer early, long before the queue is full.
+	// polling writer early, long before the queue is full.
 	urgentRecs  int
 	urgentBytes int64
 }
@@ -65,7 +66,7 @@ func newQueue(recs int, bytes int64) *queue {
 		space:    make(chan struct{}),
 		notify:   make(chan struct{}, 1),
 		// Half the bounds: the writer empties the queue before producers
-		// could have to wait, even when its linger has not run out.
+		// could have to wait, even between two polls.
 		urgentRecs:  max(recs/2, 1),
 		urgentBytes: max(bytes/2, 1),
 		items:       make([]entry, 0, min(recs, 1024)),
@@ -86,7 +87,7 @@ func (q *queue) fits(n int64, important bool) bool {
 }
 
 // initialSlab is a slab's first capacity: room for a few thousand typical
-// records, which is more than a lingering writer usually finds queued.
+// records, which is more than a polling writer usually finds queued.
 const initialSlab = 256 << 10
 
 // maxSpareSlab bounds the slab the writer keeps for reuse: one grown by a
@@ -106,14 +107,28 @@ func (q *queue) size() (recs, bytes int64) {
 	return int64(len(q.items)), int64(len(q.slab))
 }
 
-// needsWake must be called with mu held after an append. It clears idle,
-// so of a burst of records only the first pays for the wake-up.
+// needsWake must be called with mu held after an append: a parked writer
+// is woken, and ERROR and above and a half-full queue do not wait for the
+// writer's next poll. It clears idle, so of the records that find the
+// writer parked only the first pays for the wake-up.
 func (q *queue) needsWake(important bool) bool {
 	if q.idle || important || len(q.items) >= q.urgentRecs || int64(len(q.slab)) >= q.urgentBytes {
 		q.idle = false
 		return true
 	}
 	return false
+}
+
+// park marks the writer parked, so that the next push wakes it. It reports
+// false, and the writer must keep polling, when records arrived meanwhile.
+func (q *queue) park() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) > 0 || q.closed {
+		return false
+	}
+	q.idle = true
+	return true
 }
 
 func (q *queue) wake() {
@@ -203,11 +218,9 @@ func (q *queue) pushBarrier(done chan struct{}) bool {
 
 // take swaps the queued entries and their slab for the spares, so the
 // writer takes a whole batch under one lock and the buffers are reused.
-// Finding the queue empty marks the writer idle.
 func (q *queue) take(spare []entry, spareSlab []byte) (batch []entry, slab []byte, closed bool) {
 	q.mu.Lock()
 	batch, slab = q.items, q.slab
-	q.idle = len(batch) == 0
 	q.items = spare[:0]
 	if cap(spareSlab) > maxSpareSlab {
 		spareSlab = nil

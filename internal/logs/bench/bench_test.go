@@ -165,6 +165,49 @@ func BenchmarkEnqueueLatency(b *testing.B) {
 	})
 }
 
+// BenchmarkPacedLatency logs one record every gap and reports the
+// quantiles of the full call. Between calls the goroutine stays busy, as a
+// server's does with the requests it serves; a sleep would be rounded up
+// to a millisecond or more on a VM. Unlike the back-to-back loops above,
+// each call starts with colder caches, and an asynchronous logger's writer
+// may have gone quiet: this is what a service logging ten thousand or five
+// hundred lines a second pays per line. Run it with a fixed count, such as
+// -benchtime 2000x.
+func BenchmarkPacedLatency(b *testing.B) {
+	for _, gap := range []time.Duration{100 * time.Microsecond, 2 * time.Millisecond} {
+		b.Run(gap.String(), func(b *testing.B) {
+			for _, tc := range targets {
+				b.Run(tc.name, func(b *testing.B) {
+					tg := tc.make(b, b.TempDir(), 64<<20)
+					lat := make([]time.Duration, 0, b.N)
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						start := time.Since(clockBase)
+						tg.log(i)
+						lat = append(lat, time.Since(clockBase)-start)
+						for time.Since(clockBase) < start+gap {
+						}
+					}
+					b.StopTimer()
+					tg.drain()
+					if lost := tg.lost(); lost != 0 {
+						b.Fatalf("%d records lost", lost)
+					}
+					tg.close()
+					slices.Sort(lat)
+					for _, q := range []struct {
+						p    float64
+						unit string
+					}{{0.50, "p50-ns"}, {0.90, "p90-ns"}, {0.99, "p99-ns"}} {
+						b.ReportMetric(float64(lat[int(q.p*float64(len(lat)-1))].Nanoseconds()), q.unit)
+					}
+				})
+			}
+		})
+	}
+}
+
 // nopHandler takes every record and does nothing with it. (slog's own
 // DiscardHandler is never enabled, so slog.Logger would skip its work.)
 type nopHandler struct{}
