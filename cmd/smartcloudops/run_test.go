@@ -250,7 +250,7 @@ func TestExitStatuses(t *testing.T) {
 		{"bad database url", []string{"serve"}, map[string]string{"DATABASE_URL": "ftp://x"}, exitUsage, "DATABASE_URL"},
 		{"bad flag", []string{"serve", "--addr", "nope"}, nil, exitUsage, "--addr"},
 		{"unknown command", []string{"frobnicate"}, nil, exitUsage, "unknown command"},
-		{"migrate", []string{"migrate"}, map[string]string{"DATABASE_URL": "sqlite://" + dir + "/m.db"}, exitOK, ""},
+		{"migrate", []string{"migrate"}, map[string]string{"DATABASE_URL": "sqlite:///" + filepath.Join(dir, "m.db")}, exitOK, ""},
 		{"version", []string{"version"}, nil, exitOK, ""},
 		{"detect bad timestamp", []string{"detect", "--input", writeFile(t, dir, "bad.csv", "timestamp,value\nyesterday,1\n")}, nil, exitUsage, "timestamp"},
 		{"detect", []string{"detect", "--input", writeFile(t, dir, "ok.csv", "timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 00:05:00,2\n")}, nil, exitOK, ""},

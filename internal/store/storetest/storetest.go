@@ -21,8 +21,10 @@ const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disa
 // SQLiteURL returns a DATABASE_URL for a new SQLite file in t's temporary directory.
 func SQLiteURL(t testing.TB) string {
 	t.Helper()
-	// sqlite:// + an absolute path gives the four-slash form.
-	return "sqlite://" + filepath.Join(t.TempDir(), "test.db")
+	// sqlite:/// + an absolute path gives the four-slash form; with three
+	// slashes the path would be relative, and the file would land in the
+	// package's source directory.
+	return "sqlite:///" + filepath.Join(t.TempDir(), "test.db")
 }
 
 // PostgresURL creates a schema of its own on the test server, returns a
