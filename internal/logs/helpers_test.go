@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,8 +52,23 @@ func (s *syncBuffer) String() string {
 }
 
 // readLogLines returns every line of every file of stem in dir, rotated
-// files (gunzipped) in name order, then the current file.
+// files (gunzipped) in name order, then the current file. While the
+// logger runs, the compressor may replace a rotated file with its .gz
+// between the listing and the read; the read then starts over.
 func readLogLines(t *testing.T, dir, stem string) (lines []string, backups []string) {
+	t.Helper()
+	for range 100 {
+		lines, backups, vanished := readLogLinesOnce(t, dir, stem)
+		if !vanished {
+			return lines, backups
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("rotated files in %s kept vanishing while being read", dir)
+	return nil, nil
+}
+
+func readLogLinesOnce(t *testing.T, dir, stem string) (lines []string, backups []string, vanished bool) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -64,11 +80,20 @@ func readLogLines(t *testing.T, dir, stem string) (lines []string, backups []str
 		}
 	}
 	sort.Strings(backups)
+	for _, b := range backups {
+		if slices.Contains(backups, b+".gz") {
+			// Compressed, original not yet removed: both hold the lines.
+			return nil, nil, true
+		}
+	}
 	files := append(append([]string(nil), backups...), stem+".log")
 	for _, name := range files {
 		data, err := os.ReadFile(filepath.Join(dir, name))
-		if os.IsNotExist(err) && name == stem+".log" {
-			continue
+		if os.IsNotExist(err) {
+			if name == stem+".log" {
+				continue
+			}
+			return nil, nil, true
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +113,7 @@ func readLogLines(t *testing.T, dir, stem string) (lines []string, backups []str
 			lines = append(lines, sc.Text())
 		}
 	}
-	return lines, backups
+	return lines, backups, false
 }
 
 // eventually polls cond; the deadline is generous because a loaded
