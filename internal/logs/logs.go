@@ -171,10 +171,10 @@ func (l *Logger) writer() {
 	poll := time.NewTimer(wait)
 	defer poll.Stop()
 	var (
-		quiet     time.Duration
-		parked    bool
-		spare     []entry
-		spareSlab []byte
+		lastRecord = time.Now()
+		parked     bool
+		spare      []entry
+		spareSlab  []byte
 	)
 	for {
 		select {
@@ -186,19 +186,21 @@ func (l *Logger) writer() {
 			l.sink.tick()
 		}
 		batch, slab, closed := l.q.take(spare, spareSlab)
+		// take handed the spares to the queue: from here on the writer
+		// owns only what it got back, and gives those at the next take.
+		spare, spareSlab = batch, slab
 		if parked && len(batch) == 0 && !closed && l.q.park() {
 			continue // the ticker: still nothing to write
 		}
 		parked = false
 		switch {
 		case len(slab) >= pollBatchBytes:
-			wait, quiet = max(wait/2, writerPoll), 0
-		case len(batch) > 0:
-			wait, quiet = min(2*wait, writerMaxPoll), 0
+			wait = max(wait/2, writerPoll)
 		default:
-			wait, quiet = min(2*wait, writerMaxPoll), quiet+wait
+			wait = min(2*wait, writerMaxPoll)
 		}
 		if len(batch) > 0 {
+			lastRecord = time.Now()
 			if l.abandon.Load() {
 				l.dropBatch(batch, slab, dropShutdown)
 			} else {
@@ -208,7 +210,6 @@ func (l *Logger) writer() {
 			}
 			clear(batch) // barriers' channels
 		}
-		spare, spareSlab = batch, slab
 		if closed {
 			// take after close returns everything, so nothing is left.
 			if l.abandon.Load() {
@@ -219,10 +220,10 @@ func (l *Logger) writer() {
 			}
 			return
 		}
-		if quiet >= writerParkAfter && l.q.park() {
+		if time.Since(lastRecord) >= writerParkAfter && l.q.park() {
 			// No timer until a record, Sync, Close or the ticker wakes it.
 			poll.Stop()
-			parked, wait, quiet = true, writerPoll, 0
+			parked, wait = true, writerPoll
 			continue
 		}
 		poll.Reset(wait)
