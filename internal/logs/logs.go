@@ -193,10 +193,9 @@ func (l *Logger) writer() {
 			continue // the ticker: still nothing to write
 		}
 		parked = false
-		switch {
-		case len(slab) >= pollBatchBytes:
+		if len(slab) >= pollBatchBytes {
 			wait = max(wait/2, writerPoll)
-		default:
+		} else {
 			wait = min(2*wait, writerMaxPoll)
 		}
 		if len(batch) > 0 {
