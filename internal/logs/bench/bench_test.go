@@ -196,12 +196,9 @@ func BenchmarkPacedLatency(b *testing.B) {
 					}
 					tg.close()
 					slices.Sort(lat)
-					for _, q := range []struct {
-						p    float64
-						unit string
-					}{{0.50, "p50-ns"}, {0.90, "p90-ns"}, {0.99, "p99-ns"}} {
-						b.ReportMetric(float64(lat[int(q.p*float64(len(lat)-1))].Nanoseconds()), q.unit)
-					}
+					b.ReportMetric(quantile(lat, 0.50), "p50-ns")
+					b.ReportMetric(quantile(lat, 0.90), "p90-ns")
+					b.ReportMetric(quantile(lat, 0.99), "p99-ns")
 				})
 			}
 		})
@@ -327,16 +324,18 @@ func (l *latencies) add(d time.Duration) {
 var clockBase = time.Now()
 
 func (l *latencies) report(b *testing.B) {
-	q := func(lat []time.Duration, p float64) float64 {
-		return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds())
-	}
 	slices.Sort(l.lat)
 	slices.Sort(l.floor)
-	b.ReportMetric(q(l.lat, 0.50), "p50-ns")
-	b.ReportMetric(q(l.lat, 0.99), "p99-ns")
-	b.ReportMetric(q(l.lat, 0.999), "p999-ns")
-	b.ReportMetric(q(l.floor, 0.50), "floor-p50-ns")
-	b.ReportMetric(q(l.floor, 0.99), "floor-p99-ns")
+	b.ReportMetric(quantile(l.lat, 0.50), "p50-ns")
+	b.ReportMetric(quantile(l.lat, 0.99), "p99-ns")
+	b.ReportMetric(quantile(l.lat, 0.999), "p999-ns")
+	b.ReportMetric(quantile(l.floor, 0.50), "floor-p50-ns")
+	b.ReportMetric(quantile(l.floor, 0.99), "floor-p99-ns")
+}
+
+// quantile returns the p quantile of sorted, in nanoseconds.
+func quantile(sorted []time.Duration, p float64) float64 {
+	return float64(sorted[int(p*float64(len(sorted)-1))].Nanoseconds())
 }
 
 var spinSink uint64
