@@ -6,40 +6,13 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/smartcloudops/smartcloudops/internal/spantest"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
-
-func spanRecorder(t testing.TB) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, rec
-}
-
-func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]any {
-	m := map[attribute.Key]any{}
-	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value.AsInterface()
-	}
-	return m
-}
-
-func byName(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range spans {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 func normalized(t *testing.T, in ...Sample) []Sample {
 	t.Helper()
@@ -53,7 +26,7 @@ func normalized(t *testing.T, in ...Sample) []Sample {
 }
 
 func TestTracingDetectAndBatches(t *testing.T) {
-	tp, rec := spanRecorder(t)
+	tp, rec := spantest.Recorder(t)
 	s, _ := newService(t, func(o *Options) { o.TracerProvider = tp })
 	s.model.Store(fitModel(t, "iforest-test", 1))
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -65,7 +38,7 @@ func TestTracingDetectAndBatches(t *testing.T) {
 	}
 	root.End()
 	spans := rec.Ended()
-	detects := byName(spans, spanDetect)
+	detects := spantest.Named(spans, spanDetect)
 	if len(detects) != 1 {
 		t.Fatalf("%d detect spans", len(detects))
 	}
@@ -73,19 +46,19 @@ func TestTracingDetectAndBatches(t *testing.T) {
 	if d.Parent().SpanID() != root.SpanContext().SpanID() {
 		t.Error("detect span is not a child of the caller's")
 	}
-	if a := attrs(d); a[attrSamples] != int64(3) || a[attrAnomalies] != int64(0) || a[attrModel] != "iforest-test+"+ThresholdVersion {
+	if a := spantest.Attrs(d); a[attrSamples] != int64(3) || a[attrAnomalies] != int64(0) || a[attrModel] != "iforest-test+"+ThresholdVersion {
 		t.Errorf("detect attributes %v", a)
 	}
 	// The batcher may cut the request's rows into several batches (it
 	// hands a batch over as soon as a worker is idle); each is the
 	// detect span's child, and together they hold every row.
-	batches := byName(spans, spanBatch)
+	batches := spantest.Named(spans, spanBatch)
 	rows := int64(0)
 	for _, b := range batches {
 		if b.Parent().SpanID() != d.SpanContext().SpanID() || len(b.Links()) != 0 {
 			t.Errorf("batch span parent %s links %d; want the detect span %s and no links", b.Parent().SpanID(), len(b.Links()), d.SpanContext().SpanID())
 		}
-		rows += attrs(b)[attrBatchSize].(int64)
+		rows += spantest.Attrs(b)[attrBatchSize].(int64)
 	}
 	if len(batches) == 0 || rows != 3 {
 		t.Errorf("%d batch spans holding %d rows; want the 3 rows", len(batches), rows)
@@ -95,7 +68,7 @@ func TestTracingDetectAndBatches(t *testing.T) {
 // TestTracingBatchLinksItsRequests scores one batch made of two requests'
 // rows: its span is the first request's child and links to the second.
 func TestTracingBatchLinksItsRequests(t *testing.T) {
-	tp, rec := spanRecorder(t)
+	tp, rec := spantest.Recorder(t)
 	s, _ := newService(t, func(o *Options) { o.TracerProvider = tp; o.DisableBatching = true })
 	m := fitModel(t, "iforest-test", 1)
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -104,7 +77,7 @@ func TestTracingBatchLinksItsRequests(t *testing.T) {
 	_, b := tr.Start(context.Background(), "request b")
 	row := func() []float64 { return m.row(normalHost(rng, "h", t0)) }
 	s.scoreBatch([]*job{{model: m, row: row(), span: a}, {model: m, row: row(), span: a}, {model: m, row: row(), span: b}})
-	batches := byName(rec.Ended(), spanBatch)
+	batches := spantest.Named(rec.Ended(), spanBatch)
 	if len(batches) != 1 {
 		t.Fatalf("%d batch spans", len(batches))
 	}
@@ -115,13 +88,13 @@ func TestTracingBatchLinksItsRequests(t *testing.T) {
 	if l := sp.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != b.SpanContext().SpanID() {
 		t.Errorf("links %v; want the second request's span", l)
 	}
-	if at := attrs(sp); at[attrBatchSize] != int64(3) || at[attrRequests] != int64(2) {
+	if at := spantest.Attrs(sp); at[attrBatchSize] != int64(3) || at[attrRequests] != int64(2) {
 		t.Errorf("batch attributes %v", at)
 	}
 }
 
 func TestTracingIngestAndTrain(t *testing.T) {
-	tp, rec := spanRecorder(t)
+	tp, rec := spantest.Recorder(t)
 	st := openStore(t, storetest.SQLiteURL(t))
 	clock := newFakeClock()
 	s, _ := newService(t, func(o *Options) { o.Store = st; o.Clock = clock; o.TracerProvider = tp })
@@ -133,11 +106,11 @@ func TestTracingIngestAndTrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	spans := rec.Ended()
-	ingest, detect := byName(spans, spanIngest), byName(spans, spanDetect)
+	ingest, detect := spantest.Named(spans, spanIngest), spantest.Named(spans, spanDetect)
 	if len(ingest) != 1 || len(detect) != 1 || detect[0].Parent().SpanID() != ingest[0].SpanContext().SpanID() {
 		t.Fatalf("ingest %d, detect %d spans; want one each, detect under ingest", len(ingest), len(detect))
 	}
-	if a := attrs(ingest[0]); a[attrSamples] != int64(2) || a[attrStored] != int64(2) || a[attrDuplicates] != int64(0) || a[attrAnomalies] != int64(1) {
+	if a := spantest.Attrs(ingest[0]); a[attrSamples] != int64(2) || a[attrStored] != int64(2) || a[attrDuplicates] != int64(0) || a[attrAnomalies] != int64(1) {
 		t.Errorf("ingest attributes %v", a)
 	}
 
@@ -151,14 +124,14 @@ func TestTracingIngestAndTrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trains := byName(rec.Ended(), spanTrain)
+	trains := spantest.Named(rec.Ended(), spanTrain)
 	if len(trains) != 2 {
 		t.Fatalf("%d train spans", len(trains))
 	}
-	if trains[0].Status().Code != codes.Unset || len(trains[0].Events()) == 0 || attrs(trains[0])[attrActivate] != true {
-		t.Errorf("not-enough-data training: status %v, events %v, attributes %v", trains[0].Status(), trains[0].Events(), attrs(trains[0]))
+	if trains[0].Status().Code != codes.Unset || len(trains[0].Events()) == 0 || spantest.Attrs(trains[0])[attrActivate] != true {
+		t.Errorf("not-enough-data training: status %v, events %v, attributes %v", trains[0].Status(), trains[0].Events(), spantest.Attrs(trains[0]))
 	}
-	if a := attrs(trains[1]); a[attrModel] != info.Version || a[attrTrainRows] != info.TrainingRows || a[attrActivate] != false {
+	if a := spantest.Attrs(trains[1]); a[attrModel] != info.Version || a[attrTrainRows] != info.TrainingRows || a[attrActivate] != false {
 		t.Errorf("training attributes %v; want version %s, %d rows", a, info.Version, info.TrainingRows)
 	}
 	// A call without a span of its own starts a trace: the schedule's trainings are roots.

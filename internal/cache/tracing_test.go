@@ -8,26 +8,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/smartcloudops/smartcloudops/internal/spantest"
 )
-
-// recorder is an in-memory tracer provider that samples everything.
-func recorder(t testing.TB) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, rec
-}
-
-func attrsOf(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
-	m := map[attribute.Key]attribute.Value{}
-	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value
-	}
-	return m
-}
 
 // wantSpan checks one recorded span's name, parent and attributes.
 func wantSpan(t *testing.T, s sdktrace.ReadOnlySpan, name string, parent trace.SpanContext, want map[attribute.Key]any) {
@@ -39,10 +24,10 @@ func wantSpan(t *testing.T, s sdktrace.ReadOnlySpan, name string, parent trace.S
 	if s.Parent().SpanID() != parent.SpanID() || s.SpanContext().TraceID() != parent.TraceID() {
 		t.Errorf("%s: parent %s/%s, want %s/%s", name, s.SpanContext().TraceID(), s.Parent().SpanID(), parent.TraceID(), parent.SpanID())
 	}
-	got := attrsOf(s)
+	got := spantest.Attrs(s)
 	for k, v := range want {
-		if got[k].AsInterface() != v {
-			t.Errorf("%s: %s = %v, want %v (all: %v)", name, k, got[k].AsInterface(), v, s.Attributes())
+		if got[k] != v {
+			t.Errorf("%s: %s = %v, want %v (all: %v)", name, k, got[k], v, s.Attributes())
 		}
 	}
 	if _, ok := got["cache.key"]; ok {
@@ -51,7 +36,7 @@ func wantSpan(t *testing.T, s sdktrace.ReadOnlySpan, name string, parent trace.S
 }
 
 func TestTracingSpansUnderCallersSpan(t *testing.T) {
-	tp, rec := recorder(t)
+	tp, rec := spantest.Recorder(t)
 	c, _ := newMemoryCache(t, func(o *Options) { o.TracerProvider = tp })
 	ctx, root := tp.Tracer("test").Start(context.Background(), "request")
 	parent := root.SpanContext()
@@ -123,7 +108,7 @@ func TestTracingSpansUnderCallersSpan(t *testing.T) {
 }
 
 func TestTracingRedisTiers(t *testing.T) {
-	tp, rec := recorder(t)
+	tp, rec := spantest.Recorder(t)
 	cl := rawClient(t, testRedisURL())
 	prefix := testPrefix(t, cl)
 	writer, _ := newRedisCache(t, prefix, func(o *Options) { o.TracerProvider = tp })
@@ -147,7 +132,7 @@ func TestTracingRedisTiers(t *testing.T) {
 }
 
 func TestTracingNeedsARecordingParent(t *testing.T) {
-	tp, rec := recorder(t)
+	tp, rec := spantest.Recorder(t)
 	c, _ := newMemoryCache(t, func(o *Options) { o.TracerProvider = tp })
 	var s string
 	_, _ = c.Get(context.Background(), "ns", "k", &s)
@@ -165,7 +150,7 @@ func TestTracingNeedsARecordingParent(t *testing.T) {
 // provider, or the no-op one) and tracing on under an unsampled request add
 // no allocation to an operation: the span bookkeeping around it is free.
 func TestTracingOffAllocatesNothing(t *testing.T) {
-	tp, _ := recorder(t)
+	tp, _ := spantest.Recorder(t)
 	for name, p := range map[string]trace.TracerProvider{"nil": nil, "noop": noop.NewTracerProvider(), "sdk, no parent": tp} {
 		c, _ := newMemoryCache(t, func(o *Options) { o.TracerProvider = p })
 		if name != "sdk, no parent" && c.tracer != nil {

@@ -23,22 +23,8 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/spantest"
 )
-
-func spanRecorder(t testing.TB) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, rec
-}
-
-func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]any {
-	m := map[attribute.Key]any{}
-	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value.AsInterface()
-	}
-	return m
-}
 
 // lockedBuffer collects log lines written from the handler's goroutine.
 type lockedBuffer struct {
@@ -78,7 +64,7 @@ const (
 // TestTracingServerSpan drives a cached GET with a caller's traceparent
 // through the API and a real (memory-only) cache that share one provider.
 func TestTracingServerSpan(t *testing.T) {
-	tp, rec := spanRecorder(t)
+	tp, rec := spantest.Recorder(t)
 	c, err := cache.New(context.Background(), cache.Options{TracerProvider: tp})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +108,7 @@ func TestTracingServerSpan(t *testing.T) {
 		"url.path":                  "/performance/cache/team-a/user/42",
 		"smartcloudops.request_id":  "req-1",
 	}
-	got := spanAttrs(srv)
+	got := spantest.Attrs(srv)
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("server span %s = %v, want %v", k, got[k], v)
@@ -134,7 +120,7 @@ func TestTracingServerSpan(t *testing.T) {
 	if get.Name() != "cache.get" || get.Parent().SpanID() != srv.SpanContext().SpanID() {
 		t.Errorf("cache span %q parent %s, want cache.get under the server span %s", get.Name(), get.Parent().SpanID(), srv.SpanContext().SpanID())
 	}
-	if a := spanAttrs(get); a["cache.hit"] != true || a["cache.tier"] != "l1" {
+	if a := spantest.Attrs(get); a["cache.hit"] != true || a["cache.tier"] != "l1" {
 		t.Errorf("cache span attributes %v", a)
 	}
 
@@ -145,7 +131,7 @@ func TestTracingServerSpan(t *testing.T) {
 }
 
 func TestTracingStatusAndUnmatchedRoutes(t *testing.T) {
-	tp, rec := spanRecorder(t)
+	tp, rec := spantest.Recorder(t)
 	logs := &lockedBuffer{}
 	f := newFixture(t, func(d *Deps) {
 		d.TracerProvider = tp
@@ -166,14 +152,14 @@ func TestTracingStatusAndUnmatchedRoutes(t *testing.T) {
 		t.Fatalf("%d spans recorded, want 3 (the unsampled request records none)", len(spans))
 	}
 	boom, missing, brew := spans[0], spans[1], spans[2]
-	if boom.Name() != "GET /boom" || boom.Status().Code != codes.Error || spanAttrs(boom)["error.type"] != "500" {
-		t.Errorf("panic: span %q status %v attrs %v", boom.Name(), boom.Status(), spanAttrs(boom))
+	if boom.Name() != "GET /boom" || boom.Status().Code != codes.Error || spantest.Attrs(boom)["error.type"] != "500" {
+		t.Errorf("panic: span %q status %v attrs %v", boom.Name(), boom.Status(), spantest.Attrs(boom))
 	}
 	if len(boom.Events()) == 0 || boom.Events()[0].Name != "exception" {
 		t.Errorf("panic: error not recorded on the span: %v", boom.Events())
 	}
 	// Unmatched paths share one name, whatever the path: bounded cardinality.
-	if a := spanAttrs(missing); missing.Name() != "GET" || a["http.route"] != nil || a["http.response.status_code"] != int64(404) || missing.Status().Code != codes.Unset {
+	if a := spantest.Attrs(missing); missing.Name() != "GET" || a["http.route"] != nil || a["http.response.status_code"] != int64(404) || missing.Status().Code != codes.Unset {
 		t.Errorf("404: span %q status %v attrs %v", missing.Name(), missing.Status(), a)
 	}
 	if brew.Name() != "_OTHER" {

@@ -8,19 +8,16 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/smartcloudops/smartcloudops/internal/spantest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
 func TestTracingOneSpanPerStatement(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
-		rec := tracetest.NewSpanRecorder()
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		tp, rec := spantest.Recorder(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, TracerProvider: tp})
