@@ -116,6 +116,13 @@ func readLogLinesOnce(t *testing.T, dir, stem string) (lines []string, backups [
 	return lines, backups, false
 }
 
+// parked reports whether the writer has parked (see queue.park).
+func (q *queue) parked() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.idle
+}
+
 // eventually polls cond; the deadline is generous because a loaded
 // machine may be slow, and the test asserts states, not timings.
 func eventually(t *testing.T, what string, cond func() bool) {

@@ -474,11 +474,7 @@ func TestWrittenWithoutSync(t *testing.T) {
 			// slowest.
 			time.Sleep(4 * writerMaxPoll)
 		case 1:
-			eventually(t, "the writer parks after a quiet spell", func() bool {
-				l.q.mu.Lock()
-				defer l.q.mu.Unlock()
-				return l.q.idle
-			})
+			eventually(t, "the writer parks after a quiet spell", l.q.parked)
 		}
 	}
 	lines, _ := readLogLines(t, dir, DefaultFileName)
@@ -579,11 +575,7 @@ func TestParkedWriterKeepsItsBuffers(t *testing.T) {
 	const rounds, n = 2, 300
 	for round := range rounds {
 		l.Slog().Info("first", "round", round)
-		eventually(t, "the writer parks", func() bool {
-			l.q.mu.Lock()
-			defer l.q.mu.Unlock()
-			return l.q.idle
-		})
+		eventually(t, "the writer parks", l.q.parked)
 		time.Sleep(30 * time.Millisecond) // ticker wake-ups while parked
 		for i := range n {
 			l.Slog().Info("burst", "round", round, "i", i)
