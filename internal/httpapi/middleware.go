@@ -186,5 +186,5 @@ func (s *Server) accessLog(r *http.Request, info *reqInfo, sw *logs.ResponseReco
 	if info.err != nil {
 		attrs = append(attrs, slog.String("error", info.err.Error()))
 	}
-	s.log.LogAttrs(r.Context(), level, "http request", attrs...)
+	logs.LogAttrs(r.Context(), s.log, level, "http request", attrs...)
 }

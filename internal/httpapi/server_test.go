@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -368,6 +371,48 @@ func TestMetricsAndRequestID(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestAccessLogThroughPipeline: the service's access line goes through the
+// log pipeline's direct path (logs.LogAttrs) and carries the request id,
+// route, status and level.
+func TestAccessLogThroughPipeline(t *testing.T) {
+	dir := t.TempDir()
+	lg, err := logs.New(logs.Options{Dir: dir, Synchronous: true, CopyLevel: "off"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(d *Deps) { d.Logger = lg.Slog() })
+	r := httptest.NewRequest(http.MethodGet, "/livez", nil)
+	r.Header.Set("X-Request-ID", "req-77")
+	f.srv.ServeHTTP(httptest.NewRecorder(), r)
+	f.do(t, http.MethodGet, "/nope", "", "", "")
+	if err := lg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, logs.DefaultFileName+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["msg"] == "http request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d access lines, want 2: %s", len(lines), data)
+	}
+	if l := lines[0]; l["request_id"] != "req-77" || l["route"] != "GET /livez" || l["status"] != 200.0 || l["level"] != "INFO" {
+		t.Errorf("livez line: %v", l)
+	}
+	if l := lines[1]; l["route"] != "unmatched" || l["status"] != 404.0 || l["level"] != "WARN" || l["request_id"] == nil {
+		t.Errorf("404 line: %v", l)
 	}
 }
 

@@ -114,38 +114,20 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // Handle encodes r and submits it. The error reports a record that could
 // be neither queued nor written anywhere.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	sampled := h.l.c.attempted.Add(1)%enqueueSample == 0
-	var start time.Duration
-	if sampled {
-		start = time.Since(clockBase)
-	}
-	bp := h.encode(ctx, &r)
-	err := h.l.submit(r.Level, *bp)
-	putBuf(bp)
-	if sampled {
-		h.l.c.enqueue.observe(time.Since(clockBase) - start)
-	}
-	return err
+	start := h.l.startEnqueue()
+	return h.l.finishEnqueue(start, r.Level, h.encode(ctx, &r))
+}
+
+// logAttrs is Handle without a slog.Record: LogAttrs's path.
+func (h *Handler) logAttrs(ctx context.Context, level slog.Level, msg string, attrs []slog.Attr) error {
+	start := h.l.startEnqueue()
+	return h.l.finishEnqueue(start, level, h.encodeAttrs(ctx, time.Now(), level, msg, attrs))
 }
 
 // encode renders r as one JSON line into a pooled buffer.
 func (h *Handler) encode(ctx context.Context, r *slog.Record) *[]byte {
 	bp := getBuf()
-	b := append((*bp)[:0], '{')
-	if !r.Time.IsZero() {
-		b = append(b, `"time":`...)
-		b = appendTime(b, r.Time)
-		b = append(b, ',')
-	}
-	b = append(b, `"level":`...)
-	b = appendLevel(b, r.Level)
-	b = append(b, `,"msg":`...)
-	b = appendString(b, r.Message)
-	if id, ok := RequestID(ctx); ok {
-		b = appendKey(b, "request_id")
-		b = appendString(b, id)
-	}
-	b = append(b, h.pre...)
+	b := h.appendHead((*bp)[:0], ctx, r.Time, r.Level, r.Message)
 	switch {
 	case r.NumAttrs() == 0:
 	case len(h.pending) == 0:
@@ -155,37 +137,139 @@ func (h *Handler) encode(ctx context.Context, r *slog.Record) *[]byte {
 			return true
 		})
 	default:
-		opened := false
+		g := pendingGroups{names: h.pending}
 		r.Attrs(func(a slog.Attr) bool {
-			mark := len(b)
-			if !opened {
-				for _, g := range h.pending {
-					b = appendKey(b, g)
-					b = append(b, '{')
-				}
-			}
-			n := len(b)
-			b = appendAttr(b, a)
-			switch {
-			case len(b) == n:
-				b = b[:mark]
-			case !opened:
-				opened = true
-			}
+			b = g.append(b, a)
 			return true
 		})
-		if opened {
-			for range h.pending {
-				b = append(b, '}')
-			}
-		}
+		b = g.end(b)
 	}
+	*bp = h.appendTail(b)
+	return bp
+}
+
+// encodeAttrs is encode for a record given by its parts.
+func (h *Handler) encodeAttrs(ctx context.Context, t time.Time, level slog.Level, msg string, attrs []slog.Attr) *[]byte {
+	bp := getBuf()
+	b := h.appendHead((*bp)[:0], ctx, t, level, msg)
+	if len(h.pending) == 0 {
+		for _, a := range attrs {
+			b = appendAttr(b, a)
+		}
+	} else {
+		g := pendingGroups{names: h.pending}
+		for _, a := range attrs {
+			b = g.append(b, a)
+		}
+		b = g.end(b)
+	}
+	*bp = h.appendTail(b)
+	return bp
+}
+
+// LogAttrs logs like logger.LogAttrs, and writes the same line. When
+// logger's handler is the pipeline's (Logger.Slog, or any With or
+// WithGroup of it) it skips slog.Logger's front end: the caller's PC,
+// which this handler never writes, and the Record, which copies attributes
+// past the fifth into a heap slice. That front end costs about as much as
+// the pipeline's own encode and enqueue, and its allocation sets much of
+// a call's p99, so hot paths (the access log, function timing) call this.
+// Other handlers get the ordinary slog call.
+func LogAttrs(ctx context.Context, logger *slog.Logger, level slog.Level, msg string, attrs ...slog.Attr) {
+	h, ok := logger.Handler().(*Handler)
+	if !ok {
+		logger.LogAttrs(ctx, level, msg, attrs...)
+		return
+	}
+	if h.Enabled(ctx, level) {
+		// As slog.Logger does, a record that could not be written is left
+		// to the counters and the health check.
+		_ = h.logAttrs(ctx, level, msg, attrs)
+	}
+}
+
+// startEnqueue counts an attempted record and, for one in enqueueSample,
+// returns the clock reading that finishEnqueue times it from (else -1).
+func (l *Logger) startEnqueue() time.Duration {
+	if l.c.attempted.Add(1)%enqueueSample != 0 {
+		return -1
+	}
+	return time.Since(clockBase)
+}
+
+// finishEnqueue submits the encoded record, returns its buffer to the pool
+// and records the sampled enqueue time.
+func (l *Logger) finishEnqueue(start time.Duration, level slog.Level, bp *[]byte) error {
+	err := l.submit(level, *bp)
+	putBuf(bp)
+	if start >= 0 {
+		l.c.enqueue.observe(time.Since(clockBase) - start)
+	}
+	return err
+}
+
+// appendHead writes the opening of a line: time, level, msg, the request
+// id and the WithAttrs attributes.
+func (h *Handler) appendHead(b []byte, ctx context.Context, t time.Time, level slog.Level, msg string) []byte {
+	b = append(b, '{')
+	if !t.IsZero() {
+		b = append(b, `"time":`...)
+		b = appendTime(b, t)
+		b = append(b, ',')
+	}
+	b = append(b, `"level":`...)
+	b = appendLevel(b, level)
+	b = append(b, `,"msg":`...)
+	b = appendString(b, msg)
+	if id, ok := RequestID(ctx); ok {
+		b = appendKey(b, "request_id")
+		b = appendString(b, id)
+	}
+	return append(b, h.pre...)
+}
+
+// appendTail closes the groups of WithAttrs and the line.
+func (h *Handler) appendTail(b []byte) []byte {
 	for range h.open {
 		b = append(b, '}')
 	}
-	b = append(b, '}', '\n')
-	*bp = b
-	return bp
+	return append(b, '}', '\n')
+}
+
+// pendingGroups opens the WithGroup groups that have no attribute yet in
+// front of a record's first attribute that is not empty; slog omits a
+// group that would stay empty.
+type pendingGroups struct {
+	names  []string
+	opened bool
+}
+
+func (g *pendingGroups) append(b []byte, a slog.Attr) []byte {
+	mark := len(b)
+	if !g.opened {
+		for _, name := range g.names {
+			b = appendKey(b, name)
+			b = append(b, '{')
+		}
+	}
+	n := len(b)
+	b = appendAttr(b, a)
+	switch {
+	case len(b) == n:
+		b = b[:mark]
+	case !g.opened:
+		g.opened = true
+	}
+	return b
+}
+
+func (g *pendingGroups) end(b []byte) []byte {
+	if g.opened {
+		for range g.names {
+			b = append(b, '}')
+		}
+	}
+	return b
 }
 
 // appendAttr follows slog's rules: values resolved, empty attributes and

@@ -45,48 +45,63 @@ func TestHandlerMatchesSlogJSON(t *testing.T) {
 		var want bytes.Buffer
 		ref := slog.New(slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		rec(ref)
-		got := encodeWith(t, rec)
-		var g, w map[string]any
-		if err := json.Unmarshal(got, &g); err != nil {
-			t.Fatalf("record %d: our output is not JSON: %v: %s", i, err, got)
-		}
+		var w map[string]any
 		if err := json.Unmarshal(want.Bytes(), &w); err != nil {
 			t.Fatal(err)
 		}
-		delete(g, "time")
 		delete(w, "time")
-		if !reflect.DeepEqual(g, w) {
-			t.Errorf("record %d:\n got %s\nwant %s", i, got, want.Bytes())
+		// Both encoders: Handle's, from a slog.Record, and LogAttrs's,
+		// from the record's parts.
+		for _, direct := range []bool{false, true} {
+			got := encodeWith(t, direct, rec)
+			var g map[string]any
+			if err := json.Unmarshal(got, &g); err != nil {
+				t.Fatalf("record %d (direct %v): our output is not JSON: %v: %s", i, direct, err, got)
+			}
+			delete(g, "time")
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("record %d (direct %v):\n got %s\nwant %s", i, direct, got, want.Bytes())
+			}
 		}
 	}
 }
 
-// encodeWith runs rec against a Handler whose submit is captured.
-func encodeWith(t *testing.T, rec func(*slog.Logger)) []byte {
+// encodeWith runs rec against a Handler whose submit is captured; direct
+// encodes through encodeAttrs, LogAttrs's encoder, instead of encode.
+func encodeWith(t *testing.T, direct bool, rec func(*slog.Logger)) []byte {
 	t.Helper()
 	var out []byte
 	h := &Handler{l: &Logger{opts: Options{Level: slog.LevelDebug}}}
-	capture := captureHandler{h: h, out: &out}
+	capture := captureHandler{h: h, out: &out, direct: direct}
 	rec(slog.New(capture))
 	return out
 }
 
 // captureHandler calls Handler.Handle's encoding without a pipeline.
 type captureHandler struct {
-	h   *Handler
-	out *[]byte
+	h      *Handler
+	out    *[]byte
+	direct bool
 }
 
 func (c captureHandler) Enabled(ctx context.Context, l slog.Level) bool { return c.h.Enabled(ctx, l) }
 func (c captureHandler) WithAttrs(a []slog.Attr) slog.Handler {
-	return captureHandler{h: c.h.WithAttrs(a).(*Handler), out: c.out}
+	return captureHandler{h: c.h.WithAttrs(a).(*Handler), out: c.out, direct: c.direct}
 }
 func (c captureHandler) WithGroup(n string) slog.Handler {
-	return captureHandler{h: c.h.WithGroup(n).(*Handler), out: c.out}
+	return captureHandler{h: c.h.WithGroup(n).(*Handler), out: c.out, direct: c.direct}
 }
 func (c captureHandler) Handle(ctx context.Context, r slog.Record) error {
-	bp := c.h.encode(ctx, &r)
+	var bp *[]byte
+	if c.direct {
+		var attrs []slog.Attr
+		r.Attrs(func(a slog.Attr) bool { attrs = append(attrs, a); return true })
+		bp = c.h.encodeAttrs(ctx, r.Time, r.Level, r.Message, attrs)
+	} else {
+		bp = c.h.encode(ctx, &r)
+	}
 	*c.out = append([]byte(nil), *bp...)
+	putBuf(bp)
 	return nil
 }
 
@@ -102,9 +117,72 @@ func TestZeroTime(t *testing.T) {
 	}
 }
 
+// TestLogAttrs: LogAttrs through a real pipeline writes what slog.Logger
+// writes, honours the level, With and WithGroup, and hands a logger that is
+// not the pipeline's to slog.
+func TestLogAttrs(t *testing.T) {
+	dir := t.TempDir()
+	l, err := New(Options{Dir: dir, Synchronous: true, CopyLevel: "off", Level: slog.LevelInfo}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithRequestID(context.Background(), "r7")
+	attrs := []slog.Attr{slog.String("s", "v"), slog.Int("i", 3), slog.Group("g", slog.Bool("b", true)), slog.Group("empty")}
+	for _, lg := range []*slog.Logger{l.Slog(), l.Slog().With("w", 1), l.Slog().WithGroup("outer"), l.Slog().WithGroup("e")} {
+		lg.LogAttrs(ctx, slog.LevelWarn, "m", attrs...)
+		LogAttrs(ctx, lg, slog.LevelWarn, "m", attrs...)
+		LogAttrs(ctx, lg, slog.LevelDebug, "below the level")
+	}
+	LogAttrs(ctx, l.Slog().WithGroup("e"), slog.LevelInfo, "empty group vanishes")
+	closeLogger(t, l)
+	recs := readRecords(t, dir)
+	if len(recs) != 9 {
+		t.Fatalf("%d records, want 9: %v", len(recs), recs)
+	}
+	for i := 0; i < 8; i += 2 {
+		delete(recs[i], "time")
+		delete(recs[i+1], "time")
+		if !reflect.DeepEqual(recs[i], recs[i+1]) {
+			t.Errorf("LogAttrs wrote %v, slog.Logger wrote %v", recs[i+1], recs[i])
+		}
+	}
+	if _, ok := recs[8]["e"]; ok || recs[8]["msg"] != "empty group vanishes" {
+		t.Errorf("record without attributes: %v", recs[8])
+	}
+
+	var buf bytes.Buffer
+	LogAttrs(ctx, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelInfo, "other handler", slog.Int("n", 1))
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil || m["msg"] != "other handler" || m["n"] != 1.0 {
+		t.Errorf("another handler got %q (%v)", buf.Bytes(), err)
+	}
+}
+
+// TestLogAttrsAllocs: LogAttrs does not allocate for ten attributes, where
+// slog.Logger's front end allocates their copy.
+func TestLogAttrsAllocs(t *testing.T) {
+	l, err := New(Options{Dir: t.TempDir(), CopyLevel: "off"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLogger(t, l)
+	ctx := context.Background()
+	lg := l.Slog()
+	allocs := testing.AllocsPerRun(1000, func() {
+		LogAttrs(ctx, lg, slog.LevelInfo, "request handled",
+			slog.String("method", "GET"), slog.String("route", "/api/v1/items/{id}"),
+			slog.Int("status", 200), slog.Int("bytes", 5123), slog.Duration("duration", time.Millisecond),
+			slog.String("user", "alice"), slog.String("tenant", "acme"), slog.String("region", "eu-west-1"),
+			slog.Bool("cache_hit", true), slog.Int("seq", 1))
+	})
+	if allocs != 0 {
+		t.Errorf("LogAttrs allocates %v times per call", allocs)
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	ctx := WithRequestID(context.Background(), "req-42")
-	out := encodeWith(t, func(l *slog.Logger) { l.InfoContext(ctx, "with id") })
+	out := encodeWith(t, false, func(l *slog.Logger) { l.InfoContext(ctx, "with id") })
 	var m map[string]any
 	if err := json.Unmarshal(out, &m); err != nil {
 		t.Fatal(err)

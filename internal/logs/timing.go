@@ -35,12 +35,12 @@ func Time(ctx context.Context, logger *slog.Logger, name string) func(errp *erro
 		}
 		d := time.Since(start)
 		if err != nil {
-			logger.LogAttrs(ctx, level, "call", slog.String("func", name),
+			LogAttrs(ctx, logger, level, "call", slog.String("func", name),
 				slog.Float64("duration_seconds", d.Seconds()), slog.String("outcome", "error"),
 				slog.String("error", err.Error()))
 			return
 		}
-		logger.LogAttrs(ctx, level, "call", slog.String("func", name),
+		LogAttrs(ctx, logger, level, "call", slog.String("func", name),
 			slog.Float64("duration_seconds", d.Seconds()), slog.String("outcome", "ok"))
 	}
 }
@@ -103,7 +103,7 @@ func Middleware(logger *slog.Logger) func(http.Handler) http.Handler {
 					if perr != nil {
 						attrs = append(attrs, slog.String("error", perr.Error()))
 					}
-					logger.LogAttrs(ctx, level, "http request", attrs...)
+					LogAttrs(ctx, logger, level, "http request", attrs...)
 				}
 				if p != nil {
 					// Logged; the server still decides what a panic means.
