@@ -173,9 +173,10 @@ func (l *Logger) writer() {
 	var (
 		lastRecord = time.Now()
 		parked     bool
-		spare      []entry
-		spareSlab  []byte
 	)
+	// The queue's first take gets buffers of the sizes it started with, so
+	// producers do not grow them from nothing under its lock.
+	spare, spareSlab := l.q.newItems(), l.q.newSlab()
 	for {
 		select {
 		case <-l.q.notify:
@@ -209,6 +210,7 @@ func (l *Logger) writer() {
 			}
 			clear(batch) // barriers' channels
 		}
+		spareSlab = l.q.reuse(spareSlab)
 		if closed {
 			// take after close returns everything, so nothing is left.
 			if l.abandon.Load() {

@@ -606,3 +606,30 @@ func TestParkedWriterKeepsItsBuffers(t *testing.T) {
 		seen[key] = true
 	}
 }
+
+// TestSlabReuse: the writer keeps a slab a burst grew while batches stay
+// large, and swaps it for one of the first size once they are small.
+func TestSlabReuse(t *testing.T) {
+	q := newQueue(1024, 64<<20)
+	first := cap(q.newSlab())
+	for _, tc := range []struct {
+		name     string
+		len, cap int
+		keep     bool
+	}{
+		{"first size", 100, first, true},
+		{"grown, at the bound", maxSpareSlab / 8, maxSpareSlab, true},
+		{"grown, burst on", maxSpareSlab / 2, 2 * maxSpareSlab, true},
+		{"grown, burst over", maxSpareSlab/4 - 1, 2 * maxSpareSlab, false},
+		{"grown, empty batch", 0, 4 * maxSpareSlab, false},
+	} {
+		slab := make([]byte, tc.len, tc.cap)
+		got := q.reuse(slab)
+		if kept := cap(got) == tc.cap; kept != tc.keep {
+			t.Errorf("%s: reuse kept %v, want %v", tc.name, kept, tc.keep)
+		}
+		if !tc.keep && (cap(got) != first || len(got) != 0) {
+			t.Errorf("%s: replacement len %d cap %d, want 0 and %d", tc.name, len(got), cap(got), first)
+		}
+	}
+}

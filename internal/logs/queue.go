@@ -60,7 +60,7 @@ type queue struct {
 }
 
 func newQueue(recs int, bytes int64) *queue {
-	return &queue{
+	q := &queue{
 		capRecs:  recs,
 		capBytes: bytes,
 		space:    make(chan struct{}),
@@ -69,10 +69,14 @@ func newQueue(recs int, bytes int64) *queue {
 		// could have to wait, even between two polls.
 		urgentRecs:  max(recs/2, 1),
 		urgentBytes: max(bytes/2, 1),
-		items:       make([]entry, 0, min(recs, 1024)),
-		slab:        make([]byte, 0, min(bytes, initialSlab)),
 	}
+	q.items, q.slab = q.newItems(), q.newSlab()
+	return q
 }
+
+// newItems and newSlab return empty buffers of the first sizes.
+func (q *queue) newItems() []entry { return make([]entry, 0, min(q.capRecs, 1024)) }
+func (q *queue) newSlab() []byte   { return make([]byte, 0, min(q.capBytes, initialSlab)) }
 
 // fits must be called with mu held. A record larger than the byte bound
 // still fits an empty queue, so one huge record is never unloggable.
@@ -90,9 +94,22 @@ func (q *queue) fits(n int64, important bool) bool {
 // records, which is more than a polling writer usually finds queued.
 const initialSlab = 256 << 10
 
-// maxSpareSlab bounds the slab the writer keeps for reuse: one grown by a
-// burst is dropped after the burst rather than held for good.
+// maxSpareSlab bounds the slab the writer keeps for reuse once a burst is
+// over: one grown by a burst is dropped after it rather than held for good.
 const maxSpareSlab = 4 << 20
+
+// reuse returns the slab the writer hands to the next take, given the one
+// whose batch it has just written. A slab grown past maxSpareSlab is kept
+// while batches stay large: dropping it at every take made producers
+// regrow one during a burst, copying megabytes under the queue's lock.
+// Once a batch is small again, the burst is over and a slab of the first
+// size replaces it.
+func (q *queue) reuse(slab []byte) []byte {
+	if cap(slab) > maxSpareSlab && len(slab) < maxSpareSlab/4 {
+		return q.newSlab()
+	}
+	return slab
+}
 
 func (q *queue) appendLocked(b []byte, level slog.Level) {
 	q.items = append(q.items, entry{off: len(q.slab), n: len(b), level: level})
@@ -222,9 +239,6 @@ func (q *queue) take(spare []entry, spareSlab []byte) (batch []entry, slab []byt
 	q.mu.Lock()
 	batch, slab = q.items, q.slab
 	q.items = spare[:0]
-	if cap(spareSlab) > maxSpareSlab {
-		spareSlab = nil
-	}
 	q.slab = spareSlab[:0]
 	if q.waiters > 0 {
 		close(q.space)
