@@ -190,7 +190,7 @@ func BenchmarkEnqueueLatency(b *testing.B) {
 }
 
 // BenchmarkPacedLatency logs one record every gap and reports the
-// quantiles of the full call. Between calls the goroutine stays busy, as a
+// quantiles of the full call, and the floor's (see latencies). Between calls the goroutine stays busy, as a
 // server's does with the requests it serves; a sleep would be rounded up
 // to a millisecond or more on a VM. Unlike the back-to-back loops above,
 // each call starts with colder caches, and an asynchronous logger's writer
@@ -203,13 +203,13 @@ func BenchmarkPacedLatency(b *testing.B) {
 			for _, tc := range targets {
 				b.Run(tc.name, func(b *testing.B) {
 					tg := tc.make(b, b.TempDir(), 64<<20)
-					lat := make([]time.Duration, 0, b.N)
+					lt := newLatencies(b.N)
 					b.ReportAllocs()
 					b.ResetTimer()
 					for i := 0; i < b.N; i++ {
 						start := time.Since(clockBase)
 						tg.log(i)
-						lat = append(lat, time.Since(clockBase)-start)
+						lt.add(time.Since(clockBase) - start)
 						for time.Since(clockBase) < start+gap {
 						}
 					}
@@ -219,10 +219,7 @@ func BenchmarkPacedLatency(b *testing.B) {
 						b.Fatalf("%d records lost", lost)
 					}
 					tg.close()
-					slices.Sort(lat)
-					b.ReportMetric(quantile(lat, 0.50), "p50-ns")
-					b.ReportMetric(quantile(lat, 0.90), "p90-ns")
-					b.ReportMetric(quantile(lat, 0.99), "p99-ns")
+					lt.report(b)
 				})
 			}
 		})
