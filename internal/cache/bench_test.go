@@ -159,33 +159,26 @@ func BenchmarkCache(b *testing.B) {
 			}
 		}
 	})
-	b.Run("raw_get_parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := cl.Do(ctx, cl.B().Get().Key(rawKey).Build()).AsBytes(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
 	// The cache keeps one pipelined connection (see clientOption), where
-	// the raw client's default is four; this is the same parallel GET on
-	// the cache's own connection.
-	b.Run("raw_get_parallel_tracking_conn", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := own.Do(ctx, own.B().Get().Key(rawKey).Build()).AsBytes(); err != nil {
-					b.Error(err)
-					return
+	// the raw client's default is four; _tracking_conn is the same
+	// parallel GET on the cache's own connection.
+	for _, raw := range []struct {
+		name   string
+		client rueidis.Client
+	}{{"raw_get_parallel", cl}, {"raw_get_parallel_tracking_conn", own}} {
+		b.Run(raw.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := raw.client.Do(ctx, raw.client.B().Get().Key(rawKey).Build()).AsBytes(); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
+			})
 		})
-	})
+	}
 	b.Run("l1_hit_parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
