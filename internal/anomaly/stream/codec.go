@@ -199,6 +199,33 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	if n.memAge >= memGen {
 		return fmt.Errorf("%w: memory age %d out of range", ErrBadState, n.memAge)
 	}
+	// Update never stores a NaN or an infinity, nor a negative spread; a
+	// state holding one is damaged, and scoring from it would give NaN.
+	finite := []float64{n.prev, n.level, n.lo, n.hi, n.base, n.sprMean}
+	spreads := []float64{n.levelDev, n.stepDev, n.stepFast, n.sprDev, n.baseDev, n.seasDev}
+	for _, l := range n.lik {
+		finite = append(finite, l.short, l.mean)
+		spreads = append(spreads, l.vari)
+	}
+	for _, p := range n.prof {
+		finite = append(finite, float64(p))
+	}
+	for _, x := range finite {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%w: non-finite value %v", ErrBadState, x)
+		}
+	}
+	for _, x := range spreads {
+		if !(x >= 0) || math.IsInf(x, 0) {
+			return fmt.Errorf("%w: spread %v is not a finite non-negative number", ErrBadState, x)
+		}
+	}
+	// slotOf of any time.Time lies in this range; a slot beyond it would
+	// overflow recurDiscount's distance to the next point's slot and turn
+	// its catch-up loop into an endless one.
+	if n.recSlot > math.MaxInt64/recurSlotSec || n.recSlot < math.MinInt64/recurSlotSec-1 {
+		return fmt.Errorf("%w: recurrence slot %d out of range", ErrBadState, n.recSlot)
+	}
 	*d = n
 	return nil
 }

@@ -55,7 +55,8 @@ func (d *Detector) recurDiscount(t time.Time, score float64) float64 {
 	case h > d.recSlot:
 		for d.recSlot < h {
 			d.recSlot++
-			d.recur[d.recSlot%recurSlots] = 0
+			// ringIndex, not %: slots before 1970 are negative.
+			d.recur[ringIndex(d.recSlot)] = 0
 		}
 	}
 	h = d.recSlot
