@@ -137,6 +137,10 @@ func newCodecs(def Codec, comp Compression, threshold, maxValue int) (*codecs, e
 		MaxNestedLevels:  64,
 		MaxArrayElements: maxValue,
 		MaxMapPairs:      maxValue,
+		// The encoder writes a Go string's bytes as they are, valid UTF-8
+		// or not; refusing them here would make such a value unreadable
+		// the moment after Set stored it.
+		UTF8: cbor.UTF8DecodeInvalid,
 	}.DecMode()
 	if err != nil {
 		return nil, fmt.Errorf("cache: cbor decoder: %w", err)

@@ -5,12 +5,14 @@
 package tuning
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,12 +192,21 @@ func Integer(key, desc string, lo, hi int64, get func() int64, set func(int64), 
 	return Setting{Key: key, Type: "integer", Description: desc,
 		Get: func() any { return get() },
 		prepare: func(raw json.RawMessage) (func(), any, error) {
-			var f float64
-			if err := json.Unmarshal(raw, &f); err != nil || f != math.Trunc(f) {
-				return nil, nil, errors.New("must be a whole number")
+			// An integer literal is read exactly; other JSON numbers (1e3,
+			// 5.0) go through float64, which must stay inside int64: past
+			// ±2^63 the conversion wraps, and float64(hi) may round up to 2^63.
+			n, perr := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
+			if perr != nil {
+				var f float64
+				if err := json.Unmarshal(raw, &f); err != nil || f != math.Trunc(f) {
+					return nil, nil, errors.New("must be a whole number")
+				}
+				if math.Abs(f) >= 1<<63 {
+					return nil, nil, fmt.Errorf("must be from %d to %d", lo, hi)
+				}
+				n = int64(f)
 			}
-			n := int64(f)
-			if f < float64(lo) || f > float64(hi) {
+			if n < lo || n > hi {
 				return nil, nil, fmt.Errorf("must be from %d to %d", lo, hi)
 			}
 			if check != nil {
