@@ -401,7 +401,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, &Error{Name: "flags", Value: strings.Join(args, " "), Allowed: err.Error()}
+		return nil, &Error{Name: "flags", Value: shownArgs(args, all), Allowed: err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return nil, &Error{Name: "arguments", Value: strings.Join(fs.Args(), " "), Allowed: "no positional arguments are accepted"}
@@ -437,6 +437,46 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 			Allowed: "needs SMARTCLOUDOPS_ADMIN_TOKEN or JWT_SECRET to be set, or no request could ever be authorised"}
 	}
 	return c, nil
+}
+
+// shownArgs is the command line as a flag error shows it: the values of
+// secret flags masked, and so those of unknown flags, which may be a
+// secret's misspelling (-jwt-secert=…).
+func shownArgs(args []string, all []setting) string {
+	byFlag := make(map[string]setting, len(all))
+	for _, s := range all {
+		byFlag[s.flag] = s
+	}
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		s, known := byFlag[name]
+		if known && !s.secret {
+			continue
+		}
+		masked := Masked
+		if known {
+			masked = mask(s, v)
+		}
+		switch {
+		case hasValue && v != "":
+			out[i] = a[:len(a)-len(v)] + masked
+		case !hasValue && i+1 < len(out) && known:
+			// The flag package takes the next word as the value, even one
+			// starting with "-".
+			out[i+1] = mask(s, out[i+1])
+			i++
+		case !hasValue && i+1 < len(out) && !strings.HasPrefix(out[i+1], "-"):
+			out[i+1] = masked
+			i++
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // Source reports where the setting named by its environment variable came from.

@@ -12,33 +12,46 @@ import (
 	"time"
 )
 
-// leaks reports whether shown gives away the secret v: the whole value, or
-// the password inside it when v is a URL. Short values are skipped, since
-// "1" or "on" may occur in any text by chance.
+// leaks reports whether shown gives away the secret v. A URL keeps its
+// shape when masked (so an operator sees which server is meant): only its
+// password may not show. Any other secret may not show at all; short values
+// are skipped, since "1" or "on" may occur in any text by chance.
 func leaks(shown, v string) bool {
 	const minLen = 6
-	if len(v) >= minLen && strings.Contains(shown, v) {
-		return true
-	}
-	u, err := url.Parse(v)
-	if err != nil {
-		return false
-	}
-	if u.User != nil {
-		if p, ok := u.User.Password(); ok && len(p) >= minLen && strings.Contains(shown, p) {
-			return true
-		}
-	}
-	for k, vals := range u.Query() {
-		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
-			for _, p := range vals {
-				if len(p) >= minLen && strings.Contains(shown, p) {
-					return true
-				}
+	if u, err := url.Parse(v); err == nil && strings.Contains(v, "://") {
+		var pw []string
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok {
+				pw = append(pw, p)
 			}
 		}
+		for k, vals := range u.Query() {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+				pw = append(pw, vals...)
+			}
+		}
+		for _, p := range pw {
+			if len(p) >= minLen && strings.Contains(shown, p) {
+				return true
+			}
+		}
+		return false
 	}
-	return false
+	return len(v) >= minLen && strings.Contains(shown, v)
+}
+
+// flagValues are the values on a command line: "-x=v" gives v, and a word
+// not starting with "-" is itself a value.
+func flagValues(argv []string) []string {
+	var out []string
+	for _, a := range argv {
+		if !strings.HasPrefix(a, "-") {
+			out = append(out, a)
+		} else if _, v, ok := strings.Cut(a, "="); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // checkFields fails on a loaded value no part could use: a negative size,
@@ -88,6 +101,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add(index("SLOW_QUERY_THRESHOLD"), "1e300", index("ANOMALY_RETRAIN_INTERVAL"), " 0 ", "-redis-url postgres://x")
 	f.Add(index("SMARTCLOUDOPS_ADDR"), "host:99999", index("CACHE_KEY_PREFIX"), "a*b", "-h")
 	f.Add(index("LOG_ROTATION_INTERVAL"), "-1h", index("SMARTCLOUDOPS_SHUTDOWN_TIMEOUT"), "0s", "extra")
+	f.Add(index("LOG_LEVEL"), "info", index("JWT_SECRET"), "", "-jwt-secret=0123456789abcdef0123456789abcdef -no-such-flag")
+	f.Add(index("LOG_LEVEL"), "info", index("JWT_SECRET"), "", "-admin-token correct-horse-battery -log-level")
 	f.Fuzz(func(t *testing.T, i uint8, v string, j uint8, w string, args string) {
 		a, b := all[int(i)%len(all)], all[int(j)%len(all)]
 		env := map[string]string{a.env: v}
@@ -112,8 +127,8 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("error names %q, which was not given (env %q, args %q): %v", ce.Name, env, argv, err)
 			}
 			for _, s := range all {
-				if s.secret && (ce.Name == s.env || ce.Name == "--"+s.flag) {
-					for _, sv := range append([]string{env[s.env]}, argv...) {
+				if s.secret && (ce.Name == s.env || ce.Name == "--"+s.flag || ce.Name == "flags") {
+					for _, sv := range append([]string{env[s.env]}, flagValues(argv)...) {
 						if leaks(err.Error(), sv) {
 							t.Fatalf("error shows secret %s: %v", s.env, err)
 						}
@@ -144,7 +159,7 @@ func FuzzLoad(f *testing.F) {
 			if !e.Secret || e.Value == "" {
 				continue
 			}
-			for _, sv := range append([]string{env[e.Name]}, argv...) {
+			for _, sv := range append([]string{env[e.Name]}, flagValues(argv)...) {
 				if leaks(e.Value, sv) {
 					t.Fatalf("redacted %s = %q shows its secret", e.Name, e.Value)
 				}
