@@ -40,15 +40,21 @@ func leaks(shown, v string) bool {
 	return len(v) >= minLen && strings.Contains(shown, v)
 }
 
-// flagValues are the values on a command line: "-x=v" gives v, and a word
-// not starting with "-" is itself a value.
-func flagValues(argv []string) []string {
+// flagValues are the values a command line gives to flag: "-flag=v", or
+// the word after "-flag".
+func flagValues(argv []string, flag string) []string {
 	var out []string
-	for _, a := range argv {
-		if !strings.HasPrefix(a, "-") {
-			out = append(out, a)
-		} else if _, v, ok := strings.Cut(a, "="); ok {
+	for i, a := range argv {
+		if a == "--" {
+			break
+		}
+		name, v, ok := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case !strings.HasPrefix(a, "-") || name != flag:
+		case ok:
 			out = append(out, v)
+		case i+1 < len(argv):
+			out = append(out, argv[i+1])
 		}
 	}
 	return out
@@ -128,7 +134,7 @@ func FuzzLoad(f *testing.F) {
 			}
 			for _, s := range all {
 				if s.secret && (ce.Name == s.env || ce.Name == "--"+s.flag || ce.Name == "flags") {
-					for _, sv := range append([]string{env[s.env]}, flagValues(argv)...) {
+					for _, sv := range append([]string{env[s.env]}, flagValues(argv, s.flag)...) {
 						if leaks(err.Error(), sv) {
 							t.Fatalf("error shows secret %s: %v", s.env, err)
 						}
@@ -159,7 +165,7 @@ func FuzzLoad(f *testing.F) {
 			if !e.Secret || e.Value == "" {
 				continue
 			}
-			for _, sv := range append([]string{env[e.Name]}, flagValues(argv)...) {
+			for _, sv := range append([]string{env[e.Name]}, flagValues(argv, strings.TrimPrefix(e.Flag, "--"))...) {
 				if leaks(e.Value, sv) {
 					t.Fatalf("redacted %s = %q shows its secret", e.Name, e.Value)
 				}

@@ -54,6 +54,22 @@ func FuzzDetectorState(f *testing.F) {
 		f.Add(b, 42.0, int64(0))
 		f.Add(b[:len(b)-7], 1.0, int64(300))
 	}
+	// States damaged in the ways fuzzing found: a NaN in a likelihood (NaN
+	// view scores) and a recurrence slot far in the past (an endless
+	// catch-up loop).
+	for _, damage := range []func(d *Detector){
+		func(d *Detector) { d.lik[ViewSpread].short = math.NaN() },
+		func(d *Detector) { d.lik[ViewLevel].vari = -1 },
+		func(d *Detector) { d.recSlot = math.MinInt64 + 5 },
+	} {
+		var d Detector
+		if err := d.UnmarshalBinary(fuzzState(f, Options{})); err != nil {
+			f.Fatal(err)
+		}
+		damage(&d)
+		b, _ := d.MarshalBinary()
+		f.Add(b, 1.0, int64(0))
+	}
 	f.Add([]byte(stateMagic), 0.0, int64(0))
 	f.Add([]byte{}, -1.0, int64(-1))
 	f.Fuzz(func(t *testing.T, data []byte, v float64, dt int64) {
