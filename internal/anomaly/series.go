@@ -67,13 +67,14 @@ type observation struct {
 
 // observe reads every metric of s against its series, teaching the series
 // when s is newer than what it has seen, and writes the context features.
+// Only ingest calls it: it is the one path that changes what the service has
+// learned.
 func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 	names := sortedKeys(s.Metrics)
 	out := make([]observation, 0, len(names))
 	for _, name := range names {
-		v := s.Metrics[name]
 		k := seriesKey{s.Host, name}
-		sh := &ss.shards[maphash.Comparable(ss.seed, k)%seriesShards]
+		sh := ss.shard(k)
 		sh.mu.Lock()
 		sr := sh.m[k]
 		if sr == nil {
@@ -98,20 +99,85 @@ func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 		} else {
 			sh.lru.MoveToFront(sr.elem)
 		}
-		sr.ctx.features(name, v, feats)
-		o := observation{metric: name, value: v}
-		if sr.ctx.n > 0 && !s.Timestamp.After(sr.last) {
-			o.late = true
-		} else {
-			o.res = sr.det.Update(s.Timestamp, v)
-			o.scored = !o.res.Warming
-			sr.ctx.update(v)
-			sr.last = s.Timestamp
-		}
+		out = append(out, sr.step(name, s.Metrics[name], s.Timestamp, feats))
 		sh.mu.Unlock()
-		out = append(out, o)
 	}
 	return out
+}
+
+func (ss *seriesSet) shard(k seriesKey) *seriesShard {
+	return &ss.shards[maphash.Comparable(ss.seed, k)%seriesShards]
+}
+
+// step scores v against the series and learns from it unless it is late.
+func (sr *series) step(name string, v float64, t time.Time, feats map[string]float64) observation {
+	sr.ctx.features(name, v, feats)
+	o := observation{metric: name, value: v}
+	if sr.ctx.n > 0 && !t.After(sr.last) {
+		o.late = true
+		return o
+	}
+	o.res = sr.det.Update(t, v)
+	o.scored = !o.res.Warming
+	sr.ctx.update(v)
+	sr.last = t
+	return o
+}
+
+// snapshot is a read-only view of the series set for one detect request.
+// The first time the request reads a series it copies the series' state
+// (under the shard's lock, so the copy is consistent), and it scores every
+// later sample of the request against that copy: a request's own samples
+// are read in order against each other, as ingest would read them, but
+// nothing it sends reaches the shared state. A series the set does not hold
+// starts empty in the copy and is never added, so a detect request cannot
+// create series, evict them, move their clocks or poison their statistics.
+type snapshot struct {
+	ss     *seriesSet
+	copies map[seriesKey]*series
+}
+
+func (ss *seriesSet) snapshot() *snapshot { return &snapshot{ss: ss} }
+
+// observe is seriesSet.observe against the request's copies.
+func (sn *snapshot) observe(s Sample, feats map[string]float64) []observation {
+	names := sortedKeys(s.Metrics)
+	out := make([]observation, 0, len(names))
+	for _, name := range names {
+		k := seriesKey{s.Host, name}
+		sr := sn.copies[k]
+		if sr == nil {
+			sr = sn.ss.copyOf(k)
+			if sr == nil {
+				continue
+			}
+			if sn.copies == nil {
+				sn.copies = make(map[seriesKey]*series)
+			}
+			sn.copies[k] = sr
+		}
+		out = append(out, sr.step(name, s.Metrics[name], s.Timestamp, feats))
+	}
+	return out
+}
+
+// copyOf returns a private copy of series k, or a new empty series when the
+// set holds none; nil only if the detector options are invalid.
+func (ss *seriesSet) copyOf(k seriesKey) *series {
+	sh := ss.shard(k)
+	sh.mu.Lock()
+	sr := sh.m[k]
+	if sr != nil {
+		c := &series{key: k, det: sr.det.Clone(), ctx: sr.ctx, last: sr.last}
+		sh.mu.Unlock()
+		return c
+	}
+	sh.mu.Unlock()
+	det, err := stream.New(ss.opt)
+	if err != nil { // options were checked in New; unreachable
+		return nil
+	}
+	return &series{key: k, det: det}
 }
 
 // len is the number of series held.

@@ -411,20 +411,26 @@ func (s *Service) QueueDepth() int {
 	return s.batch.queued()
 }
 
-// Detect scores samples in order. Samples must have passed Normalize. It
-// teaches the series (so a later sample is read against this one) but stores
-// nothing. A full queue returns a *QueueFullError before any state changes.
+// Detect scores samples in order. Samples must have passed Normalize. It is
+// read-only: each series is read from a private copy of what ingest learned
+// (see snapshot), so a later sample of the same request is read against an
+// earlier one, but nothing Detect is sent changes what the service has
+// learned or what a later request sees, and nothing is stored. Callers decide
+// who may read which hosts: the result's features carry the series' recent
+// level and spread. A full queue returns a *QueueFullError.
 func (s *Service) Detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
 	if s.tracer == nil {
-		return s.detect(ctx, samples, o)
+		return s.detect(ctx, samples, o, false)
 	}
 	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
-	out, err := s.detect(ctx, samples, o)
+	out, err := s.detect(ctx, samples, o, false)
 	endDetect(sp, out, err)
 	return out, err
 }
 
-func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
+// detect scores samples; learn says whether they teach the shared series
+// state (ingest) or are read against a copy of it (Detect).
+func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions, learn bool) ([]Result, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -449,9 +455,13 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions)
 	}
 	defer release()
 
+	observe := s.series.observe
+	if !learn {
+		observe = s.series.snapshot().observe
+	}
 	preps := make([]prepared, len(samples))
 	for i, smp := range samples {
-		preps[i] = s.prepare(smp, m)
+		preps[i] = s.prepare(smp, m, observe)
 	}
 	if m != nil {
 		if err := s.scoreForest(ctx, m, preps, !o.NoCache, &reserved); err != nil {
@@ -481,9 +491,9 @@ type prepared struct {
 	key    string
 }
 
-func (s *Service) prepare(smp Sample, m *activeModel) prepared {
+func (s *Service) prepare(smp Sample, m *activeModel, observe func(Sample, map[string]float64) []observation) prepared {
 	p := prepared{sample: smp, feats: make(map[string]float64, 4*len(smp.Metrics)), raw: math.NaN()}
-	p.obs = s.series.observe(smp, p.feats)
+	p.obs = observe(smp, p.feats)
 	if m != nil {
 		p.row = m.row(smp)
 	}
@@ -801,7 +811,7 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 	if err != nil {
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
-	results, err := s.Detect(ctx, samples, DetectOptions{})
+	results, err := s.learn(ctx, samples)
 	if err != nil {
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
@@ -822,6 +832,18 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 		return rep, fmt.Errorf("anomaly: ingest: %w", err)
 	}
 	return rep, nil
+}
+
+// learn scores samples and teaches the series: the scoring step of Ingest,
+// traced like Detect.
+func (s *Service) learn(ctx context.Context, samples []Sample) ([]Result, error) {
+	if s.tracer == nil {
+		return s.detect(ctx, samples, DetectOptions{}, true)
+	}
+	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
+	out, err := s.detect(ctx, samples, DetectOptions{}, true)
+	endDetect(sp, out, err)
+	return out, err
 }
 
 // Close stops admitting requests, lets the workers score everything queued,
