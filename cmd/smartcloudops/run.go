@@ -230,6 +230,7 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 			anomaly.MetricDisk: a.DiskThreshold, anomaly.MetricErrorRate: a.ErrorRateThreshold,
 		},
 		MaxSeries:       a.MaxSeries,
+		MaxSeriesBytes:  a.MaxSeriesBytes,
 		TrainingWindow:  a.TrainingWindow,
 		MinTrainingRows: a.MinTrainingRows,
 		MaxTrainingRows: a.MaxTrainingRows,

@@ -44,6 +44,11 @@
 //
 // # Ordering, duplicates and the prediction cache
 //
+// Only Ingest teaches the series. Detect is read-only: it scores each series
+// against a private copy of what ingest learned (snapshot in series.go), so
+// no caller of the read route can poison, blind or evict a series, and the
+// same request gets the same answer twice.
+//
 // A series learns from a point only when its timestamp is newer than the
 // newest point the series has seen, which keeps the streaming detector causal
 // whatever order samples arrive in. A late (out-of-order) or re-sent point is

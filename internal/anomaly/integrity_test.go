@@ -8,8 +8,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
@@ -290,5 +293,58 @@ func TestForestTrainsOnExtremeHistory(t *testing.T) {
 	s := FromStore(store.MetricSample{Host: "h", Timestamp: t0, CPUUsage: &huge, Extra: map[string]float64{"q": -huge, "ok": 1}})
 	if _, ok := s.Metrics[MetricCPU]; ok || s.Metrics["ok"] != 1 || len(s.Metrics) != 1 {
 		t.Fatalf("FromStore kept out-of-range values: %v", s.Metrics)
+	}
+}
+
+// TestSeriesMemoryEstimate holds the per-series byte estimate that bounds
+// the series table to the heap it really takes, so the documented figure
+// and the bound stay true when the detector grows.
+func TestSeriesMemoryEstimate(t *testing.T) {
+	s, _ := newService(t, func(o *Options) { o.MaxSeries = 1 << 20; o.MaxSeriesBytes = 1 << 30 })
+	const hosts = 2000
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for i := range hosts {
+		for k := range 3 {
+			smp := Sample{Host: fmt.Sprintf("host-%06d.example.internal", i), Timestamp: t0.Add(time.Duration(k) * time.Minute),
+				Metrics: map[string]float64{MetricCPU: 1, MetricMemory: 2, MetricDisk: 3, MetricNetworkIn: 4}}
+			if _, err := s.learn(context.Background(), []Sample{smp}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	n := s.series.len()
+	measured := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n)
+	estimated := float64(s.series.heapBytes()) / float64(n)
+	t.Logf("%d series: %.0f heap bytes each measured, %.0f estimated", n, measured, estimated)
+	// The race detector pads allocations, so the band is wide; without it the
+	// two agree within a few percent.
+	if estimated < 0.6*measured || estimated > 1.5*measured {
+		t.Fatalf("estimate %.0f B per series is far from the measured %.0f B", estimated, measured)
+	}
+}
+
+func TestSeriesBytesBound(t *testing.T) {
+	s, reg := newService(t, func(o *Options) { o.MaxSeriesBytes = 1 << 20 })
+	for i := range 2000 {
+		learnOne(t, s, Sample{Host: fmt.Sprintf("h-%d", i), Timestamp: t0, Metrics: map[string]float64{MetricCPU: 1}})
+	}
+	if b := s.series.heapBytes(); b > 1<<20 {
+		t.Fatalf("series hold %d bytes; bound is %d", b, 1<<20)
+	}
+	if n := s.series.len(); n < 300 || n == 2000 {
+		t.Fatalf("%d series kept under a 1 MiB bound", n)
+	}
+	if st := s.Stats(); st.SeriesBytes != s.series.heapBytes() || st.Series != s.series.len() {
+		t.Fatalf("stats = %d series, %d bytes", st.Series, st.SeriesBytes)
+	}
+	if n, err := testutil.GatherAndCount(reg, "smartcloudops_anomaly_series_bytes"); err != nil || n != 1 {
+		t.Fatalf("series_bytes gauge: %d, %v", n, err)
+	}
+	if got := testutil.ToFloat64(s.metrics.evicted); got < 1 {
+		t.Fatalf("evicted = %v", got)
 	}
 }

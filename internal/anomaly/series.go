@@ -26,28 +26,44 @@ type series struct {
 // concurrent requests for different hosts rarely wait on each other.
 const seriesShards = 64
 
-// seriesSet holds every series' state with a bound on how many are kept:
-// past it the least recently updated series of a shard is evicted (it warms
-// up again if it comes back), so memory stays bounded whatever hosts and
-// metric names clients invent.
+// seriesOverhead is what a series costs on the heap besides its detector
+// and its names: the series struct, its LRU element, its map entry and the
+// allocator's rounding (TestSeriesMemoryEstimate measures it against the
+// heap).
+const seriesOverhead = 450
+
+// bytes is the series' estimated heap footprint.
+func (sr *series) bytes() int64 {
+	return int64(sr.det.MemBytes() + len(sr.key.host) + len(sr.key.metric) + seriesOverhead)
+}
+
+// seriesSet holds every series' state with two bounds, a count and an
+// estimate of the heap bytes: past either the least recently updated series
+// of a shard are evicted (they warm up again if they come back), so memory
+// stays bounded whatever hosts and metric names clients invent. The heap the
+// Go runtime asks the OS for is about twice the live bytes at the default
+// GOGC, which is what RSS shows.
 type seriesSet struct {
-	seed     maphash.Seed
-	shards   [seriesShards]seriesShard
-	perShard int
-	opt      stream.Options
-	count    atomic.Int64
-	evicted  atomic.Uint64
-	onEvict  func()
+	seed          maphash.Seed
+	shards        [seriesShards]seriesShard
+	perShard      int
+	perShardBytes int64
+	opt           stream.Options
+	count         atomic.Int64
+	bytes         atomic.Int64
+	evicted       atomic.Uint64
+	onEvict       func()
 }
 
 type seriesShard struct {
-	mu  sync.Mutex
-	m   map[seriesKey]*series
-	lru list.List // front = most recently used
+	mu    sync.Mutex
+	m     map[seriesKey]*series
+	lru   list.List // front = most recently used
+	bytes int64
 }
 
-func newSeriesSet(maxSeries int, opt stream.Options, onEvict func()) *seriesSet {
-	s := &seriesSet{seed: maphash.MakeSeed(), perShard: max(1, maxSeries/seriesShards), opt: opt, onEvict: onEvict}
+func newSeriesSet(maxSeries int, maxBytes int64, opt stream.Options, onEvict func()) *seriesSet {
+	s := &seriesSet{seed: maphash.MakeSeed(), perShard: max(1, maxSeries/seriesShards), perShardBytes: max(1, maxBytes/seriesShards), opt: opt, onEvict: onEvict}
 	for i := range s.shards {
 		s.shards[i].m = make(map[seriesKey]*series)
 	}
@@ -86,10 +102,16 @@ func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 			sr = &series{key: k, det: det}
 			sr.elem = sh.lru.PushFront(sr)
 			sh.m[k] = sr
+			b := sr.bytes()
+			sh.bytes += b
+			ss.bytes.Add(b)
 			ss.count.Add(1)
-			if sh.lru.Len() > ss.perShard {
+			for sh.lru.Len() > 1 && (sh.lru.Len() > ss.perShard || sh.bytes > ss.perShardBytes) {
 				old := sh.lru.Remove(sh.lru.Back()).(*series)
 				delete(sh.m, old.key)
+				b := old.bytes()
+				sh.bytes -= b
+				ss.bytes.Add(-b)
 				ss.count.Add(-1)
 				ss.evicted.Add(1)
 				if ss.onEvict != nil {
@@ -182,3 +204,6 @@ func (ss *seriesSet) copyOf(k seriesKey) *series {
 
 // len is the number of series held.
 func (ss *seriesSet) len() int { return int(ss.count.Load()) }
+
+// heapBytes is the estimated heap footprint of the series held.
+func (ss *seriesSet) heapBytes() int64 { return ss.bytes.Load() }

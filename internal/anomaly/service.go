@@ -57,9 +57,13 @@ type Options struct {
 	Threshold float64
 	// Thresholds are the fallback's static limits (DefaultThresholds when nil).
 	Thresholds Thresholds
-	// MaxSeries bounds the series kept in memory (default 100000, about
-	// 1.5 KB each); the least recently updated are evicted past it.
+	// MaxSeries bounds the series kept in memory (default 100000); the least
+	// recently updated are evicted past it or past MaxSeriesBytes.
 	MaxSeries int
+	// MaxSeriesBytes bounds the estimated heap bytes of the series (default
+	// 256 MiB; a series is about 2.3 KB of live heap, 4–5 KB of RSS at the
+	// default GOGC).
+	MaxSeriesBytes int64
 
 	// DisableBatching scores the forest inline in the caller
 	// (ENABLE_BATCH_PROCESSING=false).
@@ -119,6 +123,9 @@ func (o *Options) defaults() {
 	if o.MaxSeries == 0 {
 		o.MaxSeries = 100000
 	}
+	if o.MaxSeriesBytes == 0 {
+		o.MaxSeriesBytes = 256 << 20
+	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 100
 	}
@@ -164,6 +171,7 @@ func (o *Options) validate() error {
 	check(o.QueueSize < o.MaxBatch, "queue size %d: must hold at least one full request (%d)", o.QueueSize, o.MaxBatch)
 	check(o.CacheTTL < 0, "cache TTL %s: must not be negative", o.CacheTTL)
 	check(o.MaxSeries < 1, "max series %d: must be at least 1", o.MaxSeries)
+	check(o.MaxSeriesBytes < 1<<20, "max series bytes %d: must be at least 1 MiB", o.MaxSeriesBytes)
 	check(o.TrainingWindow < 0 || o.RetrainInterval < 0, "training window and retrain interval must not be negative")
 	check(o.MinTrainingRows < 2 || o.MaxTrainingRows < o.MinTrainingRows, "training rows: need 2 ≤ min (%d) ≤ max (%d)", o.MinTrainingRows, o.MaxTrainingRows)
 	check(!(o.Contamination > 0 && o.Contamination < 0.5), "contamination %v: must be in (0, 0.5)", o.Contamination)
@@ -226,10 +234,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{opt: o, log: o.Logger, clock: o.Clock, stop: make(chan struct{}), tracer: tracerFor(o.TracerProvider)}
 	var evicted func()
-	s.series = newSeriesSet(o.MaxSeries, o.Stream, func() { evicted() })
+	s.series = newSeriesSet(o.MaxSeries, o.MaxSeriesBytes, o.Stream, func() { evicted() })
 	m, err := newMetrics(o.Registerer,
 		func() float64 { return float64(s.QueueDepth()) },
 		func() float64 { return float64(s.series.len()) },
+		func() float64 { return float64(s.series.heapBytes()) },
 		func() float64 {
 			if am := s.model.Load(); am != nil {
 				return float64(am.info.TrainingRows)

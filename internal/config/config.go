@@ -139,11 +139,13 @@ type AnomalyConfig struct {
 	ErrorRateThreshold float64
 	WarmUp             int
 	MaxSeries          int
-	TrainingWindow     time.Duration
-	MinTrainingRows    int
-	MaxTrainingRows    int
-	Contamination      float64
-	RetrainInterval    time.Duration
+	// MaxSeriesBytes bounds the estimated heap of the series' state (ANOMALY_MAX_SERIES_BYTES).
+	MaxSeriesBytes  int64
+	TrainingWindow  time.Duration
+	MinTrainingRows int
+	MaxTrainingRows int
+	Contamination   float64
+	RetrainInterval time.Duration
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.
@@ -325,8 +327,10 @@ func settings() []setting {
 			set: func(c *Config, v string) error { return parseFloat(v, 0.01, 100, &c.Anomaly.ErrorRateThreshold) }},
 		{env: "ANOMALY_WARMUP", flag: "anomaly-warmup", def: "150", usage: "points a series learns from before its streaming detector scores (fallback thresholds meanwhile)",
 			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.Anomaly.WarmUp) }},
-		{env: "ANOMALY_MAX_SERIES", flag: "anomaly-max-series", def: "100000", usage: "series kept in memory (about 2 KB each); the least recently updated are evicted",
+		{env: "ANOMALY_MAX_SERIES", flag: "anomaly-max-series", def: "100000", usage: "series kept in memory; the least recently updated are evicted past this or ANOMALY_MAX_SERIES_BYTES",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 100000000, &c.Anomaly.MaxSeries) }},
+		{env: "ANOMALY_MAX_SERIES_BYTES", flag: "anomaly-max-series-bytes", def: "256MiB", usage: "estimated live heap of the series' state (about 2.3 KB a series; RSS is about twice that at the default GOGC)",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<20, 1<<40, &c.Anomaly.MaxSeriesBytes) }},
 		{env: "ANOMALY_TRAINING_WINDOW", flag: "anomaly-training-window", def: "168h", usage: "how far back model training reads stored history",
 			set: func(c *Config, v string) error {
 				return parseDuration(v, time.Hour, 365*24*time.Hour, &c.Anomaly.TrainingWindow)

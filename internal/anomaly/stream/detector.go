@@ -597,7 +597,7 @@ func (l *likelihood) score() float64 {
 	return math.Min(1, -math.Log10(tail)/logTailScale)
 }
 
-// memBytes is the detector's heap footprint: the struct and its profile.
-func (d *Detector) memBytes() int {
+// MemBytes is the detector's heap footprint: the struct and its profile.
+func (d *Detector) MemBytes() int {
 	return int(unsafe.Sizeof(*d)) + len(d.prof)*4 + len(d.profN)*2
 }

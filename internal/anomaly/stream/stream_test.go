@@ -279,18 +279,18 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 	b.StopTimer()
 	state, _ := d.MarshalBinary()
-	b.ReportMetric(float64(d.memBytes()), "bytes/series")
+	b.ReportMetric(float64(d.MemBytes()), "bytes/series")
 	b.ReportMetric(float64(len(state)), "state-bytes")
 }
 
 func TestMemBytes(t *testing.T) {
 	d := mustNew(t, Options{})
-	if n := d.memBytes(); n > 2500 {
+	if n := d.MemBytes(); n > 2500 {
 		t.Errorf("a daily detector takes %d bytes; it should stay under 2.5 KB", n)
 	}
-	t.Logf("bytes/series: daily %d", d.memBytes())
+	t.Logf("bytes/series: daily %d", d.MemBytes())
 	w := mustNew(t, Options{Period: 7 * 24 * time.Hour})
-	t.Logf("bytes/series: weekly %d", w.memBytes())
+	t.Logf("bytes/series: weekly %d", w.MemBytes())
 }
 
 // TestExtremeValuesStayFinite feeds values at ±MaxAbsValue, alone and mixed
