@@ -53,6 +53,10 @@ type seriesSet struct {
 	bytes         atomic.Int64
 	evicted       atomic.Uint64
 	onEvict       func()
+	// empty is a detector that has seen nothing, copied for series a detect
+	// request reads that the set does not hold; pool holds the copies.
+	empty *stream.Detector
+	pool  sync.Pool
 }
 
 type seriesShard struct {
@@ -62,12 +66,18 @@ type seriesShard struct {
 	bytes int64
 }
 
-func newSeriesSet(maxSeries int, maxBytes int64, opt stream.Options, onEvict func()) *seriesSet {
-	s := &seriesSet{seed: maphash.MakeSeed(), perShard: max(1, maxSeries/seriesShards), perShardBytes: max(1, maxBytes/seriesShards), opt: opt, onEvict: onEvict}
+// newSeriesSet builds the set; opt must have passed stream.New.
+func newSeriesSet(maxSeries int, maxBytes int64, opt stream.Options, onEvict func()) (*seriesSet, error) {
+	empty, err := stream.New(opt)
+	if err != nil {
+		return nil, err
+	}
+	s := &seriesSet{seed: maphash.MakeSeed(), perShard: max(1, maxSeries/seriesShards), perShardBytes: max(1, maxBytes/seriesShards), opt: opt, onEvict: onEvict, empty: empty}
+	s.pool.New = func() any { return &series{det: empty.Clone()} }
 	for i := range s.shards {
 		s.shards[i].m = make(map[seriesKey]*series)
 	}
-	return s
+	return s, nil
 }
 
 // observation is what one metric of one sample yielded.
@@ -154,10 +164,19 @@ func (sr *series) step(name string, v float64, t time.Time, feats map[string]flo
 // nothing it sends reaches the shared state. A series the set does not hold
 // starts empty in the copy and is never added, so a detect request cannot
 // create series, evict them, move their clocks or poison their statistics.
+// The copies come from a pool and go back to it on release, so a detect
+// allocates no detector state in the steady state.
 type snapshot struct {
 	ss     *seriesSet
-	copies map[seriesKey]*series
+	copies []*series
+	// index finds a copy once a request holds many series; small requests
+	// search copies.
+	index map[seriesKey]*series
 }
+
+// snapshotIndexAt is the number of copies past which a request indexes
+// them in a map rather than searching the slice.
+const snapshotIndexAt = 16
 
 func (ss *seriesSet) snapshot() *snapshot { return &snapshot{ss: ss} }
 
@@ -167,39 +186,64 @@ func (sn *snapshot) observe(s Sample, feats map[string]float64) []observation {
 	out := make([]observation, 0, len(names))
 	for _, name := range names {
 		k := seriesKey{s.Host, name}
-		sr := sn.copies[k]
+		sr := sn.find(k)
 		if sr == nil {
 			sr = sn.ss.copyOf(k)
-			if sr == nil {
-				continue
+			sn.copies = append(sn.copies, sr)
+			switch {
+			case sn.index != nil:
+				sn.index[k] = sr
+			case len(sn.copies) > snapshotIndexAt:
+				sn.index = make(map[seriesKey]*series, 2*len(sn.copies))
+				for _, c := range sn.copies {
+					sn.index[c.key] = c
+				}
 			}
-			if sn.copies == nil {
-				sn.copies = make(map[seriesKey]*series)
-			}
-			sn.copies[k] = sr
 		}
 		out = append(out, sr.step(name, s.Metrics[name], s.Timestamp, feats))
 	}
 	return out
 }
 
-// copyOf returns a private copy of series k, or a new empty series when the
-// set holds none; nil only if the detector options are invalid.
+func (sn *snapshot) find(k seriesKey) *series {
+	if sn.index != nil {
+		return sn.index[k]
+	}
+	for _, c := range sn.copies {
+		if c.key == k {
+			return c
+		}
+	}
+	return nil
+}
+
+// release returns the copies to the pool; the snapshot is not used again.
+func (sn *snapshot) release() {
+	for i, c := range sn.copies {
+		c.key = seriesKey{}
+		sn.ss.pool.Put(c)
+		sn.copies[i] = nil
+	}
+	sn.copies, sn.index = nil, nil
+}
+
+// copyOf returns a private copy of series k, or an empty series (a copy of
+// the pristine detector) when the set holds none.
 func (ss *seriesSet) copyOf(k seriesKey) *series {
+	c := ss.pool.Get().(*series)
+	c.key = k
 	sh := ss.shard(k)
 	sh.mu.Lock()
-	sr := sh.m[k]
-	if sr != nil {
-		c := &series{key: k, det: sr.det.Clone(), ctx: sr.ctx, last: sr.last}
+	if sr := sh.m[k]; sr != nil {
+		sr.det.CopyTo(c.det)
+		c.ctx, c.last = sr.ctx, sr.last
 		sh.mu.Unlock()
 		return c
 	}
 	sh.mu.Unlock()
-	det, err := stream.New(ss.opt)
-	if err != nil { // options were checked in New; unreachable
-		return nil
-	}
-	return &series{key: k, det: det}
+	ss.empty.CopyTo(c.det)
+	c.ctx, c.last = seriesContext{}, time.Time{}
+	return c
 }
 
 // len is the number of series held.

@@ -234,7 +234,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{opt: o, log: o.Logger, clock: o.Clock, stop: make(chan struct{}), tracer: tracerFor(o.TracerProvider)}
 	var evicted func()
-	s.series = newSeriesSet(o.MaxSeries, o.MaxSeriesBytes, o.Stream, func() { evicted() })
+	var err error
+	if s.series, err = newSeriesSet(o.MaxSeries, o.MaxSeriesBytes, o.Stream, func() { evicted() }); err != nil {
+		return nil, fmt.Errorf("anomaly: %w", err)
+	}
 	m, err := newMetrics(o.Registerer,
 		func() float64 { return float64(s.QueueDepth()) },
 		func() float64 { return float64(s.series.len()) },
@@ -466,7 +469,9 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions,
 
 	observe := s.series.observe
 	if !learn {
-		observe = s.series.snapshot().observe
+		sn := s.series.snapshot()
+		defer sn.release()
+		observe = sn.observe
 	}
 	preps := make([]prepared, len(samples))
 	for i, smp := range samples {

@@ -259,15 +259,25 @@ func New(opt Options) (*Detector, error) {
 }
 
 // Clone returns an independent copy of d: updating the copy leaves d as it
-// was. Read-only scoring (the service's detect, which must not change what
-// ingest learned) runs on a clone.
+// was.
 func (d *Detector) Clone() *Detector {
-	c := *d
-	if d.prof != nil {
-		c.prof = append([]float32(nil), d.prof...)
-		c.profN = append([]uint16(nil), d.profN...)
+	c := &Detector{}
+	d.CopyTo(c)
+	return c
+}
+
+// CopyTo makes dst an independent copy of d, reusing dst's profile storage
+// when it is large enough, so read-only scoring (the service's detect, which
+// must not change what ingest learned) can run on pooled copies without
+// allocating.
+func (d *Detector) CopyTo(dst *Detector) {
+	prof, profN := dst.prof, dst.profN
+	*dst = *d
+	if d.prof == nil {
+		return
 	}
-	return &c
+	dst.prof = append(prof[:0], d.prof...)
+	dst.profN = append(profN[:0], d.profN...)
 }
 
 // profileBins is the profile resolution: half-hour bins over a day, hourly
