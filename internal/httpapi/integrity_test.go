@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
 // hostSample is one ingest or detect body for host at minute i of a day
@@ -128,5 +131,82 @@ func TestStoreOutageIs503(t *testing.T) {
 		if p := decodeProblem(t, w); strings.Contains(p.Detail, "bad connection") {
 			t.Fatalf("internal error leaked: %+v", p)
 		}
+	}
+}
+
+// TestConcurrentIngestOneAnomalyPerSample: identical ingests racing each
+// other, and a re-send later, store one anomaly row per sample, on both
+// databases.
+func TestConcurrentIngestOneAnomalyPerSample(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		f, _, st := anomalyFixtureOn(t, url, func(o *anomaly.Options) { o.MaxBatch = 50 })
+		var samples []string
+		for i := range 50 {
+			samples = append(samples, hostSample("web-1", i, 99)) // over the cpu limit while warming
+		}
+		body := "[" + strings.Join(samples, ",") + "]"
+		var wg sync.WaitGroup
+		codes := make([]int, 8)
+		for g := range codes {
+			wg.Go(func() {
+				codes[g] = f.do(t, "POST", "/api/v1/metrics", "Bearer "+adminToken, "application/json", body).Code
+			})
+		}
+		wg.Wait()
+		for g, c := range codes {
+			if c != http.StatusOK {
+				t.Fatalf("ingest %d: status %d", g, c)
+			}
+		}
+		if w := f.do(t, "POST", "/api/v1/metrics", "Bearer "+adminToken, "application/json", body); w.Code != http.StatusOK {
+			t.Fatalf("re-send: %d %s", w.Code, w.Body)
+		}
+		list, err := st.AnomalyRange(context.Background(), store.AnomalyRangeQuery{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[time.Time]int{}
+		for _, a := range list.Anomalies {
+			seen[a.DetectedAt.UTC()]++
+		}
+		if len(list.Anomalies) != 50 || len(seen) != 50 {
+			t.Fatalf("%d anomaly rows for %d samples; want one each", len(list.Anomalies), len(seen))
+		}
+	})
+}
+
+// TestIngestDuringPostgresRestart: while PostgreSQL is down ingest answers
+// 503 with Retry-After (never 500); once it is back the same request is
+// taken, and every acknowledged sample is stored.
+func TestIngestDuringPostgresRestart(t *testing.T) {
+	pg := storetest.StartPrivatePostgres(t)
+	f, _, st := anomalyFixtureOn(t, pg.URL, nil)
+	ingest := func(i int) *httptest.ResponseRecorder {
+		return f.do(t, "POST", "/api/v1/metrics", "Bearer "+adminToken, "application/json", hostSample("web-1", i, 30))
+	}
+	if w := ingest(0); w.Code != http.StatusOK {
+		t.Fatalf("before the restart: %d %s", w.Code, w.Body)
+	}
+	pg.Stop()
+	for i := 1; i <= 3; i++ {
+		w := ingest(i)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("while PostgreSQL is down: %d, Retry-After %q, %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+		}
+	}
+	pg.Start()
+	var w *httptest.ResponseRecorder
+	for range 50 { // the pool reconnects by itself
+		if w = ingest(1); w.Code == http.StatusOK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if w.Code != http.StatusOK {
+		t.Fatalf("after the restart: %d %s", w.Code, w.Body)
+	}
+	rows, err := st.MetricHistory(context.Background(), store.HistoryQuery{Host: "web-1"})
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("stored samples: %d, %v; want the 2 acknowledged", len(rows), err)
 	}
 }
