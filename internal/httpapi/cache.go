@@ -66,6 +66,12 @@ func (s *Server) cacheEntry(r *http.Request) (Cache, string, string, error) {
 // owns the namespace: entries are tenant data, so even reads need a token.
 func cacheTarget(r *http.Request) (ns, key string, err error) {
 	ns, key = r.PathValue("namespace"), r.PathValue("key")
+	// The mux refuses a raw "..", but PathValue decodes %2e%2e and %2F after
+	// matching: the same rule is applied to what the segments decode to, so
+	// an encoded dot segment is refused exactly like a raw one.
+	if !cleanSegments(ns) || !cleanSegments(key) {
+		return "", "", Errorf(CodeNotFound, "no endpoint at %s: paths must not contain empty, \".\" or \"..\" segments, percent-encoded or not", r.URL.EscapedPath())
+	}
 	if err := cache.ValidateNamespace(ns); err != nil {
 		return "", "", cacheError(err)
 	}
@@ -76,6 +82,20 @@ func cacheTarget(r *http.Request) (ns, key string, err error) {
 		return "", "", err
 	}
 	return ns, key, nil
+}
+
+// cleanSegments reports whether s, split at "/", has no empty, "." or ".."
+// segment. The empty string passes: it is ValidateKey's to refuse with a 400.
+func cleanSegments(s string) bool {
+	if s == "" {
+		return true
+	}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // mayUseNamespace lets admins use any namespace and a tenant only its own.
@@ -200,6 +220,10 @@ func (s *Server) cacheClear(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := cache.ValidateNamespace(req.Namespace); err != nil {
 		return cacheError(err)
+	}
+	if !cleanSegments(req.Namespace) {
+		// No PUT can have written such a namespace (see cacheTarget).
+		return Invalid(FieldError{Field: "namespace", Detail: "must not contain empty, \".\" or \"..\" segments"})
 	}
 	if err := mayUseNamespace(PrincipalFrom(r.Context()), req.Namespace); err != nil {
 		return err

@@ -191,6 +191,19 @@ func TestNoRedirects(t *testing.T) {
 		{http.MethodGet, "/performance/cache/ns"},
 		{http.MethodPut, "/performance/cache/stats"},
 		{http.MethodDelete, "/performance/cache/ns/./k"},
+		// The same segments percent-encoded: PathValue decodes them after
+		// the mux matched, so the handler refuses them the same way.
+		{http.MethodPut, "/performance/cache/ns/%2e%2e/b"},
+		{http.MethodPut, "/performance/cache/ns/%2E%2E/b"},
+		{http.MethodGet, "/performance/cache/ns/%2e%2e/b"},
+		{http.MethodDelete, "/performance/cache/ns/%2e/b"},
+		{http.MethodPut, "/performance/cache/%2e%2e/b"},
+		{http.MethodPut, "/performance/cache/%2e/b"},
+		{http.MethodPut, "/performance/cache/ns/a%2F..%2Fb"},
+		{http.MethodPut, "/performance/cache/ns/a%2F%2Fb"},
+		{http.MethodPut, "/performance/cache/ns/%2Fb"},
+		{http.MethodPut, "/performance/cache/ns/b%2F"},
+		{http.MethodPut, "/performance/cache/ns/a/%2e%2e"},
 	} {
 		w := f.do(t, tc.method, tc.path, admin, "text/plain", "v")
 		if w.Code != http.StatusNotFound || w.Header().Get("Location") != "" {
@@ -199,7 +212,24 @@ func TestNoRedirects(t *testing.T) {
 		}
 		decodeProblem(t, w)
 	}
-	if _, found, _ := c.GetRaw(context.Background(), "ns", "b"); found {
-		t.Fatal("a/../b wrote key b")
+	for _, key := range []string{"b", "../b", "./b", "a/../b", "a//b", "/b", "b/", "a/.."} {
+		if _, found, _ := c.GetRaw(context.Background(), "ns", key); found {
+			t.Errorf("a refused path wrote key %q", key)
+		}
+	}
+	for _, ns := range []string{"..", "."} {
+		if _, found, _ := c.GetRaw(context.Background(), ns, "b"); found {
+			t.Errorf("a refused path wrote namespace %q", ns)
+		}
+	}
+	// Keys with dots inside a segment are ordinary keys.
+	if w := f.do(t, http.MethodPut, "/performance/cache/ns/v1.2/..hidden/a..b", admin, "text/plain", "v"); w.Code != http.StatusOK {
+		t.Errorf("key with dots inside segments: %d %s", w.Code, w.Body)
+	}
+	// The namespace of a clear is no path, so a dot segment there is a 400
+	// naming the field.
+	w := f.do(t, http.MethodPost, "/performance/cache/clear", admin, "application/json", `{"namespace":".."}`)
+	if p := decodeProblem(t, w); w.Code != http.StatusBadRequest || len(p.Errors) == 0 || p.Errors[0].Field != "namespace" {
+		t.Errorf("clear of namespace \"..\": %d %+v", w.Code, p)
 	}
 }
