@@ -328,17 +328,19 @@ func (l *Logger) close(ctx context.Context) error {
 }
 
 // Check reports the pipeline as the health component "logs": DEGRADED
-// while lines go to the fallback writer or rotated files fail to compress,
-// DOWN once closed.
+// while lines go to the fallback writer, or the file has failed a write and
+// none has succeeded since, or rotated files fail to compress; DOWN once
+// closed. /performance/health is public, so the details name no path: the
+// file and the full error are on the authenticated /performance/logs/stats.
 func (l *Logger) Check(ctx context.Context) health.Component {
 	st := l.Stats()
 	details := map[string]any{
-		"current_file":    st.CurrentFile,
 		"queue_length":    st.QueueLength,
 		"records_dropped": st.RecordsDroppedTotal,
 	}
-	if st.LastError != "" {
-		details["last_error"] = st.LastError
+	if le := l.c.last.Load(); le != nil {
+		details["last_error"] = le.cause
+		details["last_error_op"] = le.op
 	}
 	switch {
 	case l.isClosed():

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/smartcloudops/smartcloudops/internal/health"
 )
 
 // TestNothingLost: P producers × M tagged records through a tiny size
@@ -236,6 +238,7 @@ func TestUnwritableDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "DEGRADED", func() bool { return l.Check(ctx).Status == "DEGRADED" })
+	noPathInHealth(t, l.Check(ctx), dir)
 
 	log.Info("during", "n", 1)
 	log.Error("during", "n", 2)
@@ -631,5 +634,21 @@ func TestSlabReuse(t *testing.T) {
 		if !tc.keep && (cap(got) != first || len(got) != 0) {
 			t.Errorf("%s: replacement len %d cap %d, want 0 and %d", tc.name, len(got), cap(got), first)
 		}
+	}
+}
+
+// noPathInHealth fails when the public health component shows a file
+// system path: the directory, or any absolute path.
+func noPathInHealth(t *testing.T, c health.Component, dir string) {
+	t.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), dir) || strings.Contains(string(b), `"/`) || strings.Contains(string(b), " /") {
+		t.Errorf("health shows a path: %s", b)
+	}
+	if c.Details["last_error"] == nil {
+		t.Errorf("health does not say what failed: %s", b)
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// errFileReplaced: something moved, removed or replaced the current file.
+var errFileReplaced = errors.New("current file was replaced")
+
 // stampLayout is fixed-width so that file names sort by time.
 const stampLayout = "20060102T150405.000000000Z"
 
@@ -323,7 +326,7 @@ func (s *sink) tick() {
 	open, err2 := s.f.Stat()
 	if err := errors.Join(err1, err2); err != nil || !os.SameFile(onDisk, open) {
 		if err == nil {
-			err = errors.New("current file was replaced")
+			err = errFileReplaced
 		}
 		s.c.fail(opReopen, fmt.Errorf("logs: reopen %s: %w", s.cur, err))
 		s.closeFile(opReopen)
