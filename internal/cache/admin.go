@@ -42,6 +42,11 @@ func (c *Cache) clearNamespace(ctx context.Context, ns string) (int64, error) {
 	defer c.observe(opClear, time.Now())
 	prefix := c.nsPrefix(ns)
 	localN := c.local.clearPrefix(prefix)
+	if c.journal != nil {
+		// Writes to ns journaled during an outage must not come back
+		// after the clear.
+		c.journal.supersedePrefix(prefix)
+	}
 	if !c.redisUp() {
 		t := tL1
 		if c.redisOpt != nil {
@@ -177,6 +182,8 @@ func (c *Cache) Stats(ctx context.Context) Stats {
 		return st
 	}
 	st.Mode = "redis"
+	js := c.journalStats()
+	st.Journal = &js
 	st.Breaker = BreakerStats{
 		State:           c.breakerState(),
 		FallbackActive:  c.fallbackActive(),
