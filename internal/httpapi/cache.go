@@ -16,8 +16,8 @@ import (
 // Cache is what the cache endpoints need from the cache part.
 type Cache interface {
 	GetRaw(ctx context.Context, ns, key string) (cache.RawEntry, bool, error)
-	PutRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (cache.Tier, error)
-	Delete(ctx context.Context, ns, key string) (bool, error)
+	PutRawWithDurability(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (cache.WriteResult, error)
+	DeleteWithDurability(ctx context.Context, ns, key string) (bool, cache.Durability, error)
 	ClearNamespace(ctx context.Context, ns string) (int64, error)
 	Stats(ctx context.Context) cache.Stats
 	MaxValueBytes() int
@@ -144,7 +144,14 @@ type cachePutResponse struct {
 	Bytes      int     `json:"bytes"`
 	TTLSeconds float64 `json:"ttl_seconds"`
 	Tier       string  `json:"tier"`
+	// Durability is also sent as X-Cache-Durability: "memory" says the
+	// value lives in this process only and will not outlive Redis's return.
+	Durability string `json:"durability"`
 }
+
+// durabilityHeader tells a client whether its write will survive a Redis
+// outage (see cache.Durability): a write that will not is never a silent loss.
+const durabilityHeader = "X-Cache-Durability"
 
 func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 	c, ns, key, err := s.cacheEntry(r)
@@ -178,12 +185,13 @@ func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	tier, err := c.PutRaw(r.Context(), ns, key, ct, body, ttl)
+	res, err := c.PutRawWithDurability(r.Context(), ns, key, ct, body, ttl)
 	if err != nil {
 		return cacheError(err)
 	}
-	w.Header().Set("X-Cache", string(tier))
-	resp := cachePutResponse{Namespace: ns, Key: key, Bytes: len(body), Tier: string(tier), TTLSeconds: ttl.Seconds()}
+	w.Header().Set("X-Cache", string(res.Tier))
+	w.Header().Set(durabilityHeader, string(res.Durability))
+	resp := cachePutResponse{Namespace: ns, Key: key, Bytes: len(body), Tier: string(res.Tier), TTLSeconds: ttl.Seconds(), Durability: string(res.Durability)}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
@@ -193,10 +201,12 @@ func (s *Server) cacheDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	existed, err := c.Delete(r.Context(), ns, key)
+	existed, d, err := c.DeleteWithDurability(r.Context(), ns, key)
 	if err != nil {
 		return cacheError(err)
 	}
+	// On a 404 too: during an outage Redis may still hold the entry.
+	w.Header().Set(durabilityHeader, string(d))
 	if !existed {
 		return Errorf(CodeNotFound, "no entry %q in namespace %q", key, ns)
 	}

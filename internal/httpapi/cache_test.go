@@ -47,7 +47,7 @@ func tenantJWT(t *testing.T, tenant string) string {
 }
 
 func TestCacheEndpoints(t *testing.T) {
-	for _, mode := range []struct{ name, url, tier string }{{"redis", testRedisURL(), "L2"}, {"memory", "", "L1"}} {
+	for _, mode := range []struct{ name, url, tier, durability string }{{"redis", testRedisURL(), "L2", "redis"}, {"memory", "", "L1", "memory"}} {
 		t.Run(mode.name, func(t *testing.T) {
 			f, _ := newCacheFixture(t, mode.url)
 			a := tenantJWT(t, "team-a")
@@ -55,6 +55,9 @@ func TestCacheEndpoints(t *testing.T) {
 			w := f.do(t, http.MethodPut, "/performance/cache/team-a/user/42?ttl=60", a, "text/csv", "id,name\n42,Ada\n")
 			if w.Code != http.StatusOK {
 				t.Fatalf("PUT: %d %s", w.Code, w.Body)
+			}
+			if d := w.Header().Get("X-Cache-Durability"); d != mode.durability {
+				t.Errorf("PUT X-Cache-Durability = %q; want %q", d, mode.durability)
 			}
 			w = f.do(t, http.MethodGet, "/performance/cache/team-a/user/42", a, "", "")
 			if w.Code != http.StatusOK || w.Body.String() != "id,name\n42,Ada\n" || w.Header().Get("Content-Type") != "text/csv" {
