@@ -114,14 +114,14 @@ func (s *counters) inc(t tierIdx, r result) { s.req[t][r].Add(1) }
 // no URL, address or credential ever appears in it.
 type Stats struct {
 	// Mode is "redis" or "memory".
-	Mode     string           `json:"mode"`
-	L1       TierStats        `json:"l1"`
-	L2       TierStats        `json:"l2"`
-	Fallback TierStats        `json:"fallback"`
-	Breaker  BreakerStats     `json:"breaker"`
+	Mode     string       `json:"mode"`
+	L1       TierStats    `json:"l1"`
+	L2       TierStats    `json:"l2"`
+	Fallback TierStats    `json:"fallback"`
+	Breaker  BreakerStats `json:"breaker"`
 	// Journal is the replay journal of writes taken during a Redis outage;
 	// absent in memory-only mode.
-	Journal *JournalStats `json:"journal,omitempty"`
+	Journal  *JournalStats    `json:"journal,omitempty"`
 	Compress CompressionStats `json:"compression"`
 	// DecodeErrors counts stored values that were corrupt, foreign, or did
 	// not fit the caller's type; each was answered as a miss.

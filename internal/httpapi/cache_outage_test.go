@@ -94,7 +94,9 @@ func TestCacheOutageWritesSurviveRecovery(t *testing.T) {
 	if err := srv.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "fallback", func() bool { return status() == health.StatusDegraded && c.Stats(context.Background()).Breaker.FallbackActive })
+	waitFor(t, "fallback", func() bool {
+		return status() == health.StatusDegraded && c.Stats(context.Background()).Breaker.FallbackActive
+	})
 
 	if w := f.do(t, http.MethodDelete, "/performance/cache/team-a/old", admin, "", ""); w.Code != http.StatusNoContent || w.Header().Get("X-Cache-Durability") != "replay" {
 		t.Fatalf("DELETE during the outage: %d %q", w.Code, w.Header().Get("X-Cache-Durability"))
