@@ -61,7 +61,7 @@ func New(opts Options, reg prometheus.Registerer) (*Logger, error) {
 		o.Fallback = os.Stderr
 	}
 	l := &Logger{opts: o, c: &counters{}}
-	l.fallback = &lockedWriter{w: o.Fallback}
+	l.fallback = &lockedWriter{w: o.Fallback, perSecond: o.FallbackBytesPerSecond}
 	copyW := l.fallback
 	if o.Copy != o.Fallback {
 		copyW = &lockedWriter{w: o.Copy}
@@ -137,12 +137,14 @@ func (l *Logger) refuse(b []byte, important bool) error {
 }
 
 func (l *Logger) writeFallback(b []byte) error {
-	if _, err := l.fallback.Write(b); err != nil {
-		l.c.dropped[dropWriteError].Add(1)
+	lines, over, err := l.fallback.writeLines(b)
+	l.c.dropped[dropFallbackLimit].Add(over)
+	if err != nil {
+		l.c.dropped[dropWriteError].Add(lines)
 		l.c.fail(opFallback, fmt.Errorf("logs: fallback: %w", err))
 		return fmt.Errorf("logs: fallback: %w", err)
 	}
-	l.c.fallback.Add(1)
+	l.c.fallback.Add(lines)
 	return nil
 }
 

@@ -21,9 +21,12 @@ const (
 	DropShutdown = "shutdown"
 	// DropWriteError: neither the file nor the fallback writer took it.
 	DropWriteError = "write_error"
+	// DropFallbackLimit: the file could not take it and the fallback writer
+	// had used up its Options.FallbackBytesPerSecond.
+	DropFallbackLimit = "fallback_limit"
 )
 
-var dropReasons = [...]string{DropQueueFull, DropTimeout, DropClosed, DropShutdown, DropWriteError}
+var dropReasons = [...]string{DropQueueFull, DropTimeout, DropClosed, DropShutdown, DropWriteError, DropFallbackLimit}
 
 const (
 	dropQueueFull = iota
@@ -31,6 +34,7 @@ const (
 	dropClosed
 	dropShutdown
 	dropWriteError
+	dropFallbackLimit
 )
 
 // Rotation causes, the values of the "cause" label.
