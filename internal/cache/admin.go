@@ -317,6 +317,9 @@ func (c *Cache) Check(ctx context.Context) health.Component {
 		return health.Component{Status: health.StatusUp, Details: details}
 	}
 	details["fallback_seconds"] = c.fallbackDuration().Seconds()
+	// Writes waiting to be replayed: while they do, the breaker may be
+	// closed and the cache still DEGRADED.
+	details["journal_entries"], _ = c.journal.size()
 	return health.Component{Status: health.StatusDegraded, Details: details}
 }
 

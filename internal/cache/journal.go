@@ -180,6 +180,16 @@ func (j *journal) supersede(fk string) {
 	j.mu.Unlock()
 }
 
+// drop forgets fk's op, counted as dropped: its write was answered as
+// not durable after all.
+func (j *journal) drop(fk string) {
+	j.mu.Lock()
+	if j.removeLocked(fk) {
+		j.count(jrDropped, 1)
+	}
+	j.mu.Unlock()
+}
+
 // supersedePrefix is supersede for every key under prefix.
 func (j *journal) supersedePrefix(prefix string) {
 	j.mu.Lock()
@@ -351,8 +361,10 @@ type JournalStats struct {
 	// Journaled counts writes and deletes accepted into the journal;
 	// Replayed those written to Redis after recovery; Expired those whose
 	// TTL ran out first; Superseded those another replica overwrote after
-	// recovery; Dropped those refused because the journal was full
-	// (answered X-Cache-Durability: memory); Errors those Redis refused.
+	// recovery, or whose namespace was cleared; Dropped those refused
+	// because the journal was full (answered X-Cache-Durability: memory)
+	// or written by a PutShared that reported failure; Errors those Redis
+	// refused.
 	Journaled  uint64 `json:"journaled"`
 	Replayed   uint64 `json:"replayed"`
 	Expired    uint64 `json:"expired"`

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"syscall"
@@ -175,5 +176,29 @@ func TestJournalBounds(t *testing.T) {
 	j.supersedePrefix("z")
 	if len(j.ops) != 0 || j.bytes != 0 || j.counts[jrSuperseded].Load() != 2 {
 		t.Fatalf("supersede left %d ops, %d bytes", len(j.ops), j.bytes)
+	}
+}
+
+// A PutShared that reports failure must not reach Redis later through the
+// journal: its caller was told the write did not happen.
+func TestFaultPutSharedNotReplayed(t *testing.T) {
+	srv := startPrivateRedis(t)
+	ctx := context.Background()
+	c, _ := journalFaultCache(t, srv, 0)
+	// Killed, not hung: a hung Redis may still apply a write that timed
+	// out, which says nothing about the journal.
+	srv.kill()
+	// The first failed write trips the breaker (BreakerFailures 1) and
+	// lands in fallback.
+	eventually(t, "PutShared fails as not shared", func() bool {
+		return errors.Is(c.PutShared(ctx, "shared", "v", "", []byte("1"), time.Minute), ErrNotShared)
+	})
+	if st := c.Stats(ctx).Journal; st.Entries != 0 || st.Dropped != 1 {
+		t.Fatalf("journal holds the failed PutShared: %+v", st)
+	}
+	srv.start()
+	eventually(t, "UP again", func() bool { return status(c) == health.StatusUp })
+	if _, ok, _ := c.GetRaw(ctx, "shared", "v"); ok {
+		t.Fatal("a PutShared answered ErrNotShared was replayed to Redis")
 	}
 }

@@ -243,7 +243,7 @@ var (
 		"GetOrLoad loader calls by result (ok, error).", []string{"result"}, nil)
 	descJournalOps = prometheus.NewDesc("smartcloudops_cache_journal_operations_total",
 		"Writes and deletes taken during a Redis outage, by outcome: journaled, replayed (to Redis after recovery), "+
-			"expired, superseded (by another replica's newer write), dropped (journal full: served from memory only), error.",
+			"expired, superseded (by another replica's newer write, or a clear of the namespace), dropped (journal full: served from memory only), error.",
 		[]string{"result"}, nil)
 	descJournalEntries = prometheus.NewDesc("smartcloudops_cache_journal_entries",
 		"Writes and deletes waiting in the journal for Redis to return.", nil, nil)
