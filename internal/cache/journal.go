@@ -137,36 +137,43 @@ func (j *journal) addLocked(op *journalOp, nowMs int64) bool {
 	return true
 }
 
-// take removes and returns up to n ops, oldest first.
-func (j *journal) take(n int) []*journalOp {
+// snapshot returns the ops, oldest first. They stay in the journal until
+// replayed (see done), so the bound holds during a replay and supersede
+// still reaches an op that is waiting for its turn.
+func (j *journal) snapshot() []*journalOp {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	out := make([]*journalOp, 0, min(n, len(j.ops)))
+	out := make([]*journalOp, 0, len(j.ops))
 	for _, op := range j.ops {
 		out = append(out, op)
 	}
 	slices.SortFunc(out, func(a, b *journalOp) int { return cmp.Compare(a.seq, b.seq) })
-	if len(out) > n {
-		out = out[:n]
-	}
-	for _, op := range out {
-		j.removeLocked(op.fk)
+	return out
+}
+
+// current keeps the ops that are still the journal's latest for their key:
+// not replaced by a newer write, superseded or dropped since the snapshot.
+func (j *journal) current(ops []*journalOp) []*journalOp {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := ops[:0:0]
+	for _, op := range ops {
+		if j.ops[op.fk] == op {
+			out = append(out, op)
+		}
 	}
 	return out
 }
 
-// putBack returns ops a failed replay did not write, unless a newer op on
-// the same key arrived meanwhile. The bound is not checked: these were in
-// the journal a moment ago.
-func (j *journal) putBack(ops []*journalOp) {
+// done removes ops that replay has dealt with, unless a newer op on the
+// same key arrived meanwhile: that one still has to be replayed.
+func (j *journal) done(ops []*journalOp) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, op := range ops {
-		if _, newer := j.ops[op.fk]; newer {
-			continue
+		if j.ops[op.fk] == op {
+			j.removeLocked(op.fk)
 		}
-		j.ops[op.fk] = op
-		j.bytes += op.size
 	}
 }
 
@@ -254,41 +261,55 @@ func (c *Cache) replayLoop() {
 }
 
 // replayAll drains the journal while the breaker stays closed; when it is
-// empty, fallback ends. A failed round trip puts its ops back and waits
-// for the next kick (the breaker closing again, or the probe loop).
+// empty, fallback ends. A failed round trip leaves the rest in the journal
+// and waits for the next kick (the breaker closing again, or the probe
+// loop).
 func (c *Cache) replayAll() {
-	for c.closeCtx.Err() == nil && c.client.Load() != nil && c.breaker.State() == gobreaker.StateClosed {
-		ops := c.journal.take(replayBatch)
+	for c.replayable() {
+		ops := c.journal.snapshot()
 		if len(ops) == 0 {
 			if c.finishFallback() {
 				return
 			}
-			continue // a write arrived after take: replay it too
+			continue // a write arrived after the snapshot: replay it too
 		}
-		if pending, err := c.replay(c.closeCtx, ops); err != nil {
-			c.log.Warn("cache: replay to redis interrupted; will retry", "err", err, "pending", len(pending))
-			c.journal.putBack(pending)
-			return
+		for len(ops) > 0 && c.replayable() {
+			n := min(replayBatch, len(ops))
+			batch := c.journal.current(ops[:n])
+			ops = ops[n:]
+			handled, err := c.replay(c.closeCtx, batch)
+			c.journal.done(handled)
+			if err != nil {
+				c.log.Warn("cache: replay to redis interrupted; will retry", "err", err, "pending", len(batch)-len(handled)+len(ops))
+				return
+			}
 		}
 	}
 }
 
+func (c *Cache) replayable() bool {
+	return c.closeCtx.Err() == nil && c.client.Load() != nil && c.breaker.State() == gobreaker.StateClosed
+}
+
 // replay writes ops to Redis in one pipelined round trip: each put with
-// the TTL it has left, each delete as UNLINK. A network failure returns an
-// error (the caller puts ops back); an error reply only loses its own op,
-// counted, since resending it would fail the same way.
-func (c *Cache) replay(ctx context.Context, ops []*journalOp) (pending []*journalOp, err error) {
+// the TTL it has left, each delete as UNLINK. It returns the ops it dealt
+// with: replayed, expired, or refused by Redis with an error reply (sending
+// those again would fail the same way; each is counted). An op that met a
+// network error is not among them and stays for the next attempt: whether
+// Redis applied it is unknown, and applying it twice is harmless.
+func (c *Cache) replay(ctx context.Context, ops []*journalOp) (handled []*journalOp, err error) {
 	now := c.opts.Now().UnixMilli()
 	live := make([]*journalOp, 0, len(ops))
 	for _, op := range ops {
 		if !op.del && op.env.expireAtMs > 0 && op.env.expireAtMs <= now {
 			c.journal.count(jrExpired, 1)
+			handled = append(handled, op)
 			continue
 		}
 		live = append(live, op)
 	}
 	if len(live) == 0 {
-		return nil, nil
+		return handled, nil
 	}
 	timeout := c.opts.WriteTimeout + time.Duration(len(live))*time.Millisecond
 	err = c.redisDo(ctx, timeout, func(ctx context.Context, cl rueidis.Client) error {
@@ -308,22 +329,18 @@ func (c *Cache) replay(ctx context.Context, ops []*journalOp) (pending []*journa
 			switch {
 			case err == nil:
 				c.journal.count(jrReplayed, 1)
+				handled = append(handled, live[i])
 			case isRedisErr(err):
 				c.journal.count(jrError, 1)
 				c.log.Warn("cache: redis refused a replayed write", "err", err)
+				handled = append(handled, live[i])
 			default:
-				// Whether Redis applied it is unknown; replaying it again
-				// is harmless (the same SET or UNLINK).
 				netErr = err
-				pending = append(pending, live[i])
 			}
 		}
 		return netErr
 	})
-	if err != nil && len(pending) == 0 {
-		pending = live // the breaker refused the whole round trip
-	}
-	return pending, err
+	return handled, err
 }
 
 func isRedisErr(err error) bool {

@@ -177,6 +177,27 @@ func TestJournalBounds(t *testing.T) {
 	if len(j.ops) != 0 || j.bytes != 0 || j.counts[jrSuperseded].Load() != 2 {
 		t.Fatalf("supersede left %d ops, %d bytes", len(j.ops), j.bytes)
 	}
+
+	// A replay works on a snapshot in write order; an op replaced after
+	// the snapshot is skipped, and its replacement stays for the next round.
+	j = newJournal(1000, 10)
+	for _, k := range []string{"b", "a", "c"} {
+		j.addLocked(op(k, 10, 0), 0)
+	}
+	snap := j.snapshot()
+	if snap[0].fk != "b" || snap[1].fk != "a" || snap[2].fk != "c" {
+		t.Fatalf("snapshot out of write order: %s %s %s", snap[0].fk, snap[1].fk, snap[2].fk)
+	}
+	newer := op("a", 10, 0)
+	j.addLocked(newer, 0)
+	cur := j.current(snap)
+	if len(cur) != 2 || cur[0].fk != "b" || cur[1].fk != "c" {
+		t.Fatalf("current kept %d ops", len(cur))
+	}
+	j.done(snap)
+	if len(j.ops) != 1 || j.ops["a"] != newer || j.bytes != 10 {
+		t.Fatalf("after done: %d ops, %d bytes", len(j.ops), j.bytes)
+	}
 }
 
 // A PutShared that reports failure must not reach Redis later through the
@@ -200,5 +221,64 @@ func TestFaultPutSharedNotReplayed(t *testing.T) {
 	eventually(t, "UP again", func() bool { return status(c) == health.StatusUp })
 	if _, ok, _ := c.GetRaw(ctx, "shared", "v"); ok {
 		t.Fatal("a PutShared answered ErrNotShared was replayed to Redis")
+	}
+}
+
+// Writes keep coming while Redis returns and the journal is replayed:
+// whatever tier took each, the last acknowledged value of every key is the
+// one readable afterwards (a replay never puts an older value over a newer
+// one written by this replica).
+func TestFaultWritesDuringReplay(t *testing.T) {
+	srv := startPrivateRedis(t)
+	ctx := context.Background()
+	c, _ := journalFaultCache(t, srv, 0)
+	srv.signal(syscall.SIGSTOP)
+	eventually(t, "fallback active", func() bool { return status(c) == health.StatusDegraded && c.fallbackActive() })
+
+	const keys = 50
+	last := make([]string, keys)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			k, v := i%keys, strconv.Itoa(i)
+			r, err := c.PutRawWithDurability(ctx, "race", "k"+strconv.Itoa(k), "", []byte(v), time.Minute)
+			if err != nil {
+				done <- err
+				return
+			}
+			if r.Durability == DurabilityMemory {
+				done <- errors.New("a write was answered memory-only with room in the journal")
+				return
+			}
+			last[k] = v
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	srv.signal(syscall.SIGCONT)
+	eventually(t, "UP again", func() bool { return status(c) == health.StatusUp })
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	other, _ := journalFaultCache(t, srv, 0) // reads Redis, not this replica's memory
+	for k, want := range last {
+		if want == "" {
+			continue
+		}
+		e, ok, err := other.GetRaw(ctx, "race", "k"+strconv.Itoa(k))
+		if err != nil || !ok || string(e.Body) != want {
+			t.Errorf("k%d in Redis = %q %v %v; last acknowledged %q", k, e.Body, ok, err, want)
+		}
+	}
+	if st := c.Stats(ctx).Journal; st.Replayed == 0 || st.Entries != 0 {
+		t.Errorf("journal %+v", st)
 	}
 }
