@@ -18,7 +18,7 @@ type Cache interface {
 	GetRaw(ctx context.Context, ns, key string) (cache.RawEntry, bool, error)
 	PutRawWithDurability(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (cache.WriteResult, error)
 	DeleteWithDurability(ctx context.Context, ns, key string) (bool, cache.Durability, error)
-	ClearNamespace(ctx context.Context, ns string) (int64, error)
+	ClearNamespaceWithDurability(ctx context.Context, ns string) (int64, cache.Durability, error)
 	Stats(ctx context.Context) cache.Stats
 	MaxValueBytes() int
 }
@@ -238,11 +238,12 @@ func (s *Server) cacheClear(w http.ResponseWriter, r *http.Request) error {
 	if err := mayUseNamespace(PrincipalFrom(r.Context()), req.Namespace); err != nil {
 		return err
 	}
-	n, err := c.ClearNamespace(r.Context(), req.Namespace)
+	n, d, err := c.ClearNamespaceWithDurability(r.Context(), req.Namespace)
 	if err != nil {
 		return cacheError(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n})
+	w.Header().Set(durabilityHeader, string(d))
+	writeJSON(w, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n, "durability": string(d)})
 	return nil
 }
 

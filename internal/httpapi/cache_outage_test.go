@@ -101,6 +101,10 @@ func TestCacheOutageWritesSurviveRecovery(t *testing.T) {
 	if w := f.do(t, http.MethodDelete, "/performance/cache/team-a/old", admin, "", ""); w.Code != http.StatusNoContent || w.Header().Get("X-Cache-Durability") != "replay" {
 		t.Fatalf("DELETE during the outage: %d %q", w.Code, w.Header().Get("X-Cache-Durability"))
 	}
+	// A clear is not journaled, and says so.
+	if w := f.do(t, http.MethodPost, "/performance/cache/clear", admin, "application/json", `{"namespace":"team-b"}`); w.Code != http.StatusOK || w.Header().Get("X-Cache-Durability") != "memory" {
+		t.Fatalf("clear during the outage: %d %q %s", w.Code, w.Header().Get("X-Cache-Durability"), w.Body)
+	}
 	durability := map[string]string{}
 	for i := range journalEntries + 10 {
 		key := "k" + strconv.Itoa(i)

@@ -112,6 +112,9 @@ func TestCacheEndpoints(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &cleared); err != nil || w.Code != http.StatusOK || cleared.Removed < 1 {
 				t.Fatalf("clear: %d %s", w.Code, w.Body)
 			}
+			if d := w.Header().Get("X-Cache-Durability"); d != mode.durability {
+				t.Errorf("clear X-Cache-Durability = %q; want %q", d, mode.durability)
+			}
 			if w := f.do(t, http.MethodGet, "/performance/cache/team-a/user/42", a, "", ""); w.Code != http.StatusNotFound {
 				t.Errorf("after clear: %d; want 404", w.Code)
 			}
