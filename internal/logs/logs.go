@@ -348,7 +348,7 @@ func (l *Logger) Check(ctx context.Context) health.Component {
 	case l.isClosed():
 		return health.Component{Status: health.StatusDown, Details: map[string]any{"reason": "closed"}}
 	case st.Degraded:
-		details["reason"] = "log file unwritable; writing to fallback"
+		details["reason"] = "log file unwritable or disk full; lines go to the fallback writer until a write to the file succeeds"
 		return health.Component{Status: health.StatusDegraded, Details: details}
 	case l.c.compFail.Load():
 		details["reason"] = "compression of rotated files failing"
