@@ -104,6 +104,9 @@ type Config struct {
 	CacheMaxValueBytes int64
 	// CacheLocalMaxBytes bounds the in-process tier (CACHE_LOCAL_MAX_BYTES).
 	CacheLocalMaxBytes int64
+	// CacheFallbackJournalBytes bounds the journal of writes taken during a
+	// Redis outage and replayed when Redis is back (CACHE_FALLBACK_JOURNAL_BYTES).
+	CacheFallbackJournalBytes int64
 
 	// Anomaly holds the anomaly-detection settings (ANOMALY_*).
 	Anomaly AnomalyConfig
@@ -299,6 +302,8 @@ func settings() []setting {
 			set: func(c *Config, v string) error { return parseSize(v, 1, 512<<20, &c.CacheMaxValueBytes) }},
 		{env: "CACHE_LOCAL_MAX_BYTES", flag: "cache-local-max-bytes", def: "64MiB", usage: "memory bound of the in-process cache tier",
 			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheLocalMaxBytes) }},
+		{env: "CACHE_FALLBACK_JOURNAL_BYTES", flag: "cache-fallback-journal-bytes", def: "16MiB", usage: "memory bound of the journal of cache writes taken while Redis is down, replayed when it is back; past it writes answer X-Cache-Durability: memory",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheFallbackJournalBytes) }},
 		{env: "ANOMALY_BATCH_SIZE", flag: "anomaly-batch-size", def: "100", usage: "largest micro-batch of forest scoring",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 10000, &c.Anomaly.BatchSize) }},
 		{env: "ANOMALY_BATCH_TIMEOUT", flag: "anomaly-batch-timeout", def: "500ms", usage: "longest a sample waits for its batch to fill (a lone request is scored at once when a worker is idle)",

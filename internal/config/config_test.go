@@ -35,7 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 		LogMaxFileSize: 10 << 20, LogRotationInterval: 24 * time.Hour, LogCompressionLevel: 6, LogMaxFiles: 10, LogMaxAgeDays: 30,
 		LogQueuePolicy: "block", LogStderrLevel: "warn",
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
-		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20,
+		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20, CacheFallbackJournalBytes: 16 << 20,
 	}
 	c.sources, c.raw = nil, nil
 	if !reflect.DeepEqual(*c, want) {
@@ -87,6 +87,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"CACHE_COMPRESSION_THRESHOLD", "2KiB", func(c *Config) bool { return c.CacheCompressionThreshold == 2048 }},
 		{"CACHE_MAX_VALUE_BYTES", "4MiB", func(c *Config) bool { return c.CacheMaxValueBytes == 4<<20 }},
 		{"CACHE_LOCAL_MAX_BYTES", "1GiB", func(c *Config) bool { return c.CacheLocalMaxBytes == 1<<30 }},
+		{"CACHE_FALLBACK_JOURNAL_BYTES", "1MiB", func(c *Config) bool { return c.CacheFallbackJournalBytes == 1<<20 }},
 		{"ANOMALY_BATCH_SIZE", "50", func(c *Config) bool { return c.Anomaly.BatchSize == 50 }},
 		{"ANOMALY_BATCH_TIMEOUT", "100ms", func(c *Config) bool { return c.Anomaly.BatchTimeout == 100*time.Millisecond }},
 		{"ANOMALY_MAX_WORKERS", "2", func(c *Config) bool { return c.Anomaly.MaxWorkers == 2 }},
