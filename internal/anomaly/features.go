@@ -44,6 +44,11 @@
 //
 // # Ordering, duplicates and the prediction cache
 //
+// Only Ingest teaches the series. Detect is read-only: it scores each series
+// against a private copy of what ingest learned (snapshot in series.go), so
+// no caller of the read route can poison, blind or evict a series, and the
+// same request gets the same answer twice.
+//
 // A series learns from a point only when its timestamp is newer than the
 // newest point the series has seen, which keeps the streaming detector causal
 // whatever order samples arrive in. A late (out-of-order) or re-sent point is
@@ -63,7 +68,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
@@ -121,6 +128,12 @@ const (
 	MaxMetricsPerSample = 64
 )
 
+// MaxMetricMagnitude is the largest absolute metric value accepted: the
+// streaming detector's bound (stream.MaxAbsValue), within which every score,
+// feature and model stays finite. Larger values are refused, not clipped, so
+// a client hears about a unit mistake instead of getting a wrong verdict.
+const MaxMetricMagnitude = stream.MaxAbsValue
+
 // Sample is one host's metrics at one instant.
 type Sample struct {
 	Host      string
@@ -151,9 +164,14 @@ func Normalize(s Sample) (Sample, error) {
 	case len(s.Host) > MaxHostLen:
 		return s, &FieldError{"host", fmt.Sprintf("is longer than %d bytes", MaxHostLen)}
 	}
+	if !utf8.ValidString(s.Host) {
+		// Decoders turn invalid bytes into U+FFFD, which would merge distinct
+		// hosts into one series; refuse them instead.
+		return s, &FieldError{"host", "must be valid UTF-8"}
+	}
 	for _, c := range s.Host {
-		if c <= ' ' || c == 0x7f {
-			return s, &FieldError{"host", "must not contain spaces or control characters"}
+		if c <= ' ' || c == 0x7f || c == utf8.RuneError {
+			return s, &FieldError{"host", "must not contain spaces, control characters or U+FFFD"}
 		}
 	}
 	if s.Timestamp.IsZero() {
@@ -171,8 +189,8 @@ func Normalize(s Sample) (Sample, error) {
 		if err := validMetricName(name); err != nil {
 			return s, &FieldError{"metrics." + name, err.Error()}
 		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return s, &FieldError{"metrics." + name, "must be a finite number"}
+		if !(math.Abs(v) <= MaxMetricMagnitude) {
+			return s, &FieldError{"metrics." + name, fmt.Sprintf("must be a finite number between %g and %g", -MaxMetricMagnitude, MaxMetricMagnitude)}
 		}
 		c := CanonicalMetric(name)
 		if _, dup := out.Metrics[c]; dup {
@@ -244,12 +262,14 @@ func ToStore(s Sample) store.MetricSample {
 func FromStore(m store.MetricSample) Sample {
 	s := Sample{Host: m.Host, Timestamp: m.Timestamp.UTC(), Metrics: make(map[string]float64, 9+len(m.Extra))}
 	for i, p := range []*float64{m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut, m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate} {
-		if p != nil && !math.IsNaN(*p) && !math.IsInf(*p, 0) {
+		// Rows stored before the magnitude bound may hold values that would
+		// overflow training; they are skipped like missing ones.
+		if p != nil && math.Abs(*p) <= MaxMetricMagnitude {
 			s.Metrics[WellKnownMetrics()[i]] = *p
 		}
 	}
 	for k, v := range m.Extra {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		if math.Abs(v) <= MaxMetricMagnitude {
 			s.Metrics[k] = v
 		}
 	}

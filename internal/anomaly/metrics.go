@@ -23,7 +23,7 @@ type metrics struct {
 	trainings *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, queueDepth, series, modelRows func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, queueDepth, series, seriesBytes, modelRows func() float64) (*metrics, error) {
 	const ns = "smartcloudops_anomaly_"
 	m := &metrics{
 		samples:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "samples_scored_total", Help: "Samples scored by detect and ingest."}),
@@ -36,12 +36,13 @@ func newMetrics(reg prometheus.Registerer, queueDepth, series, modelRows func() 
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12)}),
 		rejected:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "queue_rejected_total", Help: "Requests refused because the scoring queue was full."}),
 		cache:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "cache_requests_total", Help: "Prediction cache lookups, by result (hit, miss, error)."}, []string{"result"}),
-		evicted:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "series_evicted_total", Help: "Series dropped to keep the series count bounded."}),
+		evicted:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "series_evicted_total", Help: "Series dropped to keep the series count and bytes bounded."}),
 		trainings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "trainings_total", Help: "Model trainings, by outcome (ok, error)."}, []string{"outcome"}),
 	}
 	cs := []prometheus.Collector{m.samples, m.anomalies, m.fallback, m.batch, m.flushes, m.latency, m.rejected, m.cache, m.evicted, m.trainings,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "queue_depth", Help: "Samples waiting for a scoring worker."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "series", Help: "Metric series with streaming state in memory."}, series),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "series_bytes", Help: "Estimated live heap bytes of the series' streaming state (bounded by ANOMALY_MAX_SERIES_BYTES)."}, seriesBytes),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "model_training_rows", Help: "Training rows of the active forest; 0 when none is active."}, modelRows),
 	}
 	for _, c := range cs {

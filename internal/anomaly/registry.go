@@ -276,6 +276,8 @@ type Stats struct {
 	Batching      BatchingStats     `json:"batching"`
 	Cache         CacheStats        `json:"cache"`
 	Series        int               `json:"series"`
+	// SeriesBytes is the estimated live heap of the series' state.
+	SeriesBytes int64 `json:"series_bytes"`
 }
 
 // LatencyStats are request scoring latencies over the most recent requests.
@@ -313,6 +315,7 @@ func (s *Service) Stats() Stats {
 		BatchFlushes:        map[string]uint64{},
 		QueueDepth:          s.QueueDepth(),
 		Series:              s.series.len(),
+		SeriesBytes:         s.series.heapBytes(),
 		Mode:                "stream+threshold",
 		Batching: BatchingStats{Enabled: s.batch != nil, BatchSize: s.opt.BatchSize,
 			BatchTimeoutMS: float64(s.opt.BatchTimeout.Microseconds()) / 1000, MaxWorkers: s.opt.MaxWorkers},

@@ -26,32 +26,58 @@ type series struct {
 // concurrent requests for different hosts rarely wait on each other.
 const seriesShards = 64
 
-// seriesSet holds every series' state with a bound on how many are kept:
-// past it the least recently updated series of a shard is evicted (it warms
-// up again if it comes back), so memory stays bounded whatever hosts and
-// metric names clients invent.
+// seriesOverhead is what a series costs on the heap besides its detector
+// and its names: the series struct, its LRU element, its map entry and the
+// allocator's rounding (TestSeriesMemoryEstimate measures it against the
+// heap).
+const seriesOverhead = 450
+
+// bytes is the series' estimated heap footprint.
+func (sr *series) bytes() int64 {
+	return int64(sr.det.MemBytes() + len(sr.key.host) + len(sr.key.metric) + seriesOverhead)
+}
+
+// seriesSet holds every series' state with two bounds, a count and an
+// estimate of the heap bytes: past either the least recently updated series
+// of a shard are evicted (they warm up again if they come back), so memory
+// stays bounded whatever hosts and metric names clients invent. The heap the
+// Go runtime asks the OS for is about twice the live bytes at the default
+// GOGC, which is what RSS shows.
 type seriesSet struct {
-	seed     maphash.Seed
-	shards   [seriesShards]seriesShard
-	perShard int
-	opt      stream.Options
-	count    atomic.Int64
-	evicted  atomic.Uint64
-	onEvict  func()
+	seed          maphash.Seed
+	shards        [seriesShards]seriesShard
+	perShard      int
+	perShardBytes int64
+	opt           stream.Options
+	count         atomic.Int64
+	bytes         atomic.Int64
+	evicted       atomic.Uint64
+	onEvict       func()
+	// empty is a detector that has seen nothing, copied for series a detect
+	// request reads that the set does not hold; pool holds the copies.
+	empty *stream.Detector
+	pool  sync.Pool
 }
 
 type seriesShard struct {
-	mu  sync.Mutex
-	m   map[seriesKey]*series
-	lru list.List // front = most recently used
+	mu    sync.Mutex
+	m     map[seriesKey]*series
+	lru   list.List // front = most recently used
+	bytes int64
 }
 
-func newSeriesSet(maxSeries int, opt stream.Options, onEvict func()) *seriesSet {
-	s := &seriesSet{seed: maphash.MakeSeed(), perShard: max(1, maxSeries/seriesShards), opt: opt, onEvict: onEvict}
+// newSeriesSet builds the set; opt must have passed stream.New.
+func newSeriesSet(maxSeries int, maxBytes int64, opt stream.Options, onEvict func()) (*seriesSet, error) {
+	empty, err := stream.New(opt)
+	if err != nil {
+		return nil, err
+	}
+	s := &seriesSet{seed: maphash.MakeSeed(), perShard: max(1, maxSeries/seriesShards), perShardBytes: max(1, maxBytes/seriesShards), opt: opt, onEvict: onEvict, empty: empty}
+	s.pool.New = func() any { return &series{det: empty.Clone()} }
 	for i := range s.shards {
 		s.shards[i].m = make(map[seriesKey]*series)
 	}
-	return s
+	return s, nil
 }
 
 // observation is what one metric of one sample yielded.
@@ -67,13 +93,14 @@ type observation struct {
 
 // observe reads every metric of s against its series, teaching the series
 // when s is newer than what it has seen, and writes the context features.
+// Only ingest calls it: it is the one path that changes what the service has
+// learned.
 func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 	names := sortedKeys(s.Metrics)
 	out := make([]observation, 0, len(names))
 	for _, name := range names {
-		v := s.Metrics[name]
 		k := seriesKey{s.Host, name}
-		sh := &ss.shards[maphash.Comparable(ss.seed, k)%seriesShards]
+		sh := ss.shard(k)
 		sh.mu.Lock()
 		sr := sh.m[k]
 		if sr == nil {
@@ -85,10 +112,16 @@ func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 			sr = &series{key: k, det: det}
 			sr.elem = sh.lru.PushFront(sr)
 			sh.m[k] = sr
+			b := sr.bytes()
+			sh.bytes += b
+			ss.bytes.Add(b)
 			ss.count.Add(1)
-			if sh.lru.Len() > ss.perShard {
+			for sh.lru.Len() > 1 && (sh.lru.Len() > ss.perShard || sh.bytes > ss.perShardBytes) {
 				old := sh.lru.Remove(sh.lru.Back()).(*series)
 				delete(sh.m, old.key)
+				b := old.bytes()
+				sh.bytes -= b
+				ss.bytes.Add(-b)
 				ss.count.Add(-1)
 				ss.evicted.Add(1)
 				if ss.onEvict != nil {
@@ -98,21 +131,123 @@ func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 		} else {
 			sh.lru.MoveToFront(sr.elem)
 		}
-		sr.ctx.features(name, v, feats)
-		o := observation{metric: name, value: v}
-		if sr.ctx.n > 0 && !s.Timestamp.After(sr.last) {
-			o.late = true
-		} else {
-			o.res = sr.det.Update(s.Timestamp, v)
-			o.scored = !o.res.Warming
-			sr.ctx.update(v)
-			sr.last = s.Timestamp
-		}
+		out = append(out, sr.step(name, s.Metrics[name], s.Timestamp, feats))
 		sh.mu.Unlock()
-		out = append(out, o)
 	}
 	return out
 }
 
+func (ss *seriesSet) shard(k seriesKey) *seriesShard {
+	return &ss.shards[maphash.Comparable(ss.seed, k)%seriesShards]
+}
+
+// step scores v against the series and learns from it unless it is late.
+func (sr *series) step(name string, v float64, t time.Time, feats map[string]float64) observation {
+	sr.ctx.features(name, v, feats)
+	o := observation{metric: name, value: v}
+	if sr.ctx.n > 0 && !t.After(sr.last) {
+		o.late = true
+		return o
+	}
+	o.res = sr.det.Update(t, v)
+	o.scored = !o.res.Warming
+	sr.ctx.update(v)
+	sr.last = t
+	return o
+}
+
+// snapshot is a read-only view of the series set for one detect request.
+// The first time the request reads a series it copies the series' state
+// (under the shard's lock, so the copy is consistent), and it scores every
+// later sample of the request against that copy: a request's own samples
+// are read in order against each other, as ingest would read them, but
+// nothing it sends reaches the shared state. A series the set does not hold
+// starts empty in the copy and is never added, so a detect request cannot
+// create series, evict them, move their clocks or poison their statistics.
+// The copies come from a pool and go back to it on release, so a detect
+// allocates no detector state in the steady state.
+type snapshot struct {
+	ss     *seriesSet
+	copies []*series
+	// index finds a copy once a request holds many series; small requests
+	// search copies.
+	index map[seriesKey]*series
+}
+
+// snapshotIndexAt is the number of copies past which a request indexes
+// them in a map rather than searching the slice.
+const snapshotIndexAt = 16
+
+func (ss *seriesSet) snapshot() *snapshot { return &snapshot{ss: ss} }
+
+// observe is seriesSet.observe against the request's copies.
+func (sn *snapshot) observe(s Sample, feats map[string]float64) []observation {
+	names := sortedKeys(s.Metrics)
+	out := make([]observation, 0, len(names))
+	for _, name := range names {
+		k := seriesKey{s.Host, name}
+		sr := sn.find(k)
+		if sr == nil {
+			sr = sn.ss.copyOf(k)
+			sn.copies = append(sn.copies, sr)
+			switch {
+			case sn.index != nil:
+				sn.index[k] = sr
+			case len(sn.copies) > snapshotIndexAt:
+				sn.index = make(map[seriesKey]*series, 2*len(sn.copies))
+				for _, c := range sn.copies {
+					sn.index[c.key] = c
+				}
+			}
+		}
+		out = append(out, sr.step(name, s.Metrics[name], s.Timestamp, feats))
+	}
+	return out
+}
+
+func (sn *snapshot) find(k seriesKey) *series {
+	if sn.index != nil {
+		return sn.index[k]
+	}
+	for _, c := range sn.copies {
+		if c.key == k {
+			return c
+		}
+	}
+	return nil
+}
+
+// release returns the copies to the pool; the snapshot is not used again.
+func (sn *snapshot) release() {
+	for i, c := range sn.copies {
+		c.key = seriesKey{}
+		sn.ss.pool.Put(c)
+		sn.copies[i] = nil
+	}
+	sn.copies, sn.index = nil, nil
+}
+
+// copyOf returns a private copy of series k, or an empty series (a copy of
+// the pristine detector) when the set holds none.
+func (ss *seriesSet) copyOf(k seriesKey) *series {
+	c := ss.pool.Get().(*series)
+	c.key = k
+	sh := ss.shard(k)
+	sh.mu.Lock()
+	if sr := sh.m[k]; sr != nil {
+		sr.det.CopyTo(c.det)
+		c.ctx, c.last = sr.ctx, sr.last
+		sh.mu.Unlock()
+		return c
+	}
+	sh.mu.Unlock()
+	ss.empty.CopyTo(c.det)
+	c.ctx, c.last = seriesContext{}, time.Time{}
+	return c
+}
+
 // len is the number of series held.
 func (ss *seriesSet) len() int { return int(ss.count.Load()) }
+
+// heapBytes is the estimated heap footprint of the series held.
+func (ss *seriesSet) heapBytes() int64 { return ss.bytes.Load() }

@@ -57,9 +57,13 @@ type Options struct {
 	Threshold float64
 	// Thresholds are the fallback's static limits (DefaultThresholds when nil).
 	Thresholds Thresholds
-	// MaxSeries bounds the series kept in memory (default 100000, about
-	// 1.5 KB each); the least recently updated are evicted past it.
+	// MaxSeries bounds the series kept in memory (default 100000); the least
+	// recently updated are evicted past it or past MaxSeriesBytes.
 	MaxSeries int
+	// MaxSeriesBytes bounds the estimated heap bytes of the series (default
+	// 256 MiB; a series is about 2.3 KB of live heap, 4–5 KB of RSS at the
+	// default GOGC).
+	MaxSeriesBytes int64
 
 	// DisableBatching scores the forest inline in the caller
 	// (ENABLE_BATCH_PROCESSING=false).
@@ -119,6 +123,9 @@ func (o *Options) defaults() {
 	if o.MaxSeries == 0 {
 		o.MaxSeries = 100000
 	}
+	if o.MaxSeriesBytes == 0 {
+		o.MaxSeriesBytes = 256 << 20
+	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 100
 	}
@@ -164,6 +171,7 @@ func (o *Options) validate() error {
 	check(o.QueueSize < o.MaxBatch, "queue size %d: must hold at least one full request (%d)", o.QueueSize, o.MaxBatch)
 	check(o.CacheTTL < 0, "cache TTL %s: must not be negative", o.CacheTTL)
 	check(o.MaxSeries < 1, "max series %d: must be at least 1", o.MaxSeries)
+	check(o.MaxSeriesBytes < 1<<20, "max series bytes %d: must be at least 1 MiB", o.MaxSeriesBytes)
 	check(o.TrainingWindow < 0 || o.RetrainInterval < 0, "training window and retrain interval must not be negative")
 	check(o.MinTrainingRows < 2 || o.MaxTrainingRows < o.MinTrainingRows, "training rows: need 2 ≤ min (%d) ≤ max (%d)", o.MinTrainingRows, o.MaxTrainingRows)
 	check(!(o.Contamination > 0 && o.Contamination < 0.5), "contamination %v: must be in (0, 0.5)", o.Contamination)
@@ -226,10 +234,14 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{opt: o, log: o.Logger, clock: o.Clock, stop: make(chan struct{}), tracer: tracerFor(o.TracerProvider)}
 	var evicted func()
-	s.series = newSeriesSet(o.MaxSeries, o.Stream, func() { evicted() })
+	var err error
+	if s.series, err = newSeriesSet(o.MaxSeries, o.MaxSeriesBytes, o.Stream, func() { evicted() }); err != nil {
+		return nil, fmt.Errorf("anomaly: %w", err)
+	}
 	m, err := newMetrics(o.Registerer,
 		func() float64 { return float64(s.QueueDepth()) },
 		func() float64 { return float64(s.series.len()) },
+		func() float64 { return float64(s.series.heapBytes()) },
 		func() float64 {
 			if am := s.model.Load(); am != nil {
 				return float64(am.info.TrainingRows)
@@ -411,20 +423,26 @@ func (s *Service) QueueDepth() int {
 	return s.batch.queued()
 }
 
-// Detect scores samples in order. Samples must have passed Normalize. It
-// teaches the series (so a later sample is read against this one) but stores
-// nothing. A full queue returns a *QueueFullError before any state changes.
+// Detect scores samples in order. Samples must have passed Normalize. It is
+// read-only: each series is read from a private copy of what ingest learned
+// (see snapshot), so a later sample of the same request is read against an
+// earlier one, but nothing Detect is sent changes what the service has
+// learned or what a later request sees, and nothing is stored. Callers decide
+// who may read which hosts: the result's features carry the series' recent
+// level and spread. A full queue returns a *QueueFullError.
 func (s *Service) Detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
 	if s.tracer == nil {
-		return s.detect(ctx, samples, o)
+		return s.detect(ctx, samples, o, false)
 	}
 	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
-	out, err := s.detect(ctx, samples, o)
+	out, err := s.detect(ctx, samples, o, false)
 	endDetect(sp, out, err)
 	return out, err
 }
 
-func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
+// detect scores samples; learn says whether they teach the shared series
+// state (ingest) or are read against a copy of it (Detect).
+func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions, learn bool) ([]Result, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -449,9 +467,15 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions)
 	}
 	defer release()
 
+	observe := s.series.observe
+	if !learn {
+		sn := s.series.snapshot()
+		defer sn.release()
+		observe = sn.observe
+	}
 	preps := make([]prepared, len(samples))
 	for i, smp := range samples {
-		preps[i] = s.prepare(smp, m)
+		preps[i] = s.prepare(smp, m, observe)
 	}
 	if m != nil {
 		if err := s.scoreForest(ctx, m, preps, !o.NoCache, &reserved); err != nil {
@@ -481,9 +505,9 @@ type prepared struct {
 	key    string
 }
 
-func (s *Service) prepare(smp Sample, m *activeModel) prepared {
+func (s *Service) prepare(smp Sample, m *activeModel, observe func(Sample, map[string]float64) []observation) prepared {
 	p := prepared{sample: smp, feats: make(map[string]float64, 4*len(smp.Metrics)), raw: math.NaN()}
-	p.obs = s.series.observe(smp, p.feats)
+	p.obs = observe(smp, p.feats)
 	if m != nil {
 		p.row = m.row(smp)
 	}
@@ -801,7 +825,7 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 	if err != nil {
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
-	results, err := s.Detect(ctx, samples, DetectOptions{})
+	results, err := s.learn(ctx, samples)
 	if err != nil {
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
@@ -822,6 +846,18 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 		return rep, fmt.Errorf("anomaly: ingest: %w", err)
 	}
 	return rep, nil
+}
+
+// learn scores samples and teaches the series: the scoring step of Ingest,
+// traced like Detect.
+func (s *Service) learn(ctx context.Context, samples []Sample) ([]Result, error) {
+	if s.tracer == nil {
+		return s.detect(ctx, samples, DetectOptions{}, true)
+	}
+	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
+	out, err := s.detect(ctx, samples, DetectOptions{}, true)
+	endDetect(sp, out, err)
+	return out, err
 }
 
 // Close stops admitting requests, lets the workers score everything queued,

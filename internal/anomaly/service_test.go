@@ -57,6 +57,21 @@ func detectOne(t testing.TB, s *Service, smp Sample, o DetectOptions) Result {
 	return res[0]
 }
 
+// learnOne scores one sample the way Ingest does, teaching its series,
+// without a store.
+func learnOne(t testing.TB, s *Service, smp Sample) Result {
+	t.Helper()
+	n, err := Normalize(smp)
+	if err != nil {
+		t.Fatalf("Normalize: %v", err)
+	}
+	res, err := s.learn(context.Background(), []Sample{n})
+	if err != nil {
+		t.Fatalf("learn: %v", err)
+	}
+	return res[0]
+}
+
 // normalHost is a host's ordinary load: correlated cpu, memory and request
 // rate around a level, with noise.
 func normalHost(rng *rand.Rand, host string, at time.Time) Sample {
@@ -109,7 +124,7 @@ func TestFallbackWhileWarming(t *testing.T) {
 		if i == 10 {
 			smp.Metrics[MetricCPU] = 95 // above the 90 limit while warming
 		}
-		r := detectOne(t, s, smp, DetectOptions{})
+		r := learnOne(t, s, smp)
 		if r.ModelVersion != ThresholdVersion {
 			t.Fatalf("point %d while warming: model_version %q; want %q", i, r.ModelVersion, ThresholdVersion)
 		}
@@ -130,10 +145,10 @@ func TestFallbackWhileWarming(t *testing.T) {
 		}
 	}
 	fallbacks := 29
-	if r := detectOne(t, s, normalHost(rng, "web-1", t0.Add(29*time.Minute)), DetectOptions{}); r.ModelVersion == ThresholdVersion {
+	if r := learnOne(t, s, normalHost(rng, "web-1", t0.Add(29*time.Minute))); r.ModelVersion == ThresholdVersion {
 		fallbacks++ // the last warm-up point; whether it still counts is the stream's business
 	}
-	r := detectOne(t, s, normalHost(rng, "web-1", t0.Add(30*time.Minute)), DetectOptions{})
+	r := learnOne(t, s, normalHost(rng, "web-1", t0.Add(30*time.Minute)))
 	if r.ModelVersion != StreamVersion {
 		t.Fatalf("after the warm-up: model_version %q; want %q", r.ModelVersion, StreamVersion)
 	}
@@ -143,7 +158,7 @@ func TestFallbackWhileWarming(t *testing.T) {
 		t.Fatalf("unjudgeable sample: %+v", r)
 	}
 	// A late point (not newer than its series' newest) teaches nothing.
-	r = detectOne(t, s, normalHost(rng, "web-1", t0), DetectOptions{})
+	r = learnOne(t, s, normalHost(rng, "web-1", t0))
 	if !r.Late || r.ModelVersion != ThresholdVersion {
 		t.Fatalf("late point: %+v", r)
 	}
@@ -166,7 +181,7 @@ func TestFallbackWhileWarming(t *testing.T) {
 func TestSeriesEviction(t *testing.T) {
 	s, _ := newService(t, func(o *Options) { o.MaxSeries = seriesShards })
 	for i := range 10 * seriesShards {
-		detectOne(t, s, Sample{Host: fmt.Sprintf("h-%d", i), Timestamp: t0, Metrics: map[string]float64{MetricCPU: 1}}, DetectOptions{})
+		learnOne(t, s, Sample{Host: fmt.Sprintf("h-%d", i), Timestamp: t0, Metrics: map[string]float64{MetricCPU: 1}})
 	}
 	if n := s.series.len(); n > seriesShards {
 		t.Fatalf("%d series kept; bound is %d", n, seriesShards)

@@ -22,33 +22,48 @@ const clearBatch = 500
 // survive it. The match pattern is built from the length-prefixed
 // namespace with glob characters escaped, so no other namespace matches.
 func (c *Cache) ClearNamespace(ctx context.Context, ns string) (int64, error) {
+	n, _, err := c.ClearNamespaceWithDurability(ctx, ns)
+	return n, err
+}
+
+// ClearNamespaceWithDurability is ClearNamespace that also says whether the
+// clear reached Redis: DurabilityMemory in Redis mode means Redis was
+// unreachable (or the sweep broke off), so the namespace's keys in Redis
+// come back into view once it is reachable again. A clear is not journaled:
+// replayed late, it would also remove what other replicas wrote since.
+func (c *Cache) ClearNamespaceWithDurability(ctx context.Context, ns string) (int64, Durability, error) {
 	ctx, sp := c.startSpan(ctx, spanClear, ns)
-	n, err := c.clearNamespace(ctx, ns)
+	n, d, err := c.clearNamespace(ctx, ns)
 	if sp != nil {
 		sp.SetAttributes(attrRemoved.Int64(n))
 	}
 	endErr(sp, err)
-	return n, err
+	return n, d, err
 }
 
-func (c *Cache) clearNamespace(ctx context.Context, ns string) (int64, error) {
+func (c *Cache) clearNamespace(ctx context.Context, ns string) (int64, Durability, error) {
 	if err := ValidateNamespace(ns); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if err := c.begin(ctx); err != nil {
-		return 0, fmt.Errorf("cache: clear namespace: %w", err)
+		return 0, "", fmt.Errorf("cache: clear namespace: %w", err)
 	}
 	defer c.wg.Done()
 	defer c.observe(opClear, time.Now())
 	prefix := c.nsPrefix(ns)
 	localN := c.local.clearPrefix(prefix)
+	if c.journal != nil {
+		// Writes to ns journaled during an outage must not come back
+		// after the clear.
+		c.journal.supersedePrefix(prefix)
+	}
 	if !c.redisUp() {
 		t := tL1
 		if c.redisOpt != nil {
 			t = tFallback
 		}
 		c.stats.req[t][rDelete].Add(uint64(localN))
-		return localN, nil
+		return localN, DurabilityMemory, nil
 	}
 	n, err := c.clearRedis(ctx, globEscape(prefix)+"*")
 	// Entries filled while the sweep ran would outlive it locally.
@@ -56,13 +71,13 @@ func (c *Cache) clearNamespace(ctx context.Context, ns string) (int64, error) {
 	c.stats.req[tL2][rDelete].Add(uint64(n))
 	if err != nil {
 		if ctx.Err() != nil {
-			return n, fmt.Errorf("cache: clear namespace: %w", ctx.Err())
+			return n, "", fmt.Errorf("cache: clear namespace: %w", ctx.Err())
 		}
 		c.stats.inc(tL2, rError)
 		c.stats.req[tFallback][rDelete].Add(uint64(localN))
-		return max(n, localN), nil
+		return max(n, localN), DurabilityMemory, nil
 	}
-	return n, nil
+	return n, DurabilityRedis, nil
 }
 
 func (c *Cache) clearRedis(ctx context.Context, pattern string) (int64, error) {
@@ -177,6 +192,8 @@ func (c *Cache) Stats(ctx context.Context) Stats {
 		return st
 	}
 	st.Mode = "redis"
+	js := c.journalStats()
+	st.Journal = &js
 	st.Breaker = BreakerStats{
 		State:           c.breakerState(),
 		FallbackActive:  c.fallbackActive(),
@@ -310,6 +327,9 @@ func (c *Cache) Check(ctx context.Context) health.Component {
 		return health.Component{Status: health.StatusUp, Details: details}
 	}
 	details["fallback_seconds"] = c.fallbackDuration().Seconds()
+	// Writes waiting to be replayed: while they do, the breaker may be
+	// closed and the cache still DEGRADED.
+	details["journal_entries"], _ = c.journal.size()
 	return health.Component{Status: health.StatusDegraded, Details: details}
 }
 

@@ -45,6 +45,10 @@ type Cache struct {
 	// defaultTTL is Options.DefaultTTL, changeable at run time (SetDefaultTTL).
 	defaultTTL atomic.Int64
 
+	// journal holds writes taken during fallback until Redis is back (see
+	// journal.go); nil in memory-only mode.
+	journal *journal
+
 	// tracer is nil when tracing is off (see tracing.go).
 	tracer trace.Tracer
 
@@ -106,6 +110,7 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c.redisOpt = &ro
+	c.journal = newJournal(opts.FallbackJournalBytes, opts.FallbackJournalEntries)
 	c.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "redis",
 		MaxRequests: 1,
@@ -131,8 +136,9 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 		c.log.Warn("cache: redis unreachable, serving from memory", "err", err)
 		c.enterFallback("connect")
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.probeLoop()
+	go c.replayLoop()
 	return c, nil
 }
 
@@ -188,9 +194,15 @@ func (c *Cache) onInvalidations(msgs []rueidis.RedisMessage) {
 		}
 		return
 	}
+	degraded := c.degraded.Load()
 	for _, m := range msgs {
 		if k, err := m.ToString(); err == nil {
 			c.local.invalidate(k)
+			if degraded {
+				// Another replica wrote k since we reconnected: its value
+				// is newer than the one our journal holds.
+				c.journal.supersede(k)
+			}
 		}
 	}
 }
@@ -212,15 +224,12 @@ func (c *Cache) enterFallback(reason string) {
 	}
 }
 
-// leaveFallback flushes the in-process tier before and after Redis takes
-// over again: it holds writes Redis never saw and misses invalidations
-// sent while we were away.
+// leaveFallback starts the way back: the replay loop writes the journal
+// to Redis and only then ends fallback (finishFallback). It may run on
+// the breaker's callback, which must not call Redis itself.
 func (c *Cache) leaveFallback() {
-	c.local.flush()
-	if c.degraded.CompareAndSwap(true, false) {
-		c.fallbackTotal.Add(int64(time.Since(c.start)) - c.fallbackSince.Load())
-		c.local.flush()
-		c.log.Info("cache: redis back, in-process tier flushed")
+	if c.degraded.Load() {
+		c.kickReplay()
 	}
 }
 
@@ -257,6 +266,9 @@ func (c *Cache) probeLoop() {
 		}
 		if c.degraded.Load() {
 			_ = c.ping(c.closeCtx)
+			// A replay cut short by an error that left the breaker closed
+			// is resumed here.
+			c.leaveFallback()
 		}
 	}
 }
@@ -453,8 +465,9 @@ func (c *Cache) lookup(ctx context.Context, fk string) (envelope, tierIdx, bool,
 	return env, tL2, true, nil
 }
 
-// store writes env under fk to Redis and the in-process tier.
-func (c *Cache) store(ctx context.Context, fk string, env envelope, ttl time.Duration) (tierIdx, error) {
+// store writes env under fk to Redis and the in-process tier, and says
+// how durable the write is (see Durability).
+func (c *Cache) store(ctx context.Context, fk string, env envelope, ttl time.Duration) (tierIdx, Durability, error) {
 	now := c.opts.Now()
 	exp := now.Add(ttl)
 	env.expireAtMs = exp.UnixMilli()
@@ -462,35 +475,49 @@ func (c *Cache) store(ctx context.Context, fk string, env envelope, ttl time.Dur
 	if c.redisOpt == nil {
 		c.local.set(fk, e)
 		c.stats.inc(tL1, rSet)
-		return tL1, nil
+		return tL1, DurabilityMemory, nil
 	}
-	if c.redisUp() {
-		w := c.codecs.seal(env.codec, env.contentType, env.payload, env.expireAtMs)
-		c.stats.compIn.Add(uint64(len(env.payload)))
-		c.stats.compOut.Add(uint64(w.stored))
-		if w.compressed {
-			c.stats.compKept.Add(1)
+	// The second round is for a write that found fallback over by the time
+	// it reached the journal: Redis takes it after all.
+	failed := false // Redis refused this write: a second try would not do better
+	for round := 0; ; round++ {
+		if c.redisUp() {
+			w := c.codecs.seal(env.codec, env.contentType, env.payload, env.expireAtMs)
+			c.stats.compIn.Add(uint64(len(env.payload)))
+			c.stats.compOut.Add(uint64(w.stored))
+			if w.compressed {
+				c.stats.compKept.Add(1)
+			}
+			px := max(ttl, time.Millisecond)
+			err := c.redisDo(ctx, c.opts.WriteTimeout, func(ctx context.Context, cl rueidis.Client) error {
+				return cl.Do(ctx, cl.B().Set().Key(fk).Value(rueidis.BinaryString(w.wire)).Px(px).Build()).Error()
+			})
+			if err == nil {
+				c.local.set(fk, e)
+				c.stats.inc(tL2, rSet)
+				return tL2, DurabilityRedis, nil
+			}
+			if ctx.Err() != nil {
+				// Whether Redis got it is unknown: keep no local copy that
+				// might contradict it.
+				c.local.invalidate(fk)
+				return tFallback, "", ctx.Err()
+			}
+			c.stats.inc(tL2, rError)
+			failed = true
 		}
-		px := max(ttl, time.Millisecond)
-		err := c.redisDo(ctx, c.opts.WriteTimeout, func(ctx context.Context, cl rueidis.Client) error {
-			return cl.Do(ctx, cl.B().Set().Key(fk).Value(rueidis.BinaryString(w.wire)).Px(px).Build()).Error()
-		})
-		if err == nil {
-			c.local.set(fk, e)
-			c.stats.inc(tL2, rSet)
-			return tL2, nil
+		c.local.set(fk, e)
+		c.stats.inc(tFallback, rSet)
+		d, retry := c.journalWrite(fk, false, env)
+		if !retry {
+			return tFallback, d, nil
 		}
-		if ctx.Err() != nil {
-			// Whether Redis got it is unknown: keep no local copy that
-			// might contradict it.
-			c.local.invalidate(fk)
-			return tFallback, ctx.Err()
+		if failed || round > 0 || !c.redisUp() {
+			// Redis failed this write but the breaker is still closed:
+			// nothing will replay it.
+			return tFallback, DurabilityMemory, nil
 		}
-		c.stats.inc(tL2, rError)
 	}
-	c.local.set(fk, e)
-	c.stats.inc(tFallback, rSet)
-	return tFallback, nil
 }
 
 // Get reads the value under (ns, key) into dst, a pointer. found is false on
@@ -589,7 +616,7 @@ func (c *Cache) set(ctx context.Context, ns, key string, value any, ttl time.Dur
 	defer c.wg.Done()
 	defer c.observe(opSet, time.Now())
 	env := envelope{codec: codec, payload: payload}
-	t, err := c.store(ctx, c.redisKey(ns, key), env, ttl)
+	t, _, err := c.store(ctx, c.redisKey(ns, key), env, ttl)
 	if err != nil {
 		return t, fmt.Errorf("cache: set: %w", err)
 	}
@@ -600,28 +627,36 @@ func (c *Cache) set(ctx context.Context, ns, key string, value any, ttl time.Dur
 // application/octet-stream) for ttl, and reports the tier that took it.
 // body is copied.
 func (c *Cache) PutRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (Tier, error) {
-	ctx, sp := c.startSpan(ctx, spanSet, ns)
-	t, err := c.putRaw(ctx, ns, key, contentType, body, ttl)
-	endLookup(sp, tierIndex(t), false, false, err)
-	return t, err
+	r, err := c.PutRawWithDurability(ctx, ns, key, contentType, body, ttl)
+	return r.Tier, err
 }
 
-func (c *Cache) putRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (Tier, error) {
+// PutRawWithDurability is PutRaw that also says whether the write outlives
+// a Redis outage: DurabilityMemory means it will be gone once Redis is
+// back (or the process ends), and the caller should be told so.
+func (c *Cache) PutRawWithDurability(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (WriteResult, error) {
+	ctx, sp := c.startSpan(ctx, spanSet, ns)
+	r, err := c.putRaw(ctx, ns, key, contentType, body, ttl)
+	endLookup(sp, tierIndex(r.Tier), false, false, err)
+	return r, err
+}
+
+func (c *Cache) putRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (WriteResult, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
-		return "", err
+		return WriteResult{}, err
 	}
 	ttl, err := c.ttlOrDefault(ttl)
 	if err != nil {
-		return "", err
+		return WriteResult{}, err
 	}
 	if err := validateContentType(contentType); err != nil {
-		return "", err
+		return WriteResult{}, err
 	}
 	if err := ValidateValueSize(len(body), c.opts.MaxValueBytes); err != nil {
-		return "", err
+		return WriteResult{}, err
 	}
 	if err := c.begin(ctx); err != nil {
-		return "", fmt.Errorf("cache: put: %w", err)
+		return WriteResult{}, fmt.Errorf("cache: put: %w", err)
 	}
 	defer c.wg.Done()
 	defer c.observe(opSet, time.Now())
@@ -629,11 +664,11 @@ func (c *Cache) putRaw(ctx context.Context, ns, key, contentType string, body []
 	if env.payload == nil {
 		env.payload = []byte{}
 	}
-	t, err := c.store(ctx, c.redisKey(ns, key), env, ttl)
+	t, d, err := c.store(ctx, c.redisKey(ns, key), env, ttl)
 	if err != nil {
-		return "", fmt.Errorf("cache: put: %w", err)
+		return WriteResult{}, fmt.Errorf("cache: put: %w", err)
 	}
-	return t.tier(), nil
+	return WriteResult{Tier: t.tier(), Durability: d}, nil
 }
 
 // MaxValueBytes is the configured value size limit, for the HTTP layer to
@@ -642,21 +677,29 @@ func (c *Cache) MaxValueBytes() int { return c.opts.MaxValueBytes }
 
 // Delete removes (ns, key) and reports whether it existed.
 func (c *Cache) Delete(ctx context.Context, ns, key string) (bool, error) {
+	existed, _, err := c.DeleteWithDurability(ctx, ns, key)
+	return existed, err
+}
+
+// DeleteWithDurability is Delete that also says whether the delete
+// outlives a Redis outage: DurabilityMemory means Redis may still serve
+// the old value once it is back.
+func (c *Cache) DeleteWithDurability(ctx context.Context, ns, key string) (bool, Durability, error) {
 	ctx, sp := c.startSpan(ctx, spanDelete, ns)
-	existed, err := c.delete(ctx, ns, key)
+	existed, d, err := c.delete(ctx, ns, key)
 	if sp != nil {
 		sp.SetAttributes(attrHit.Bool(existed))
 	}
 	endErr(sp, err)
-	return existed, err
+	return existed, d, err
 }
 
-func (c *Cache) delete(ctx context.Context, ns, key string) (bool, error) {
+func (c *Cache) delete(ctx context.Context, ns, key string) (bool, Durability, error) {
 	if err := c.checkNSKey(ns, key); err != nil {
-		return false, err
+		return false, "", err
 	}
 	if err := c.begin(ctx); err != nil {
-		return false, fmt.Errorf("cache: delete: %w", err)
+		return false, "", fmt.Errorf("cache: delete: %w", err)
 	}
 	defer c.wg.Done()
 	defer c.observe(opDelete, time.Now())
@@ -664,26 +707,38 @@ func (c *Cache) delete(ctx context.Context, ns, key string) (bool, error) {
 	existed := c.local.invalidate(fk)
 	if c.redisOpt == nil {
 		c.stats.inc(tL1, rDelete)
-		return existed, nil
+		return existed, DurabilityMemory, nil
 	}
-	if c.redisUp() {
-		var n int64
-		err := c.redisDo(ctx, c.opts.WriteTimeout, func(ctx context.Context, cl rueidis.Client) error {
-			var err error
-			n, err = cl.Do(ctx, cl.B().Unlink().Key(fk).Build()).AsInt64()
-			return err
-		})
-		if err == nil {
-			c.stats.inc(tL2, rDelete)
-			return n > 0 || existed, nil
+	failed := false
+	for round := 0; ; round++ {
+		if c.redisUp() {
+			var n int64
+			err := c.redisDo(ctx, c.opts.WriteTimeout, func(ctx context.Context, cl rueidis.Client) error {
+				var err error
+				n, err = cl.Do(ctx, cl.B().Unlink().Key(fk).Build()).AsInt64()
+				return err
+			})
+			if err == nil {
+				c.stats.inc(tL2, rDelete)
+				return n > 0 || existed, DurabilityRedis, nil
+			}
+			if ctx.Err() != nil {
+				return existed, "", fmt.Errorf("cache: delete: %w", ctx.Err())
+			}
+			c.stats.inc(tL2, rError)
+			failed = true
 		}
-		if ctx.Err() != nil {
-			return existed, fmt.Errorf("cache: delete: %w", ctx.Err())
+		c.stats.inc(tFallback, rDelete)
+		// Without the journal's tombstone the value Redis still holds would
+		// come back when Redis does.
+		d, retry := c.journalWrite(fk, true, envelope{})
+		if !retry {
+			return existed, d, nil
 		}
-		c.stats.inc(tL2, rError)
+		if failed || round > 0 || !c.redisUp() {
+			return existed, DurabilityMemory, nil
+		}
 	}
-	c.stats.inc(tFallback, rDelete)
-	return existed, nil
 }
 
 // Exists reports whether (ns, key) holds a value, without decoding it.
@@ -848,7 +903,7 @@ func (c *Cache) load(ctx context.Context, fk string, ttl time.Duration, load Loa
 		return env, nil
 	}
 	// The waiting callers may all be gone; the value is worth keeping.
-	_, _ = c.store(lctx, fk, env, ttl)
+	_, _, _ = c.store(lctx, fk, env, ttl)
 	return env, nil
 }
 

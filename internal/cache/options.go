@@ -30,6 +30,10 @@ const (
 	DefaultBreakerFailures      = 5
 	DefaultBreakerOpenTimeout   = 5 * time.Second
 	DefaultLoadTimeout          = 30 * time.Second
+	// DefaultFallbackJournalBytes and DefaultFallbackJournalEntries bound
+	// the journal of writes taken during a Redis outage (see Durability).
+	DefaultFallbackJournalBytes   = 16 << 20
+	DefaultFallbackJournalEntries = 100_000
 )
 
 // Options configures a Cache. The zero value is a working memory-only cache;
@@ -87,6 +91,14 @@ type Options struct {
 	// BreakerOpenTimeout is how long the breaker stays open before one probe
 	// is let through.
 	BreakerOpenTimeout time.Duration
+	// FallbackJournalBytes and FallbackJournalEntries bound the journal of
+	// writes and deletes the in-process tier takes while Redis is
+	// unreachable; they are written to Redis when it returns, before this
+	// replica reads from Redis again. Past either bound a write is served
+	// from memory only and reported as DurabilityMemory. Bytes count keys,
+	// values and a small per-entry overhead.
+	FallbackJournalBytes   int64
+	FallbackJournalEntries int
 	// LoadTimeout bounds a GetOrLoad loader. The loader outlives the caller
 	// that started it when other callers wait for the same key, so it runs
 	// on its own deadline rather than the first caller's.
@@ -121,6 +133,8 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.BreakerFailures, DefaultBreakerFailures)
 	setDefault(&o.BreakerOpenTimeout, DefaultBreakerOpenTimeout)
 	setDefault(&o.LoadTimeout, DefaultLoadTimeout)
+	setDefault(&o.FallbackJournalBytes, DefaultFallbackJournalBytes)
+	setDefault(&o.FallbackJournalEntries, DefaultFallbackJournalEntries)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,6 +178,12 @@ func (o Options) validate() error {
 	}
 	if o.LocalMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("LocalMaxBytes must be at least 1 MiB, got %d", o.LocalMaxBytes))
+	}
+	if o.FallbackJournalBytes < 0 {
+		errs = append(errs, fmt.Errorf("FallbackJournalBytes must not be negative, got %d", o.FallbackJournalBytes))
+	}
+	if o.FallbackJournalEntries < 0 {
+		errs = append(errs, fmt.Errorf("FallbackJournalEntries must not be negative, got %d", o.FallbackJournalEntries))
 	}
 	if o.CompressionThreshold < 1 {
 		errs = append(errs, fmt.Errorf("CompressionThreshold must be positive, got %d", o.CompressionThreshold))

@@ -90,11 +90,16 @@ func (c *Cache) PutShared(ctx context.Context, ns, key, contentType string, body
 		}
 		return ErrNotShared
 	}
-	tier, err := c.PutRaw(ctx, ns, key, contentType, body, ttl)
+	r, err := c.PutRawWithDurability(ctx, ns, key, contentType, body, ttl)
 	if err != nil {
 		return err
 	}
-	if tier != TierL2 {
+	if r.Tier != TierL2 {
+		if r.Durability == DurabilityReplay {
+			// The caller is told the write failed: Redis must not get it
+			// later behind the caller's back.
+			c.journal.drop(c.redisKey(ns, key))
+		}
 		return ErrNotShared
 	}
 	return nil

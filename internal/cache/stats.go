@@ -114,11 +114,14 @@ func (s *counters) inc(t tierIdx, r result) { s.req[t][r].Add(1) }
 // no URL, address or credential ever appears in it.
 type Stats struct {
 	// Mode is "redis" or "memory".
-	Mode     string           `json:"mode"`
-	L1       TierStats        `json:"l1"`
-	L2       TierStats        `json:"l2"`
-	Fallback TierStats        `json:"fallback"`
-	Breaker  BreakerStats     `json:"breaker"`
+	Mode     string       `json:"mode"`
+	L1       TierStats    `json:"l1"`
+	L2       TierStats    `json:"l2"`
+	Fallback TierStats    `json:"fallback"`
+	Breaker  BreakerStats `json:"breaker"`
+	// Journal is the replay journal of writes taken during a Redis outage;
+	// absent in memory-only mode.
+	Journal  *JournalStats    `json:"journal,omitempty"`
 	Compress CompressionStats `json:"compression"`
 	// DecodeErrors counts stored values that were corrupt, foreign, or did
 	// not fit the caller's type; each was answered as a miss.
@@ -238,6 +241,14 @@ var (
 		"Stored values that could not be decoded and were answered as misses.", nil, nil)
 	descLoads = prometheus.NewDesc("smartcloudops_cache_loads_total",
 		"GetOrLoad loader calls by result (ok, error).", []string{"result"}, nil)
+	descJournalOps = prometheus.NewDesc("smartcloudops_cache_journal_operations_total",
+		"Writes and deletes taken during a Redis outage, by outcome: journaled, replayed (to Redis after recovery), "+
+			"expired, superseded (by another replica's newer write, or a clear of the namespace), dropped (journal full: served from memory only), error.",
+		[]string{"result"}, nil)
+	descJournalEntries = prometheus.NewDesc("smartcloudops_cache_journal_entries",
+		"Writes and deletes waiting in the journal for Redis to return.", nil, nil)
+	descJournalBytes = prometheus.NewDesc("smartcloudops_cache_journal_bytes",
+		"Bytes held by the journal of writes waiting for Redis to return.", nil, nil)
 )
 
 // collector exports counters at scrape time.
@@ -246,7 +257,8 @@ type collector struct{ c *Cache }
 // Describe implements prometheus.Collector.
 func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descFallbackActive, descFallbackSeconds, descCompIn,
-		descCompOut, descLocalEntries, descLocalBytes, descLocalEvictions, descDecodeErrors, descLoads} {
+		descCompOut, descLocalEntries, descLocalBytes, descLocalEvictions, descDecodeErrors, descLoads,
+		descJournalOps, descJournalEntries, descJournalBytes} {
 		ch <- d
 	}
 }
@@ -275,4 +287,12 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDecodeErrors, prometheus.CounterValue, float64(s.decodeErrors.Load()))
 	ch <- prometheus.MustNewConstMetric(descLoads, prometheus.CounterValue, float64(s.loads.Load()-s.loadErrors.Load()), "ok")
 	ch <- prometheus.MustNewConstMetric(descLoads, prometheus.CounterValue, float64(s.loadErrors.Load()), "error")
+	if j := c.journal; j != nil {
+		for r := range numJournalResults {
+			ch <- prometheus.MustNewConstMetric(descJournalOps, prometheus.CounterValue, float64(j.counts[r].Load()), journalResultLabel[r])
+		}
+		n, b := j.size()
+		ch <- prometheus.MustNewConstMetric(descJournalEntries, prometheus.GaugeValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(descJournalBytes, prometheus.GaugeValue, float64(b))
+	}
 }

@@ -104,6 +104,9 @@ type Config struct {
 	CacheMaxValueBytes int64
 	// CacheLocalMaxBytes bounds the in-process tier (CACHE_LOCAL_MAX_BYTES).
 	CacheLocalMaxBytes int64
+	// CacheFallbackJournalBytes bounds the journal of writes taken during a
+	// Redis outage and replayed when Redis is back (CACHE_FALLBACK_JOURNAL_BYTES).
+	CacheFallbackJournalBytes int64
 
 	// Anomaly holds the anomaly-detection settings (ANOMALY_*).
 	Anomaly AnomalyConfig
@@ -139,11 +142,13 @@ type AnomalyConfig struct {
 	ErrorRateThreshold float64
 	WarmUp             int
 	MaxSeries          int
-	TrainingWindow     time.Duration
-	MinTrainingRows    int
-	MaxTrainingRows    int
-	Contamination      float64
-	RetrainInterval    time.Duration
+	// MaxSeriesBytes bounds the estimated heap of the series' state (ANOMALY_MAX_SERIES_BYTES).
+	MaxSeriesBytes  int64
+	TrainingWindow  time.Duration
+	MinTrainingRows int
+	MaxTrainingRows int
+	Contamination   float64
+	RetrainInterval time.Duration
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.
@@ -297,6 +302,8 @@ func settings() []setting {
 			set: func(c *Config, v string) error { return parseSize(v, 1, 512<<20, &c.CacheMaxValueBytes) }},
 		{env: "CACHE_LOCAL_MAX_BYTES", flag: "cache-local-max-bytes", def: "64MiB", usage: "memory bound of the in-process cache tier",
 			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheLocalMaxBytes) }},
+		{env: "CACHE_FALLBACK_JOURNAL_BYTES", flag: "cache-fallback-journal-bytes", def: "16MiB", usage: "memory bound of the journal of cache writes taken while Redis is down, replayed when it is back; past it writes answer X-Cache-Durability: memory",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheFallbackJournalBytes) }},
 		{env: "ANOMALY_BATCH_SIZE", flag: "anomaly-batch-size", def: "100", usage: "largest micro-batch of forest scoring",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 10000, &c.Anomaly.BatchSize) }},
 		{env: "ANOMALY_BATCH_TIMEOUT", flag: "anomaly-batch-timeout", def: "500ms", usage: "longest a sample waits for its batch to fill (a lone request is scored at once when a worker is idle)",
@@ -325,8 +332,10 @@ func settings() []setting {
 			set: func(c *Config, v string) error { return parseFloat(v, 0.01, 100, &c.Anomaly.ErrorRateThreshold) }},
 		{env: "ANOMALY_WARMUP", flag: "anomaly-warmup", def: "150", usage: "points a series learns from before its streaming detector scores (fallback thresholds meanwhile)",
 			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.Anomaly.WarmUp) }},
-		{env: "ANOMALY_MAX_SERIES", flag: "anomaly-max-series", def: "100000", usage: "series kept in memory (about 2 KB each); the least recently updated are evicted",
+		{env: "ANOMALY_MAX_SERIES", flag: "anomaly-max-series", def: "100000", usage: "series kept in memory; the least recently updated are evicted past this or ANOMALY_MAX_SERIES_BYTES",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 100000000, &c.Anomaly.MaxSeries) }},
+		{env: "ANOMALY_MAX_SERIES_BYTES", flag: "anomaly-max-series-bytes", def: "256MiB", usage: "estimated live heap of the series' state (about 2.3 KB a series; RSS is about twice that at the default GOGC)",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<20, 1<<40, &c.Anomaly.MaxSeriesBytes) }},
 		{env: "ANOMALY_TRAINING_WINDOW", flag: "anomaly-training-window", def: "168h", usage: "how far back model training reads stored history",
 			set: func(c *Config, v string) error {
 				return parseDuration(v, time.Hour, 365*24*time.Hour, &c.Anomaly.TrainingWindow)

@@ -31,11 +31,11 @@ func TestLoadDefaults(t *testing.T) {
 		DBStatsCapacity: 500, DBAdvisorInterval: 10 * time.Minute,
 		Anomaly: AnomalyConfig{BatchSize: 100, BatchTimeout: 500 * time.Millisecond, MaxWorkers: 4, QueueSize: 10000, MaxBatch: 1000,
 			CacheTTL: 300 * time.Second, Threshold: 0.5, CPUThreshold: 90, MemoryThreshold: 90, DiskThreshold: 95, ErrorRateThreshold: 5,
-			WarmUp: 150, MaxSeries: 100000, TrainingWindow: 168 * time.Hour, MinTrainingRows: 256, MaxTrainingRows: 50000, Contamination: 0.005},
+			WarmUp: 150, MaxSeries: 100000, MaxSeriesBytes: 256 << 20, TrainingWindow: 168 * time.Hour, MinTrainingRows: 256, MaxTrainingRows: 50000, Contamination: 0.005},
 		LogMaxFileSize: 10 << 20, LogRotationInterval: 24 * time.Hour, LogCompressionLevel: 6, LogMaxFiles: 10, LogMaxAgeDays: 30,
 		LogQueuePolicy: "block", LogStderrLevel: "warn",
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
-		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20,
+		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20, CacheFallbackJournalBytes: 16 << 20,
 	}
 	c.sources, c.raw = nil, nil
 	if !reflect.DeepEqual(*c, want) {
@@ -87,6 +87,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"CACHE_COMPRESSION_THRESHOLD", "2KiB", func(c *Config) bool { return c.CacheCompressionThreshold == 2048 }},
 		{"CACHE_MAX_VALUE_BYTES", "4MiB", func(c *Config) bool { return c.CacheMaxValueBytes == 4<<20 }},
 		{"CACHE_LOCAL_MAX_BYTES", "1GiB", func(c *Config) bool { return c.CacheLocalMaxBytes == 1<<30 }},
+		{"CACHE_FALLBACK_JOURNAL_BYTES", "1MiB", func(c *Config) bool { return c.CacheFallbackJournalBytes == 1<<20 }},
 		{"ANOMALY_BATCH_SIZE", "50", func(c *Config) bool { return c.Anomaly.BatchSize == 50 }},
 		{"ANOMALY_BATCH_TIMEOUT", "100ms", func(c *Config) bool { return c.Anomaly.BatchTimeout == 100*time.Millisecond }},
 		{"ANOMALY_MAX_WORKERS", "2", func(c *Config) bool { return c.Anomaly.MaxWorkers == 2 }},
@@ -100,6 +101,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"ANOMALY_ERROR_RATE_THRESHOLD", "2", func(c *Config) bool { return c.Anomaly.ErrorRateThreshold == 2 }},
 		{"ANOMALY_WARMUP", "300", func(c *Config) bool { return c.Anomaly.WarmUp == 300 }},
 		{"ANOMALY_MAX_SERIES", "1000", func(c *Config) bool { return c.Anomaly.MaxSeries == 1000 }},
+		{"ANOMALY_MAX_SERIES_BYTES", "64MiB", func(c *Config) bool { return c.Anomaly.MaxSeriesBytes == 64<<20 }},
 		{"ANOMALY_TRAINING_WINDOW", "24h", func(c *Config) bool { return c.Anomaly.TrainingWindow == 24*time.Hour }},
 		{"ANOMALY_MIN_TRAINING_ROWS", "100", func(c *Config) bool { return c.Anomaly.MinTrainingRows == 100 }},
 		{"ANOMALY_MAX_TRAINING_ROWS", "1000", func(c *Config) bool { return c.Anomaly.MaxTrainingRows == 1000 }},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
+	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
 // AnomalyService is the anomaly detection part as the API uses it;
@@ -68,9 +69,14 @@ func (s *Server) anomalyDetect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A result carries the series' recent level and spread: reading them is
+	// reading the host's data, so the tenant rule of ingest applies.
+	if err := checkTenantHosts(PrincipalFrom(r.Context()), samples, "read"); err != nil {
+		return err
+	}
 	res, err := a.Detect(r.Context(), samples, anomaly.DetectOptions{NoCache: !useCache})
 	if err != nil {
-		return anomalyError(w, err)
+		return anomalyError(err)
 	}
 	if single {
 		writeJSON(w, http.StatusOK, res[0])
@@ -96,19 +102,20 @@ func (s *Server) anomalyIngest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := checkTenantHosts(PrincipalFrom(r.Context()), samples); err != nil {
+	if err := checkTenantHosts(PrincipalFrom(r.Context()), samples, "write"); err != nil {
 		return err
 	}
 	rep, err := a.Ingest(r.Context(), samples)
 	if err != nil {
-		return anomalyError(w, err)
+		return anomalyError(err)
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 
-// checkTenantHosts applies the ingest tenant rule.
-func checkTenantHosts(p *Principal, samples []anomaly.Sample) error {
+// checkTenantHosts applies the tenant rule to the hosts of a request that
+// will read or write them (verb says which).
+func checkTenantHosts(p *Principal, samples []anomaly.Sample, verb string) error {
 	if p == nil || p.Role == RoleAdmin || p.Tenant == "" {
 		return nil
 	}
@@ -117,14 +124,14 @@ func checkTenantHosts(p *Principal, samples []anomaly.Sample) error {
 	for i, smp := range samples {
 		if !strings.HasPrefix(smp.Host, prefix) || len(smp.Host) == len(prefix) {
 			fields = append(fields, FieldError{Field: fmt.Sprintf("samples[%d].host", i),
-				Detail: fmt.Sprintf("a token of tenant %q may write only hosts named %q", p.Tenant, prefix+"…")})
+				Detail: fmt.Sprintf("a token of tenant %q may %s only hosts named %q", p.Tenant, verb, prefix+"…")})
 			if len(fields) == maxFieldErrors {
 				break
 			}
 		}
 	}
 	if len(fields) > 0 {
-		return &Error{Code: CodeForbidden, Detail: "the token's tenant may not write these hosts", Fields: fields}
+		return &Error{Code: CodeForbidden, Detail: "the token's tenant may not " + verb + " these hosts", Fields: fields}
 	}
 	return nil
 }
@@ -150,7 +157,7 @@ func (s *Server) anomalyModels(w http.ResponseWriter, r *http.Request) error {
 	}
 	ms, err := a.Models(r.Context())
 	if err != nil {
-		return anomalyError(w, err)
+		return anomalyError(err)
 	}
 	if ms == nil {
 		ms = []anomaly.ModelInfo{}
@@ -177,7 +184,7 @@ func (s *Server) anomalyTrain(w http.ResponseWriter, r *http.Request) error {
 	activate := req.Activate == nil || *req.Activate
 	info, err := a.Train(r.Context(), activate)
 	if err != nil {
-		return anomalyError(w, err)
+		return anomalyError(err)
 	}
 	writeJSON(w, http.StatusCreated, info)
 	return nil
@@ -194,7 +201,7 @@ func (s *Server) anomalyActivate(w http.ResponseWriter, r *http.Request) error {
 	}
 	info, err := a.Activate(r.Context(), version)
 	if err != nil {
-		return anomalyError(w, err)
+		return anomalyError(err)
 	}
 	writeJSON(w, http.StatusOK, info)
 	return nil
@@ -203,19 +210,16 @@ func (s *Server) anomalyActivate(w http.ResponseWriter, r *http.Request) error {
 // anomalyError maps the anomaly part's errors to problems. A full queue and
 // a busy trainer answer 503 with Retry-After, so a client backs off instead
 // of losing data; anything unexpected stays internal and is logged.
-func anomalyError(w http.ResponseWriter, err error) error {
+func anomalyError(err error) error {
 	var full *anomaly.QueueFullError
 	switch {
 	case errors.As(err, &full):
 		secs := int(math.Ceil(full.RetryAfter.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		return &Error{Code: CodeUnavailable, Detail: fmt.Sprintf("the scoring queue is full; nothing was stored or scored, retry after %d s", secs), Err: err}
+		return &Error{Code: CodeUnavailable, Detail: fmt.Sprintf("the scoring queue is full; nothing was stored or scored, retry after %d s", secs), Err: err, RetryAfter: full.RetryAfter}
 	case errors.Is(err, anomaly.ErrBusy):
-		w.Header().Set("Retry-After", "10")
-		return &Error{Code: CodeUnavailable, Detail: "a model training or activation is already running; retry later", Err: err}
+		return &Error{Code: CodeUnavailable, Detail: "a model training or activation is already running; retry later", Err: err, RetryAfter: 10 * time.Second}
 	case errors.Is(err, anomaly.ErrClosed):
-		w.Header().Set("Retry-After", "5")
-		return &Error{Code: CodeUnavailable, Detail: "the anomaly service is shutting down", Err: err}
+		return &Error{Code: CodeUnavailable, Detail: "the anomaly service is shutting down", Err: err, RetryAfter: 5 * time.Second}
 	case errors.Is(err, anomaly.ErrNoStore):
 		return &Error{Code: CodeUnavailable, Detail: "no database is configured for anomaly detection", Err: err}
 	case errors.Is(err, anomaly.ErrModelNotFound):
@@ -226,6 +230,11 @@ func anomalyError(w http.ResponseWriter, err error) error {
 		return &Error{Code: CodeValidation, Detail: "invalid samples", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeUnavailable, Detail: "the request ended before scoring finished", Err: err}
+	case store.Unavailable(err):
+		// Samples a request stored before the database went away are kept
+		// and skipped as duplicates when the client retries, so a retry is
+		// always safe.
+		return &Error{Code: CodeUnavailable, Detail: "the database is unavailable; retry later (samples already stored are not stored twice)", Err: err, RetryAfter: 5 * time.Second}
 	}
 	return err
 }

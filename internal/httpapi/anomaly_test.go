@@ -28,8 +28,14 @@ import (
 // store; samples are timestamped around the fixture's clock.
 func anomalyFixture(t *testing.T, mod func(o *anomaly.Options)) (*fixture, *anomaly.Service, *store.Store) {
 	t.Helper()
+	return anomalyFixtureOn(t, storetest.SQLiteURL(t), mod)
+}
+
+// anomalyFixtureOn is anomalyFixture on the database at url.
+func anomalyFixtureOn(t *testing.T, url string, mod func(o *anomaly.Options)) (*fixture, *anomaly.Service, *store.Store) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{URL: storetest.SQLiteURL(t), PoolSize: 2})
+	st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

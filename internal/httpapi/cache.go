@@ -16,9 +16,9 @@ import (
 // Cache is what the cache endpoints need from the cache part.
 type Cache interface {
 	GetRaw(ctx context.Context, ns, key string) (cache.RawEntry, bool, error)
-	PutRaw(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (cache.Tier, error)
-	Delete(ctx context.Context, ns, key string) (bool, error)
-	ClearNamespace(ctx context.Context, ns string) (int64, error)
+	PutRawWithDurability(ctx context.Context, ns, key, contentType string, body []byte, ttl time.Duration) (cache.WriteResult, error)
+	DeleteWithDurability(ctx context.Context, ns, key string) (bool, cache.Durability, error)
+	ClearNamespaceWithDurability(ctx context.Context, ns string) (int64, cache.Durability, error)
 	Stats(ctx context.Context) cache.Stats
 	MaxValueBytes() int
 }
@@ -66,6 +66,12 @@ func (s *Server) cacheEntry(r *http.Request) (Cache, string, string, error) {
 // owns the namespace: entries are tenant data, so even reads need a token.
 func cacheTarget(r *http.Request) (ns, key string, err error) {
 	ns, key = r.PathValue("namespace"), r.PathValue("key")
+	// The mux refuses a raw "..", but PathValue decodes %2e%2e and %2F after
+	// matching: the same rule is applied to what the segments decode to, so
+	// an encoded dot segment is refused exactly like a raw one.
+	if !cleanSegments(ns) || !cleanSegments(key) {
+		return "", "", Errorf(CodeNotFound, "no endpoint at %s: paths must not contain empty, \".\" or \"..\" segments, percent-encoded or not", r.URL.EscapedPath())
+	}
 	if err := cache.ValidateNamespace(ns); err != nil {
 		return "", "", cacheError(err)
 	}
@@ -76,6 +82,20 @@ func cacheTarget(r *http.Request) (ns, key string, err error) {
 		return "", "", err
 	}
 	return ns, key, nil
+}
+
+// cleanSegments reports whether s, split at "/", has no empty, "." or ".."
+// segment. The empty string passes: it is ValidateKey's to refuse with a 400.
+func cleanSegments(s string) bool {
+	if s == "" {
+		return true
+	}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // mayUseNamespace lets admins use any namespace and a tenant only its own.
@@ -124,7 +144,14 @@ type cachePutResponse struct {
 	Bytes      int     `json:"bytes"`
 	TTLSeconds float64 `json:"ttl_seconds"`
 	Tier       string  `json:"tier"`
+	// Durability is also sent as X-Cache-Durability: "memory" says the
+	// value lives in this process only and will not outlive Redis's return.
+	Durability string `json:"durability"`
 }
+
+// durabilityHeader tells a client whether its write will survive a Redis
+// outage (see cache.Durability): a write that will not is never a silent loss.
+const durabilityHeader = "X-Cache-Durability"
 
 func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 	c, ns, key, err := s.cacheEntry(r)
@@ -158,12 +185,13 @@ func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	tier, err := c.PutRaw(r.Context(), ns, key, ct, body, ttl)
+	res, err := c.PutRawWithDurability(r.Context(), ns, key, ct, body, ttl)
 	if err != nil {
 		return cacheError(err)
 	}
-	w.Header().Set("X-Cache", string(tier))
-	resp := cachePutResponse{Namespace: ns, Key: key, Bytes: len(body), Tier: string(tier), TTLSeconds: ttl.Seconds()}
+	w.Header().Set("X-Cache", string(res.Tier))
+	w.Header().Set(durabilityHeader, string(res.Durability))
+	resp := cachePutResponse{Namespace: ns, Key: key, Bytes: len(body), Tier: string(res.Tier), TTLSeconds: ttl.Seconds(), Durability: string(res.Durability)}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
@@ -173,10 +201,12 @@ func (s *Server) cacheDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	existed, err := c.Delete(r.Context(), ns, key)
+	existed, d, err := c.DeleteWithDurability(r.Context(), ns, key)
 	if err != nil {
 		return cacheError(err)
 	}
+	// On a 404 too: during an outage Redis may still hold the entry.
+	w.Header().Set(durabilityHeader, string(d))
 	if !existed {
 		return Errorf(CodeNotFound, "no entry %q in namespace %q", key, ns)
 	}
@@ -201,14 +231,19 @@ func (s *Server) cacheClear(w http.ResponseWriter, r *http.Request) error {
 	if err := cache.ValidateNamespace(req.Namespace); err != nil {
 		return cacheError(err)
 	}
+	if !cleanSegments(req.Namespace) {
+		// No PUT can have written such a namespace (see cacheTarget).
+		return Invalid(FieldError{Field: "namespace", Detail: "must not contain empty, \".\" or \"..\" segments"})
+	}
 	if err := mayUseNamespace(PrincipalFrom(r.Context()), req.Namespace); err != nil {
 		return err
 	}
-	n, err := c.ClearNamespace(r.Context(), req.Namespace)
+	n, d, err := c.ClearNamespaceWithDurability(r.Context(), req.Namespace)
 	if err != nil {
 		return cacheError(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n})
+	w.Header().Set(durabilityHeader, string(d))
+	writeJSON(w, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n, "durability": string(d)})
 	return nil
 }
 

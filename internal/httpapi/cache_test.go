@@ -47,7 +47,7 @@ func tenantJWT(t *testing.T, tenant string) string {
 }
 
 func TestCacheEndpoints(t *testing.T) {
-	for _, mode := range []struct{ name, url, tier string }{{"redis", testRedisURL(), "L2"}, {"memory", "", "L1"}} {
+	for _, mode := range []struct{ name, url, tier, durability string }{{"redis", testRedisURL(), "L2", "redis"}, {"memory", "", "L1", "memory"}} {
 		t.Run(mode.name, func(t *testing.T) {
 			f, _ := newCacheFixture(t, mode.url)
 			a := tenantJWT(t, "team-a")
@@ -55,6 +55,9 @@ func TestCacheEndpoints(t *testing.T) {
 			w := f.do(t, http.MethodPut, "/performance/cache/team-a/user/42?ttl=60", a, "text/csv", "id,name\n42,Ada\n")
 			if w.Code != http.StatusOK {
 				t.Fatalf("PUT: %d %s", w.Code, w.Body)
+			}
+			if d := w.Header().Get("X-Cache-Durability"); d != mode.durability {
+				t.Errorf("PUT X-Cache-Durability = %q; want %q", d, mode.durability)
 			}
 			w = f.do(t, http.MethodGet, "/performance/cache/team-a/user/42", a, "", "")
 			if w.Code != http.StatusOK || w.Body.String() != "id,name\n42,Ada\n" || w.Header().Get("Content-Type") != "text/csv" {
@@ -108,6 +111,9 @@ func TestCacheEndpoints(t *testing.T) {
 			}
 			if err := json.Unmarshal(w.Body.Bytes(), &cleared); err != nil || w.Code != http.StatusOK || cleared.Removed < 1 {
 				t.Fatalf("clear: %d %s", w.Code, w.Body)
+			}
+			if d := w.Header().Get("X-Cache-Durability"); d != mode.durability {
+				t.Errorf("clear X-Cache-Durability = %q; want %q", d, mode.durability)
 			}
 			if w := f.do(t, http.MethodGet, "/performance/cache/team-a/user/42", a, "", ""); w.Code != http.StatusNotFound {
 				t.Errorf("after clear: %d; want 404", w.Code)
@@ -191,6 +197,19 @@ func TestNoRedirects(t *testing.T) {
 		{http.MethodGet, "/performance/cache/ns"},
 		{http.MethodPut, "/performance/cache/stats"},
 		{http.MethodDelete, "/performance/cache/ns/./k"},
+		// The same segments percent-encoded: PathValue decodes them after
+		// the mux matched, so the handler refuses them the same way.
+		{http.MethodPut, "/performance/cache/ns/%2e%2e/b"},
+		{http.MethodPut, "/performance/cache/ns/%2E%2E/b"},
+		{http.MethodGet, "/performance/cache/ns/%2e%2e/b"},
+		{http.MethodDelete, "/performance/cache/ns/%2e/b"},
+		{http.MethodPut, "/performance/cache/%2e%2e/b"},
+		{http.MethodPut, "/performance/cache/%2e/b"},
+		{http.MethodPut, "/performance/cache/ns/a%2F..%2Fb"},
+		{http.MethodPut, "/performance/cache/ns/a%2F%2Fb"},
+		{http.MethodPut, "/performance/cache/ns/%2Fb"},
+		{http.MethodPut, "/performance/cache/ns/b%2F"},
+		{http.MethodPut, "/performance/cache/ns/a/%2e%2e"},
 	} {
 		w := f.do(t, tc.method, tc.path, admin, "text/plain", "v")
 		if w.Code != http.StatusNotFound || w.Header().Get("Location") != "" {
@@ -199,7 +218,24 @@ func TestNoRedirects(t *testing.T) {
 		}
 		decodeProblem(t, w)
 	}
-	if _, found, _ := c.GetRaw(context.Background(), "ns", "b"); found {
-		t.Fatal("a/../b wrote key b")
+	for _, key := range []string{"b", "../b", "./b", "a/../b", "a//b", "/b", "b/", "a/.."} {
+		if _, found, _ := c.GetRaw(context.Background(), "ns", key); found {
+			t.Errorf("a refused path wrote key %q", key)
+		}
+	}
+	for _, ns := range []string{"..", "."} {
+		if _, found, _ := c.GetRaw(context.Background(), ns, "b"); found {
+			t.Errorf("a refused path wrote namespace %q", ns)
+		}
+	}
+	// Keys with dots inside a segment are ordinary keys.
+	if w := f.do(t, http.MethodPut, "/performance/cache/ns/v1.2/..hidden/a..b", admin, "text/plain", "v"); w.Code != http.StatusOK {
+		t.Errorf("key with dots inside segments: %d %s", w.Code, w.Body)
+	}
+	// The namespace of a clear is no path, so a dot segment there is a 400
+	// naming the field.
+	w := f.do(t, http.MethodPost, "/performance/cache/clear", admin, "application/json", `{"namespace":".."}`)
+	if p := decodeProblem(t, w); w.Code != http.StatusBadRequest || len(p.Errors) == 0 || p.Errors[0].Field != "namespace" {
+		t.Errorf("clear of namespace \"..\": %d %+v", w.Code, p)
 	}
 }

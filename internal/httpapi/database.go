@@ -81,7 +81,7 @@ func dbError(err error) error {
 		}
 		return Errorf(CodeValidation, "%s", msg)
 	case store.Unavailable(err):
-		return &Error{Code: CodeUnavailable, Detail: "the database is unavailable; retry later", Err: err}
+		return &Error{Code: CodeUnavailable, Detail: "the database is unavailable; retry later", Err: err, RetryAfter: 5 * time.Second}
 	}
 	return err
 }

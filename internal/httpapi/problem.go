@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Problem is an RFC 9457 problem details object. Every error response of the
@@ -74,6 +77,10 @@ type Error struct {
 	Detail string
 	Fields []FieldError
 	Err    error
+	// RetryAfter, when positive, is sent as the Retry-After header (whole
+	// seconds, rounded up), so a client backs off instead of hammering a
+	// part that is recovering.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -150,6 +157,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	info := infoFrom(r.Context())
 	info.err = err
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)

@@ -61,7 +61,7 @@ func New(opts Options, reg prometheus.Registerer) (*Logger, error) {
 		o.Fallback = os.Stderr
 	}
 	l := &Logger{opts: o, c: &counters{}}
-	l.fallback = &lockedWriter{w: o.Fallback}
+	l.fallback = &lockedWriter{w: o.Fallback, perSecond: o.FallbackBytesPerSecond}
 	copyW := l.fallback
 	if o.Copy != o.Fallback {
 		copyW = &lockedWriter{w: o.Copy}
@@ -137,12 +137,14 @@ func (l *Logger) refuse(b []byte, important bool) error {
 }
 
 func (l *Logger) writeFallback(b []byte) error {
-	if _, err := l.fallback.Write(b); err != nil {
-		l.c.dropped[dropWriteError].Add(1)
+	lines, over, err := l.fallback.writeLines(b)
+	l.c.dropped[dropFallbackLimit].Add(over)
+	if err != nil {
+		l.c.dropped[dropWriteError].Add(lines)
 		l.c.fail(opFallback, fmt.Errorf("logs: fallback: %w", err))
 		return fmt.Errorf("logs: fallback: %w", err)
 	}
-	l.c.fallback.Add(1)
+	l.c.fallback.Add(lines)
 	return nil
 }
 
@@ -328,23 +330,25 @@ func (l *Logger) close(ctx context.Context) error {
 }
 
 // Check reports the pipeline as the health component "logs": DEGRADED
-// while lines go to the fallback writer or rotated files fail to compress,
-// DOWN once closed.
+// while lines go to the fallback writer, or the file has failed a write and
+// none has succeeded since, or rotated files fail to compress; DOWN once
+// closed. /performance/health is public, so the details name no path: the
+// file and the full error are on the authenticated /performance/logs/stats.
 func (l *Logger) Check(ctx context.Context) health.Component {
 	st := l.Stats()
 	details := map[string]any{
-		"current_file":    st.CurrentFile,
 		"queue_length":    st.QueueLength,
 		"records_dropped": st.RecordsDroppedTotal,
 	}
-	if st.LastError != "" {
-		details["last_error"] = st.LastError
+	if le := l.c.last.Load(); le != nil {
+		details["last_error"] = le.cause
+		details["last_error_op"] = le.op
 	}
 	switch {
 	case l.isClosed():
 		return health.Component{Status: health.StatusDown, Details: map[string]any{"reason": "closed"}}
 	case st.Degraded:
-		details["reason"] = "log file unwritable; writing to fallback"
+		details["reason"] = "log file unwritable or disk full; lines go to the fallback writer until a write to the file succeeds"
 		return health.Component{Status: health.StatusDegraded, Details: details}
 	case l.c.compFail.Load():
 		details["reason"] = "compression of rotated files failing"

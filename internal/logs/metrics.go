@@ -28,7 +28,7 @@ var (
 	descFilesBytes  = prometheus.NewDesc(ns+"files_bytes", "Bytes of log files on disk, the current one included.", nil, nil)
 	descCurrentSize = prometheus.NewDesc(ns+"current_file_bytes", "Size of the current log file.", nil, nil)
 	descErrors      = prometheus.NewDesc(ns+"errors_total", "Failed operations, by op.", []string{"op"}, nil)
-	descDegraded    = prometheus.NewDesc(ns+"degraded", "1 while lines go to the fallback writer instead of the file.", nil, nil)
+	descDegraded    = prometheus.NewDesc(ns+"degraded", "1 while lines go to the fallback writer instead of the file, or until a write to the file succeeds after one failed.", nil, nil)
 )
 
 // histBounds are the Prometheus buckets: powers of two nanoseconds from

@@ -37,6 +37,10 @@ const (
 	DefaultBlockTimeout     = 5 * time.Millisecond
 	DefaultRecoveryInterval = time.Second
 	DefaultCopyLevel        = "WARN"
+	// DefaultFallbackBytesPerSecond bounds what a full disk can push to
+	// stderr: enough for the errors that explain it, not for a flood that
+	// fills the journal or the container runtime's log instead.
+	DefaultFallbackBytesPerSecond = 256 << 10
 )
 
 // Options configures a Logger. The zero value is usable: every zero field
@@ -92,6 +96,10 @@ type Options struct {
 	// Fallback receives the records that could not reach the file (an
 	// unwritable directory, a full disk). Default os.Stderr.
 	Fallback io.Writer
+	// FallbackBytesPerSecond bounds the bytes written to Fallback in each
+	// second; whole records past it are dropped and counted with reason
+	// "fallback_limit". Default 256 KiB; negative means no bound.
+	FallbackBytesPerSecond int64
 
 	// RecoveryInterval is how often a faulted pipeline retries the
 	// directory, re-checks that the current file is still at its path,
@@ -150,6 +158,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RecoveryInterval == 0 {
 		o.RecoveryInterval = DefaultRecoveryInterval
+	}
+	if o.FallbackBytesPerSecond == 0 {
+		o.FallbackBytesPerSecond = DefaultFallbackBytesPerSecond
 	}
 	if o.Now == nil {
 		o.Now = time.Now

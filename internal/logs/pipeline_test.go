@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/smartcloudops/smartcloudops/internal/health"
 )
 
 // TestNothingLost: P producers × M tagged records through a tiny size
@@ -236,6 +238,7 @@ func TestUnwritableDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "DEGRADED", func() bool { return l.Check(ctx).Status == "DEGRADED" })
+	noPathInHealth(t, l.Check(ctx), dir)
 
 	log.Info("during", "n", 1)
 	log.Error("during", "n", 2)
@@ -291,14 +294,26 @@ func TestFullDisk(t *testing.T) {
 	if !strings.Contains(fallback.String(), `"msg":"full"`) {
 		t.Fatalf("record not in fallback: %q", fallback.String())
 	}
+	// The file reopens at once (open works on a full disk), but the
+	// pipeline stays DEGRADED until a write has gone through: the issue saw
+	// it report UP with 0 bytes free. Many recovery intervals pass here.
+	time.Sleep(200 * time.Millisecond)
+	if c := l.Check(ctx); c.Status != "DEGRADED" {
+		t.Fatalf("status %s after reopening a still-full disk, want DEGRADED", c.Status)
+	}
+	noPathInHealth(t, l.Check(ctx), dir)
+	if strings.Count(fallback.String(), "\n") != 1 {
+		t.Errorf("the probes of a full disk reached the fallback: %q", fallback.String())
+	}
 	if err := os.Remove(cur); err != nil {
 		t.Fatal(err)
 	}
+	// No record is logged: the pipeline's own probe line proves the disk.
 	eventually(t, "UP after the disk cleared", func() bool { return l.Check(ctx).Status == "UP" })
 	l.Slog().Info("space")
 	closeLogger(t, l)
 	lines, _ := readLogLines(t, dir, "app")
-	if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"space"`) {
+	if len(lines) != 2 || !strings.Contains(lines[0], "writing to the log file again") || !strings.Contains(lines[1], `"msg":"space"`) {
 		t.Fatalf("file after recovery: %q", lines)
 	}
 	if st := l.Stats(); st.Errors["write"] == 0 || st.RecordsFallback != 1 {
@@ -631,5 +646,97 @@ func TestSlabReuse(t *testing.T) {
 		if !tc.keep && (cap(got) != first || len(got) != 0) {
 			t.Errorf("%s: replacement len %d cap %d, want 0 and %d", tc.name, len(got), cap(got), first)
 		}
+	}
+}
+
+// noPathInHealth fails when the public health component shows a file
+// system path: the directory, or any absolute path.
+func noPathInHealth(t *testing.T, c health.Component, dir string) {
+	t.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), dir) || strings.Contains(string(b), `"/`) || strings.Contains(string(b), " /") {
+		t.Errorf("health shows a path: %s", b)
+	}
+	if c.Details["last_error"] == nil {
+		t.Errorf("health does not say what failed: %s", b)
+	}
+}
+
+// TestFallbackBounded: with the file on a full disk, what goes to the
+// fallback writer is bounded per second; the rest is counted as dropped
+// with reason fallback_limit, whole records only.
+func TestFallbackBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/full", filepath.Join(dir, "app.log")); err != nil {
+		t.Fatal(err)
+	}
+	fallback := &syncBuffer{}
+	const budget = 2000
+	reg := prometheus.NewRegistry()
+	l, err := New(Options{Dir: dir, FileName: "app", CopyLevel: "off", Fallback: fallback, FallbackBytesPerSecond: budget, RecoveryInterval: 5 * time.Millisecond}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	const n = 500
+	for i := range n {
+		l.Slog().Info("flood", "i", i, "pad", strings.Repeat("x", 60))
+	}
+	l.Slog().Error("an error too")
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	out := fallback.String()
+	if limit := budget * (int(elapsed/time.Second) + 1); len(out) > limit {
+		t.Errorf("fallback got %d bytes in %s; budget %d a second", len(out), elapsed, budget)
+	}
+	for line := range strings.Lines(out) {
+		if !json.Valid([]byte(line)) {
+			t.Fatalf("fallback has a cut record: %q", line)
+		}
+	}
+	st := l.Stats()
+	if st.RecordsDropped[DropFallbackLimit] == 0 {
+		t.Fatalf("nothing counted as fallback_limit: %+v", st.RecordsDropped)
+	}
+	if got := st.RecordsFallback + st.RecordsDropped[DropFallbackLimit]; got != n+1 || st.RecordsFallback != int64(strings.Count(out, "\n")) {
+		t.Errorf("fallback %d + limited %d = %d; want %d, with %d lines in the fallback", st.RecordsFallback, st.RecordsDropped[DropFallbackLimit], got, n+1, strings.Count(out, "\n"))
+	}
+	if c := l.Check(ctx); c.Status != "DEGRADED" {
+		t.Errorf("status %s", c.Status)
+	}
+	closeLogger(t, l)
+}
+
+func TestWriteLinesBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		perSecond   int64
+		in          string
+		want        string
+		lines, over int64
+	}{
+		{"unbounded", 0, "a\nb\n", "a\nb\n", 2, 0},
+		{"fits", 10, "a\nb\n", "a\nb\n", 2, 0},
+		{"cut at a record", 5, "aa\nbb\ncc\n", "aa\n", 1, 2},
+		{"nothing fits", 2, "aaa\n", "", 0, 1},
+		{"tail without newline", 3, "a\nbbbb", "a\n", 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			w := &lockedWriter{w: &b, perSecond: tc.perSecond}
+			lines, over, err := w.writeLines([]byte(tc.in))
+			if err != nil || b.String() != tc.want || lines != tc.lines || over != tc.over {
+				t.Errorf("wrote %q, lines %d, over %d, err %v; want %q, %d, %d", b.String(), lines, over, err, tc.want, tc.lines, tc.over)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,9 @@ import (
 	"sync"
 	"time"
 )
+
+// errFileReplaced: something moved, removed or replaced the current file.
+var errFileReplaced = errors.New("current file was replaced")
 
 // stampLayout is fixed-width so that file names sort by time.
 const stampLayout = "20060102T150405.000000000Z"
@@ -45,12 +49,57 @@ func parseBackup(stem, name string) (t time.Time, gz, ok bool) {
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+
+	// perSecond bounds writeLines (the fallback path); 0 or less is no
+	// bound. used counts the bytes written since windowStart.
+	perSecond   int64
+	windowStart time.Time
+	used        int64
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// writeLines writes the whole lines of p that fit in this second's budget.
+// It returns how many lines it passed to the writer (all lost when err is
+// not nil) and how many it left out for the budget. A disk that stays full
+// then costs stderr a bounded rate, not everything the service logs.
+func (l *lockedWriter) writeLines(p []byte) (lines, over int64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perSecond > 0 {
+		now := time.Now()
+		if now.Sub(l.windowStart) >= time.Second {
+			l.windowStart, l.used = now, 0
+		}
+		if room := l.perSecond - l.used; int64(len(p)) > room {
+			cut := 0
+			if room > 0 {
+				cut = bytes.LastIndexByte(p[:room], '\n') + 1
+			}
+			over = countLines(p[cut:])
+			p = p[:cut]
+		}
+		l.used += int64(len(p))
+	}
+	if len(p) == 0 {
+		return 0, over, nil
+	}
+	_, err = l.w.Write(p)
+	return countLines(p), over, err
+}
+
+// countLines counts records: each ends in a newline, and a tail without
+// one is a record too.
+func countLines(p []byte) int64 {
+	n := int64(bytes.Count(p, []byte{'\n'}))
+	if len(p) > 0 && p[len(p)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 // sink owns the current file: batching, rotation, fault handling. It is
@@ -69,6 +118,11 @@ type sink struct {
 	lastAttempt time.Time
 	lastStamp   time.Time
 	closed      bool
+	// failing is set by a failed write and cleared by the next one that
+	// succeeds: reopening the file proves nothing on a full disk (open
+	// works, write does not), so the pipeline stays DEGRADED until a write
+	// has gone through.
+	failing bool
 
 	// one holds the single record of a synchronous write without allocating.
 	one [1]entry
@@ -136,7 +190,7 @@ func (s *sink) due(now time.Time) bool {
 // an earlier period is rotated first so it is not mixed with this one.
 func (s *sink) open(now time.Time, startup bool) {
 	s.lastAttempt = time.Now()
-	defer func() { s.c.degraded.Store(s.f == nil && !s.closed) }()
+	defer func() { s.c.degraded.Store((s.f == nil || s.failing) && !s.closed) }()
 	if err := os.MkdirAll(s.o.Dir, 0o755); err != nil {
 		s.c.fail(opOpen, fmt.Errorf("logs: open: %w", err))
 		return
@@ -277,9 +331,14 @@ func (s *sink) flush() {
 		}
 		s.closeFile(opWrite)
 		s.lastAttempt = time.Now()
+		s.failing = true
 		s.c.degraded.Store(true)
 		s.toFallback()
 		return
+	}
+	if s.failing {
+		s.failing = false
+		s.c.degraded.Store(false)
 	}
 	s.size += int64(n)
 	s.c.curSize.Store(s.size)
@@ -289,11 +348,13 @@ func (s *sink) flush() {
 }
 
 func (s *sink) toFallback() {
-	if _, err := s.fallback.Write(s.buf); err != nil {
+	lines, over, err := s.fallback.writeLines(s.buf)
+	s.c.dropped[dropFallbackLimit].Add(over)
+	if err != nil {
 		s.c.fail(opFallback, fmt.Errorf("logs: fallback: %w", err))
-		s.c.dropped[dropWriteError].Add(s.nbuf)
+		s.c.dropped[dropWriteError].Add(lines)
 	} else {
-		s.c.fallback.Add(s.nbuf)
+		s.c.fallback.Add(lines)
 	}
 	s.buf, s.nbuf = s.buf[:0], 0
 }
@@ -319,11 +380,17 @@ func (s *sink) tick() {
 		s.retry(now)
 		return
 	}
+	if s.failing {
+		s.probe(now)
+		if s.f == nil {
+			return
+		}
+	}
 	onDisk, err1 := os.Stat(s.cur)
 	open, err2 := s.f.Stat()
 	if err := errors.Join(err1, err2); err != nil || !os.SameFile(onDisk, open) {
 		if err == nil {
-			err = errors.New("current file was replaced")
+			err = errFileReplaced
 		}
 		s.c.fail(opReopen, fmt.Errorf("logs: reopen %s: %w", s.cur, err))
 		s.closeFile(opReopen)
@@ -339,6 +406,36 @@ func (s *sink) tick() {
 			s.boundary = s.nextBoundary(now)
 		}
 	}
+}
+
+// probe writes one line to a file reopened after a failed write, so the
+// pipeline recovers without waiting for traffic: the line marks the end of
+// the gap in the file, and its failure (a disk still full) keeps the
+// pipeline DEGRADED. It runs at most once per tick, as does retry.
+func (s *sink) probe(now time.Time) {
+	line := append(s.buf, `{"time":`...)
+	line = appendTime(line, now)
+	line = append(line, `,"level":"WARN","msg":"logs: writing to the log file again after write errors; lines in between went to the fallback writer or were dropped (see /performance/logs/stats)"}`+"\n"...)
+	s.buf = line[:0]
+	n, err := s.f.Write(line)
+	if err != nil {
+		// Still no room: the line is not worth a fallback write of its own.
+		s.c.fail(opWrite, fmt.Errorf("logs: write: %w", err))
+		if n > 0 {
+			if terr := s.f.Truncate(s.size); terr != nil {
+				s.c.fail(opWrite, fmt.Errorf("logs: truncate short write: %w", terr))
+			}
+		}
+		s.closeFile(opWrite)
+		s.lastAttempt = time.Now()
+		return
+	}
+	s.size += int64(n)
+	s.c.curSize.Store(s.size)
+	s.c.bytes.Add(int64(n))
+	s.c.written.Add(1)
+	s.failing = false
+	s.c.degraded.Store(false)
 }
 
 // shutdown flushes, syncs and closes the file; the sink then refuses work.

@@ -1,7 +1,10 @@
 package logs
 
 import (
+	"errors"
+	"io/fs"
 	"math/bits"
+	"os"
 	"sync/atomic"
 	"time"
 )
@@ -18,9 +21,12 @@ const (
 	DropShutdown = "shutdown"
 	// DropWriteError: neither the file nor the fallback writer took it.
 	DropWriteError = "write_error"
+	// DropFallbackLimit: the file could not take it and the fallback writer
+	// had used up its Options.FallbackBytesPerSecond.
+	DropFallbackLimit = "fallback_limit"
 )
 
-var dropReasons = [...]string{DropQueueFull, DropTimeout, DropClosed, DropShutdown, DropWriteError}
+var dropReasons = [...]string{DropQueueFull, DropTimeout, DropClosed, DropShutdown, DropWriteError, DropFallbackLimit}
 
 const (
 	dropQueueFull = iota
@@ -28,6 +34,7 @@ const (
 	dropClosed
 	dropShutdown
 	dropWriteError
+	dropFallbackLimit
 )
 
 // Rotation causes, the values of the "cause" label.
@@ -62,9 +69,12 @@ const (
 var removalReasons = [...]string{"count", "age"}
 
 type lastError struct {
-	op   string
-	msg  string
-	when time.Time
+	op  string
+	msg string
+	// cause is msg without the file names os errors quote: the public
+	// health endpoint shows it, and it must not reveal the server's paths.
+	cause string
+	when  time.Time
 }
 
 // counters is the one record of what happened; Stats and the Prometheus
@@ -102,7 +112,29 @@ type counters struct {
 
 func (c *counters) fail(op int, err error) {
 	c.errors[op].Add(1)
-	c.last.Store(&lastError{op: errorOps[op], msg: err.Error(), when: time.Now()})
+	c.last.Store(&lastError{op: errorOps[op], msg: err.Error(), cause: pathFree(err), when: time.Now()})
+}
+
+// pathFree describes err by what went wrong, not where: the innermost
+// error of an os path, link or syscall error ("no space left on device"),
+// or a fixed text when err carries no such error and may name a path.
+func pathFree(err error) string {
+	var (
+		pe *fs.PathError
+		le *os.LinkError
+		se *os.SyscallError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return pe.Op + ": " + pe.Err.Error()
+	case errors.As(err, &le):
+		return le.Op + ": " + le.Err.Error()
+	case errors.As(err, &se):
+		return se.Syscall + ": " + se.Err.Error()
+	case errors.Is(err, errFileReplaced):
+		return errFileReplaced.Error()
+	}
+	return "see /performance/logs/stats"
 }
 
 // latencyHist is a lock-free log-linear histogram of nanoseconds: four

@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,4 +136,126 @@ func TestMetricHistoryOrderAndLimit(t *testing.T) {
 			t.Fatalf("host history = %d, %v", len(one), err)
 		}
 	})
+}
+
+// TestInsertAnomaliesOnePerSample checks the unique (host, detected_at) key
+// holds under the ways ingest re-sends: identical concurrent batches, a
+// re-send scored by another model, and a sample twice in one batch.
+func TestInsertAnomaliesOnePerSample(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := migrated(t, url)
+		const keys, callers = 250, 8
+		base := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+		batch := make([]store.Anomaly, keys)
+		for i := range batch {
+			batch[i] = store.Anomaly{Host: fmt.Sprintf("web-%d", i%5), Metric: "cpu_usage", DetectedAt: base.Add(time.Duration(i/5) * time.Second),
+				Score: 0.9, Confidence: 0.8, Severity: "high", ModelVersion: "iforest-a", Features: map[string]float64{"cpu_usage": float64(i)}}
+		}
+		var (
+			wg    sync.WaitGroup
+			total atomic.Int64
+			errs  = make(chan error, callers)
+		)
+		for range callers {
+			wg.Go(func() {
+				n, err := s.InsertAnomalies(ctx, batch)
+				if err != nil {
+					errs <- err
+					return
+				}
+				total.Add(n)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("concurrent InsertAnomalies: %v", err)
+		}
+		if total.Load() != keys {
+			t.Fatalf("concurrent callers inserted %d rows together; want %d", total.Load(), keys)
+		}
+		perKey := anomalyKeys(t, s)
+		if len(perKey) != keys {
+			t.Fatalf("%d distinct samples stored; want %d", len(perKey), keys)
+		}
+		for k, n := range perKey {
+			if n != 1 {
+				t.Fatalf("sample %s has %d rows; want 1", k, n)
+			}
+		}
+
+		cases := []struct {
+			name string
+			rows []store.Anomaly
+			want int64
+		}{
+			{"same samples, new model", withModel(batch[:10], "iforest-b"), 0},
+			{"same samples, other metric", withMetric(batch[10:20], "memory_usage"), 0},
+			{"one new sample twice in a batch", []store.Anomaly{
+				{Host: "db-1", DetectedAt: base, Score: 0.5, Confidence: 0.5, Severity: "medium", ModelVersion: "iforest-a"},
+				{Host: "db-1", DetectedAt: base, Score: 0.7, Confidence: 0.5, Severity: "high", ModelVersion: "iforest-b"},
+			}, 1},
+		}
+		for _, c := range cases {
+			n, err := s.InsertAnomalies(ctx, c.rows)
+			if err != nil || n != c.want {
+				t.Fatalf("%s: InsertAnomalies = %d, %v; want %d", c.name, n, err, c.want)
+			}
+		}
+		got, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{Filter: store.HostFilter{Host: "db-1"}})
+		if err != nil || len(got.Anomalies) != 1 || got.Anomalies[0].ModelVersion != "iforest-a" {
+			t.Fatalf("db-1 anomalies = %+v, %v; want the batch's first", got.Anomalies, err)
+		}
+		got, err = s.AnomalyRange(ctx, store.AnomalyRangeQuery{Filter: store.HostFilter{Host: "web-0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range got.Anomalies {
+			if a.ModelVersion != "iforest-a" || a.Metric != "cpu_usage" {
+				t.Fatalf("a re-send replaced the stored anomaly: %+v", a)
+			}
+		}
+	})
+}
+
+func withModel(rows []store.Anomaly, version string) []store.Anomaly {
+	out := slices.Clone(rows)
+	for i := range out {
+		out[i].ModelVersion = version
+	}
+	return out
+}
+
+func withMetric(rows []store.Anomaly, metric string) []store.Anomaly {
+	out := slices.Clone(rows)
+	for i := range out {
+		out[i].Metric = metric
+	}
+	return out
+}
+
+// anomalyKeys counts stored anomaly rows per sample.
+func anomalyKeys(t *testing.T, s *store.Store) map[string]int {
+	t.Helper()
+	rows, err := s.Query(context.Background(), "SELECT host, detected_at FROM anomalies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			host string
+			at   time.Time
+		)
+		if err := rows.Scan(&host, &at); err != nil {
+			t.Fatal(err)
+		}
+		out[host+" "+at.UTC().Format(time.RFC3339Nano)]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

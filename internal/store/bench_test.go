@@ -177,3 +177,42 @@ func BenchmarkInstrumentation(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkInsertAnomalies stores batches of fresh anomalies, as ingest does
+// after scoring ("new"), and re-sends batches already stored ("resend"), which
+// must add nothing; rows/s is the figure to read.
+func BenchmarkInsertAnomalies(b *testing.B) {
+	const batch = 100
+	eachDB(b, func(b *testing.B, url string) {
+		for _, mode := range []string{"new", "resend"} {
+			b.Run(mode, func(b *testing.B) {
+				s := openWith(b, url, nil).s
+				ctx := context.Background()
+				rows := makeAnomalies(batch*(b.N+1), 20)
+				if mode == "resend" {
+					if _, err := s.InsertAnomalies(ctx, rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ResetTimer()
+				for i := range b.N {
+					if _, err := s.InsertAnomalies(ctx, rows[i*batch:(i+1)*batch]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	})
+}
+
+// makeAnomalies returns n anomalies spread over hosts, one per sample time.
+func makeAnomalies(n, hosts int) []store.Anomaly {
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	out := make([]store.Anomaly, n)
+	for i := range out {
+		out[i] = store.Anomaly{Host: fmt.Sprintf("web-%02d", i%hosts), Metric: "cpu_usage", DetectedAt: base.Add(time.Duration(i/hosts) * time.Second),
+			Score: 0.8, Confidence: 0.7, Severity: "high", ModelVersion: "iforest-1", Features: map[string]float64{"cpu_usage": 97.5}, Explanation: "cpu_usage high"}
+	}
+	return out
+}

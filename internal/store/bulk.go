@@ -61,7 +61,7 @@ func (s *Store) InsertMetrics(ctx context.Context, samples []MetricSample) (int6
 	}
 	s.observe(ctx, qi, start, n, err, nil)
 	if err != nil {
-		return 0, err
+		return 0, markUnavailable(err)
 	}
 	s.metrics.bulkInsert.Add(float64(len(samples)))
 	s.invalidate(ctx, "system_metrics")

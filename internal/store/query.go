@@ -337,12 +337,43 @@ func (s *Store) Invalidate(tables ...string) { s.invalidate(context.Background()
 // answers it with 400.
 var ErrInvalid = errors.New("invalid request")
 
+// ErrUnavailable is wrapped by the errors of the methods ingest, training
+// and model management use (InsertMetrics, InsertAnomalies, MetricHistory,
+// SaveModel, Models, Model, ActiveModel, ActivateModel) and of every
+// statement run through the Store, when the database could not be reached or
+// is shutting down or restarting: connection refused or reset, a broken
+// connection, PostgreSQL's admin shutdown (57P01), cannot connect now
+// (57P03), too many connections. Callers test it with errors.Is and answer
+// 503 with Retry-After: the same request may succeed once the database is
+// back, which a 500 would not say.
+var ErrUnavailable = errors.New("store: database unavailable")
+
+// unavailableError marks a driver error as ErrUnavailable while keeping its
+// message and its chain (errors.As still finds the *pgconn.PgError).
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
+
+// markUnavailable returns err wrapping ErrUnavailable when Unavailable says
+// so, and err unchanged otherwise.
+func markUnavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || !Unavailable(err) {
+		return err
+	}
+	return &unavailableError{err: err}
+}
+
 // Unavailable reports whether err means the database could not be reached or
 // is shutting down, rather than that a statement was wrong: callers answer it
-// with 503 and retry later.
+// with 503 and retry later. It is true for every error wrapping
+// ErrUnavailable, and also classifies driver errors that do not yet.
 func Unavailable(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return true
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) {
 		return true
@@ -370,7 +401,7 @@ func Unavailable(err error) bool {
 }
 
 func wrapQueryErr(op string, err error) error {
-	return &queryError{op: op, err: err}
+	return markUnavailable(&queryError{op: op, err: err})
 }
 
 // queryError prefixes the operation without repeating statement text, which

@@ -140,6 +140,13 @@ func (r *Registry) Apply(changes map[string]json.RawMessage, who string) ([]Chan
 			bad = append(bad, FieldError{Key: k, Reason: "unknown setting; GET /performance/config lists the runtime settings"})
 			continue
 		}
+		// json.Unmarshal leaves the target untouched on null, so without this
+		// check null would apply a zero value (0 for logs.max_files turns
+		// retention off) instead of being refused.
+		if raw := bytes.TrimSpace(changes[k]); len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+			bad = append(bad, FieldError{Key: k, Reason: fmt.Sprintf("must be a %s value, not null; GET /performance/config shows the value in force", s.Type)})
+			continue
+		}
 		apply, v, err := s.prepare(changes[k])
 		if err != nil {
 			bad = append(bad, FieldError{Key: k, Reason: err.Error()})

@@ -66,6 +66,13 @@ func TestApplyAllOrNothing(t *testing.T) {
 		{"enum", map[string]string{"logs.level": `"loud"`}, "logs.level"},
 		{"bytes", map[string]string{"logs.max_file_size": `"lots"`}, "logs.max_file_size"},
 		{"bytes range", map[string]string{"logs.max_file_size": `10`}, "logs.max_file_size"},
+		// null is no value: without the check it applied the type's zero.
+		{"duration null", map[string]string{"cache.default_ttl": `null`}, "cache.default_ttl"},
+		{"integer null", map[string]string{"anomaly.batch_size": `null`}, "anomaly.batch_size"},
+		{"number null", map[string]string{"anomaly.cpu": ` null `}, "anomaly.cpu"},
+		{"enum null", map[string]string{"logs.level": `null`}, "logs.level"},
+		{"bytes null", map[string]string{"logs.max_file_size": `null`}, "logs.max_file_size"},
+		{"empty", map[string]string{"anomaly.batch_size": ``}, "anomaly.batch_size"},
 		// One bad value among good ones: nothing is applied.
 		{"mixed", map[string]string{"cache.default_ttl": `"30s"`, "logs.level": `"loud"`}, "logs.level"},
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 )
 
 // ErrUsage is matched (errors.Is) by every error caused by the caller rather
@@ -158,6 +160,10 @@ func parseValue(s string) (float64, error) {
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("%q is not finite", s)
+	}
+	if math.Abs(v) > stream.MaxAbsValue {
+		// The detector ignores such values; say so rather than skip them.
+		return 0, fmt.Errorf("%q is beyond ±%g", s, stream.MaxAbsValue)
 	}
 	return v, nil
 }

@@ -171,6 +171,7 @@ func TestBadInput(t *testing.T) {
 		{"NaN", "timestamp,value\n2014-01-01 00:00:00,NaN\n", 2, "value"},
 		{"Inf", "timestamp,value\n2014-01-01 00:00:00,-Inf\n", 2, "value"},
 		{"overflow", "timestamp,value\n2014-01-01 00:00:00,1e999\n", 2, "value"},
+		{"beyond the detector's range", "timestamp,value\n2014-01-01 00:00:00,-1.7e308\n", 2, "value"},
 		{"empty value", "timestamp,value\n2014-01-01 00:00:00,\n", 2, "value"},
 		{"bad metric", "timestamp,cpu,mem\n2014-01-01 00:00:00,1,x\n", 2, "mem"},
 		{"bad timestamp", "timestamp,value\n2014-01-01 00:00:00,1\n01/02/2014 00:05,2\n", 3, "timestamp"},

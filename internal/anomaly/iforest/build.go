@@ -1,6 +1,7 @@
 package iforest
 
 import (
+	"math"
 	"math/rand/v2"
 )
 
@@ -96,7 +97,13 @@ func (b *builder) grow(rng *rand.Rand, t, node, depth int, idx []int32, feats []
 		if !(hi > lo) {
 			continue
 		}
-		th := lo + rng.Float64()*(hi-lo)
+		u := rng.Float64()
+		th := lo + u*(hi-lo)
+		if math.IsInf(th, 0) || math.IsNaN(th) {
+			// hi-lo overflows for values of opposite sign near the float64
+			// limit; the convex form cannot.
+			th = lo*(1-u) + hi*u
+		}
 		if th >= hi {
 			// Rounding can land on hi, which would send every row left.
 			th = lo

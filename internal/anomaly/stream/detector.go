@@ -139,6 +139,14 @@ type Result struct {
 	Reasons []Reason
 }
 
+// MaxAbsValue is the largest magnitude Update learns from. Every quantity the
+// detector derives from values (differences, squared errors, the float32
+// seasonal profile) then stays far inside float64 and float32 range, so no
+// finite input can turn the state into Inf or NaN. 1e30 is beyond any metric
+// a machine reports (a zettabyte is 1e21), so callers can refuse larger values
+// as errors rather than lose information.
+const MaxAbsValue = 1e30
+
 // Model constants. They are time scales in points and shapes of the maths,
 // chosen once for all series.
 const (
@@ -250,6 +258,28 @@ func New(opt Options) (*Detector, error) {
 	return d, nil
 }
 
+// Clone returns an independent copy of d: updating the copy leaves d as it
+// was.
+func (d *Detector) Clone() *Detector {
+	c := &Detector{}
+	d.CopyTo(c)
+	return c
+}
+
+// CopyTo makes dst an independent copy of d, reusing dst's profile storage
+// when it is large enough, so read-only scoring (the service's detect, which
+// must not change what ingest learned) can run on pooled copies without
+// allocating.
+func (d *Detector) CopyTo(dst *Detector) {
+	prof, profN := dst.prof, dst.profN
+	*dst = *d
+	if d.prof == nil {
+		return
+	}
+	dst.prof = append(prof[:0], d.prof...)
+	dst.profN = append(profN[:0], d.profN...)
+}
+
 // profileBins is the profile resolution: half-hour bins over a day, hourly
 // over a week, interpolated linearly so a smooth daily shape is followed
 // within a bin.
@@ -282,6 +312,10 @@ func surprise(z float64) float64 {
 	if math.IsNaN(z) || z <= 0 {
 		return 0
 	}
+	if z > 1e100 {
+		// z² would overflow; at this size 1+z²/ν is z²/ν to the last bit.
+		return tailNu / 2 * (2*math.Log10(z) - math.Log10(tailNu))
+	}
 	return tailNu / 2 * math.Log10(1+z*z/tailNu)
 }
 
@@ -296,11 +330,11 @@ func ratio(num, den, floor float64) float64 {
 
 // Update feeds the next point of the series and returns its result. Points
 // must come in arrival order; t is used only for the time of day (or week),
-// so gaps and an occasional out-of-order timestamp are harmless. A non-finite
-// v is ignored: the state does not change and the Result is zero apart from
-// Warming.
+// so gaps and an occasional out-of-order timestamp are harmless. A v that is
+// not finite or lies beyond ±MaxAbsValue is ignored: the state does not change
+// and the Result is zero apart from Warming.
 func (d *Detector) Update(t time.Time, v float64) Result {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	if !(math.Abs(v) <= MaxAbsValue) {
 		return Result{Warming: d.Warming()}
 	}
 	d.n++
@@ -573,7 +607,7 @@ func (l *likelihood) score() float64 {
 	return math.Min(1, -math.Log10(tail)/logTailScale)
 }
 
-// memBytes is the detector's heap footprint: the struct and its profile.
-func (d *Detector) memBytes() int {
+// MemBytes is the detector's heap footprint: the struct and its profile.
+func (d *Detector) MemBytes() int {
 	return int(unsafe.Sizeof(*d)) + len(d.prof)*4 + len(d.profN)*2
 }

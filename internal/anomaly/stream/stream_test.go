@@ -234,11 +234,11 @@ func TestSeasonalViewLearns(t *testing.T) {
 	}
 }
 
-func TestNonFiniteIgnored(t *testing.T) {
+func TestNonFiniteAndOutOfRangeIgnored(t *testing.T) {
 	d := mustNew(t, Options{})
 	runAll(d, series(300, 2, daily, 1), 0)
 	before, _ := d.MarshalBinary()
-	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, -1.23e38, math.Nextafter(MaxAbsValue, math.Inf(1))} {
 		if r := d.Update(t0, v); r.Score != 0 || r.IsAnomaly {
 			t.Errorf("Update(%v) = %+v", v, r)
 		}
@@ -279,16 +279,73 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 	b.StopTimer()
 	state, _ := d.MarshalBinary()
-	b.ReportMetric(float64(d.memBytes()), "bytes/series")
+	b.ReportMetric(float64(d.MemBytes()), "bytes/series")
 	b.ReportMetric(float64(len(state)), "state-bytes")
 }
 
 func TestMemBytes(t *testing.T) {
 	d := mustNew(t, Options{})
-	if n := d.memBytes(); n > 2500 {
+	if n := d.MemBytes(); n > 2500 {
 		t.Errorf("a daily detector takes %d bytes; it should stay under 2.5 KB", n)
 	}
-	t.Logf("bytes/series: daily %d", d.memBytes())
+	t.Logf("bytes/series: daily %d", d.MemBytes())
 	w := mustNew(t, Options{Period: 7 * 24 * time.Hour})
-	t.Logf("bytes/series: weekly %d", w.memBytes())
+	t.Logf("bytes/series: weekly %d", w.MemBytes())
+}
+
+// TestExtremeValuesStayFinite feeds values at ±MaxAbsValue, alone and mixed
+// with ordinary history: every score is finite and in [0,1], and the state
+// still round-trips (nothing in it became NaN or Inf).
+func TestExtremeValuesStayFinite(t *testing.T) {
+	for _, warm := range []int{0, 500} {
+		d := mustNew(t, Options{WarmUp: 30})
+		vals := series(warm, 3, daily, 1)
+		for i := range 400 {
+			v := []float64{MaxAbsValue, -MaxAbsValue, 1e-300, 0, 50}[i%5]
+			if i%3 == 0 {
+				v = -v
+			}
+			vals = append(vals, v)
+		}
+		for i, r := range runAll(d, vals, 0) {
+			if math.IsNaN(r.Score) || r.Score < 0 || r.Score > 1 {
+				t.Fatalf("warm %d, point %d (%v): score %v", warm, i, vals[i], r.Score)
+			}
+			for _, rs := range r.Reasons {
+				if math.IsNaN(rs.Expected) || math.IsInf(rs.Expected, 0) || math.IsNaN(rs.Observed) || math.IsInf(rs.Observed, 0) {
+					t.Fatalf("warm %d, point %d: reason %+v", warm, i, rs)
+				}
+			}
+		}
+		b, err := d.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Detector
+		if err := back.UnmarshalBinary(b); err != nil {
+			t.Fatalf("state after extreme values does not decode: %v", err)
+		}
+		if r := d.Update(t0, 50); math.IsNaN(r.Score) {
+			t.Fatal("ordinary value after extremes scored NaN")
+		}
+	}
+}
+
+// TestCloneIsIndependent: updating a clone leaves the original's state as
+// it was, and the clone continues exactly as the original would.
+func TestCloneIsIndependent(t *testing.T) {
+	d := mustNew(t, Options{})
+	vals := series(600, 4, daily, 1)
+	runAll(d, vals[:500], 0)
+	before, _ := d.MarshalBinary()
+	c := d.Clone()
+	got := runAll(c, vals, 500)
+	after, _ := d.MarshalBinary()
+	if !reflect.DeepEqual(before, after) {
+		t.Fatal("updating the clone changed the original")
+	}
+	want := runAll(d, vals, 500)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("the clone scored differently from the original")
+	}
 }
