@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 )
 
 // fuzzLayouts are the timestamp spellings FuzzDetectRows writes, all of
@@ -34,8 +36,9 @@ var fuzzLayouts = []func(time.Time) string{
 // spends its time in the detector rather than in CSV syntax: timestamps of
 // any era in any accepted spelling (before 1970 included), any float64
 // value, one or two metrics, with or without --explain. Every 16 bytes of
-// data are one row: Unix seconds and a value, little-endian. A non-finite
-// value must be refused naming its line and column; otherwise every input
+// data are one row: Unix seconds and a value, little-endian. A value that is
+// not finite or beyond ±stream.MaxAbsValue must be refused naming its line
+// and column; otherwise every input
 // row gets one output row echoing its timestamp, with a score in [0,1] and
 // is_anomaly 0 or 1.
 func FuzzDetectRows(f *testing.F) {
@@ -70,7 +73,7 @@ func FuzzDetectRows(f *testing.F) {
 			v := math.Float64frombits(binary.LittleEndian.Uint64(data[8:]))
 			ts := format(time.Unix(sec, 0).UTC())
 			stamps = append(stamps, ts)
-			if badLine == 0 && (math.IsNaN(v) || math.IsInf(v, 0)) {
+			if badLine == 0 && !(math.Abs(v) <= stream.MaxAbsValue) {
 				badLine = len(stamps) + 1
 			}
 			fmt.Fprintf(&in, "%s,%s", ts, strconv.FormatFloat(v, 'g', -1, 64))
@@ -88,7 +91,7 @@ func FuzzDetectRows(f *testing.F) {
 		if badLine > 0 {
 			var ie *InputError
 			if !errors.As(err, &ie) || ie.Line != badLine || ie.Column != "value" {
-				t.Fatalf("non-finite value on line %d: got %v", badLine, err)
+				t.Fatalf("value out of range on line %d: got %v", badLine, err)
 			}
 			return
 		}

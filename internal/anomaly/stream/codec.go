@@ -199,8 +199,10 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	if n.memAge >= memGen {
 		return fmt.Errorf("%w: memory age %d out of range", ErrBadState, n.memAge)
 	}
-	// Update never stores a NaN or an infinity, nor a negative spread; a
-	// state holding one is damaged, and scoring from it would give NaN.
+	// Update never stores a NaN or an infinity, nor a negative spread, and
+	// from values within ±MaxAbsValue no quantity it keeps exceeds a few
+	// times that; a state beyond those bounds is damaged, and scoring from
+	// it would overflow into NaN.
 	finite := []float64{n.prev, n.level, n.lo, n.hi, n.base, n.sprMean}
 	spreads := []float64{n.levelDev, n.stepDev, n.stepFast, n.sprDev, n.baseDev, n.seasDev}
 	for _, l := range n.lik {
@@ -210,15 +212,21 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	for _, p := range n.prof {
 		finite = append(finite, float64(p))
 	}
+	const maxState = 100 * MaxAbsValue
 	for _, x := range finite {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("%w: non-finite value %v", ErrBadState, x)
+		if !(math.Abs(x) <= maxState) {
+			return fmt.Errorf("%w: value %v out of range", ErrBadState, x)
 		}
 	}
 	for _, x := range spreads {
-		if !(x >= 0) || math.IsInf(x, 0) {
-			return fmt.Errorf("%w: spread %v is not a finite non-negative number", ErrBadState, x)
+		if !(x >= 0 && x <= maxState) {
+			return fmt.Errorf("%w: spread %v out of range", ErrBadState, x)
 		}
+	}
+	// Every point lies inside the envelope it widens, so lo ≤ hi; inverted,
+	// it would give Update a negative scale floor and a division by zero.
+	if n.lo > n.hi {
+		return fmt.Errorf("%w: envelope [%v, %v] inverted", ErrBadState, n.lo, n.hi)
 	}
 	// slotOf of any time.Time lies in this range; a slot beyond it would
 	// overflow recurDiscount's distance to the next point's slot and turn
