@@ -44,7 +44,7 @@ func FuzzCodecRoundTrip(f *testing.F) {
 	f.Add([]byte("hello"), "text/plain", int64(1234), "web-1", 0.5, int64(7))
 	f.Add(bytes.Repeat([]byte("compressible "), 200), "", int64(0), strings.Repeat("x", 300), math.NaN(), int64(math.MinInt64))
 	f.Add([]byte{0, 0xff, 0xfe}, "application/octet-stream; q=1", int64(maxExpireMs), "\u00e9\U0001F600", math.Inf(-1), int64(math.MaxInt64))
-	f.Add([]byte{}, strings.Repeat("t", maxContentTypeLen), int64(1), "", -0.0, int64(0))
+	f.Add([]byte{}, strings.Repeat("t", maxContentTypeLen), int64(1), "", math.Copysign(0, -1), int64(0))
 	type setup struct {
 		def  Codec
 		comp Compression
