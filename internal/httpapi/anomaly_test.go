@@ -49,6 +49,7 @@ func anomalyFixture(t *testing.T, mod func(o *anomaly.Options)) (*fixture, *anom
 	f := newFixture(t, func(d *Deps) {
 		d.Anomaly = svc
 		d.MaxBodyBytes = 1 << 20
+		openTenantReads(d) // the tests drive detection anonymously
 	})
 	return f, svc, st
 }
@@ -296,7 +297,7 @@ func TestAnomalyErrorMapping(t *testing.T) {
 		}
 	}
 	f := newFixture(t, nil)
-	if w := f.do(t, "POST", "/performance/anomaly/detect", "", "application/json", sampleJSON); w.Code != 503 {
+	if w := f.do(t, "POST", "/performance/anomaly/detect", "Bearer "+adminToken, "application/json", sampleJSON); w.Code != 503 {
 		t.Fatalf("detect without the part: %d", w.Code)
 	}
 }

@@ -154,8 +154,6 @@ func ValidTenant(name string) string {
 		return "is not valid UTF-8"
 	case name == "." || name == "..":
 		return "must not be \".\" or \"..\""
-	case strings.HasPrefix(name, "_"):
-		return "must not start with \"_\" (reserved for the service's own cache namespaces)"
 	}
 	for _, c := range name {
 		if c == '/' {
