@@ -574,6 +574,7 @@ type oaClock struct{}
 
 func (oaClock) Now() time.Time                         { return oaNow }
 func (oaClock) NewTimer(d time.Duration) anomaly.Timer { return anomaly.SystemClock{}.NewTimer(d) }
+
 // oaAuth keeps tenant reads open, so the scenarios can drive every
 // endpoint's answers anonymously; oaAccess checks the default (auto) too.
 func oaAuth() AuthOptions {

@@ -238,7 +238,7 @@ func TestSeriesBadParams(t *testing.T) {
 }
 
 func TestSeriesWithoutStore(t *testing.T) {
-	f := newFixture(t, nil) // its Database is a fake that cannot read series
+	f := newFixture(t, openTenantReads) // its Database is a fake that cannot read series
 	for _, path := range []string{"/api/v1/hosts", "/api/v1/hosts/web-1/metrics", "/api/v1/anomalies"} {
 		w := f.do(t, "GET", path, "", "", "")
 		if p := decodeProblem(t, w); w.Code != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "database") {
@@ -256,7 +256,7 @@ func TestSeriesWithoutStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	f = newFixture(t, func(d *Deps) { d.Database = st })
-	if h := decodeBody[HostsResponse](t, f.do(t, "GET", "/api/v1/hosts", "", "", "")); h.Count != 0 || h.Hosts == nil {
+	if h := decodeBody[HostsResponse](t, f.do(t, "GET", "/api/v1/hosts", "Bearer "+adminToken, "", "")); h.Count != 0 || h.Hosts == nil {
 		t.Fatalf("empty store: %+v", h)
 	}
 }
