@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
@@ -113,18 +112,14 @@ func (s *Server) anomalyIngest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// checkTenantHosts applies the tenant rule to the hosts of a request that
-// will read or write them (verb says which).
+// checkTenantHosts applies the tenant rule (Principal.MayUseHost) to the
+// hosts of a request that will read or write them (verb says which).
 func checkTenantHosts(p *Principal, samples []anomaly.Sample, verb string) error {
-	if p == nil || p.Role == RoleAdmin || p.Tenant == "" {
-		return nil
-	}
-	prefix := p.Tenant + "/"
 	var fields []FieldError
 	for i, smp := range samples {
-		if !strings.HasPrefix(smp.Host, prefix) || len(smp.Host) == len(prefix) {
+		if !p.MayUseHost(smp.Host) {
 			fields = append(fields, FieldError{Field: fmt.Sprintf("samples[%d].host", i),
-				Detail: fmt.Sprintf("a token of tenant %q may %s only hosts named %q", p.Tenant, verb, prefix+"…")})
+				Detail: fmt.Sprintf("a token of tenant %q may %s only hosts named %q", p.Tenant, verb, p.Tenant+"/…")})
 			if len(fields) == maxFieldErrors {
 				break
 			}

@@ -48,6 +48,7 @@ const (
 	CodeUnauthorized     Code = "unauthorized"
 	CodeForbidden        Code = "forbidden"
 	CodeAuthNotSet       Code = "auth-not-configured"
+	CodeTooManyRequests  Code = "too-many-requests"
 	CodeUnavailable      Code = "unavailable"
 	CodeInternal         Code = "internal"
 )
@@ -65,6 +66,7 @@ var codeTable = map[Code]struct {
 	CodeUnauthorized:     {http.StatusUnauthorized, "Authentication required"},
 	CodeForbidden:        {http.StatusForbidden, "Forbidden"},
 	CodeAuthNotSet:       {http.StatusForbidden, "Authentication not configured"},
+	CodeTooManyRequests:  {http.StatusTooManyRequests, "Too many requests"},
 	CodeUnavailable:      {http.StatusServiceUnavailable, "Service unavailable"},
 	CodeInternal:         {http.StatusInternalServerError, "Internal error"},
 }
