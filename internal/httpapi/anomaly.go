@@ -78,10 +78,10 @@ func (s *Server) anomalyDetect(w http.ResponseWriter, r *http.Request) error {
 		return anomalyError(err)
 	}
 	if single {
-		writeJSON(w, http.StatusOK, res[0])
+		writeJSON(w, r, http.StatusOK, res[0])
 		return nil
 	}
-	writeJSON(w, http.StatusOK, DetectBatchResponse{Count: len(res), Results: res})
+	writeJSON(w, r, http.StatusOK, DetectBatchResponse{Count: len(res), Results: res})
 	return nil
 }
 
@@ -108,7 +108,7 @@ func (s *Server) anomalyIngest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return anomalyError(err)
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, r, http.StatusOK, rep)
 	return nil
 }
 
@@ -131,12 +131,12 @@ func checkTenantHosts(p *Principal, samples []anomaly.Sample, verb string) error
 	return nil
 }
 
-func (s *Server) anomalyStats(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) anomalyStats(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.anomalyPart()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.Stats())
+	writeJSON(w, r, http.StatusOK, a.Stats())
 	return nil
 }
 
@@ -157,7 +157,7 @@ func (s *Server) anomalyModels(w http.ResponseWriter, r *http.Request) error {
 	if ms == nil {
 		ms = []anomaly.ModelInfo{}
 	}
-	writeJSON(w, http.StatusOK, ModelsResponse{Models: ms})
+	writeJSON(w, r, http.StatusOK, ModelsResponse{Models: ms})
 	return nil
 }
 
@@ -181,7 +181,7 @@ func (s *Server) anomalyTrain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return anomalyError(err)
 	}
-	writeJSON(w, http.StatusCreated, info)
+	writeJSON(w, r, http.StatusCreated, info)
 	return nil
 }
 
@@ -198,7 +198,7 @@ func (s *Server) anomalyActivate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return anomalyError(err)
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, r, http.StatusOK, info)
 	return nil
 }
 

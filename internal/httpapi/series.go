@@ -233,7 +233,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) error {
 	for i, h := range list.Hosts {
 		resp.Hosts[i] = HostSummary{Host: h.Host, LastSample: h.LastSample}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 
@@ -288,7 +288,7 @@ func (s *Server) hostSeries(w http.ResponseWriter, r *http.Request) error {
 			resp.Metrics = append(resp.Metrics, seriesMetricNames[j])
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 
@@ -333,6 +333,6 @@ func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) error {
 			Confidence: a.Confidence, Severity: a.Severity, Status: a.Status, ModelVersion: a.ModelVersion,
 			Features: a.Features, Explanation: a.Explanation}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }

@@ -247,8 +247,8 @@ func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
 
-func (s *Server) livez(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": string(health.StatusUp)})
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, r, http.StatusOK, map[string]string{"status": string(health.StatusUp)})
 	return nil
 }
 
@@ -260,7 +260,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if c.Status == health.StatusDown {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, c)
+	writeJSON(w, r, status, c)
 	return nil
 }
 
@@ -278,7 +278,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if rep.Status == health.StatusDown {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, rep)
+	writeJSON(w, r, status, rep)
 	return nil
 }
 
@@ -324,12 +324,12 @@ type ConfigReport struct {
 	Runtime  []tuning.Entry `json:"runtime"`
 }
 
-func (s *Server) config(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) config(w http.ResponseWriter, r *http.Request) error {
 	rep := ConfigReport{Settings: s.deps.Config.Redacted(), Runtime: []tuning.Entry{}}
 	if s.deps.Tunables != nil {
 		rep.Runtime = s.deps.Tunables.Entries()
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, r, http.StatusOK, rep)
 	return nil
 }
 
