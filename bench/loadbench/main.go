@@ -23,10 +23,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/bench/internal/svcrun"
 )
 
 func main() {
@@ -155,7 +157,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	bin := o.binary
 	if bin == "" {
 		fmt.Fprintln(stderr, "loadbench: building ./cmd/smartcloudops …")
-		if bin, err = build(ctx, dir); err != nil {
+		if bin, err = svcrun.Build(ctx, dir); err != nil {
 			return err
 		}
 	}
@@ -163,20 +165,29 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 
 	redisURL := o.redisURL
 	redisNote := "none (memory-only cache)"
-	if redisURL != "" && !redisReachable(redisURL) {
-		fmt.Fprintf(stderr, "loadbench: Redis at %s is not reachable; the service runs with its in-process tier only\n", redacted(redisURL))
+	if redisURL != "" && !svcrun.RedisReachable(redisURL) {
+		fmt.Fprintf(stderr, "loadbench: Redis at %s is not reachable; the service runs with its in-process tier only\n", svcrun.Redacted(redisURL))
 		redisURL = ""
 	}
 	if redisURL != "" {
-		redisNote = redacted(redisURL)
+		redisNote = svcrun.Redacted(redisURL)
 	}
 	token := rand.Text()
-	svc, err := startService(ctx, bin, dir, redisURL, token, "smartcloudops-loadbench-"+strings.ToLower(rand.Text()[:8])+":")
+	env := []string{
+		"DATABASE_URL=sqlite://" + filepath.Join(dir, "bench.db"),
+		"LOG_DIR=" + filepath.Join(dir, "logs"),
+		"SMARTCLOUDOPS_ADMIN_TOKEN=" + token,
+		"CACHE_KEY_PREFIX=smartcloudops-loadbench-" + strings.ToLower(rand.Text()[:8]) + ":",
+	}
+	if redisURL != "" {
+		env = append(env, "REDIS_URL="+redisURL)
+	}
+	svc, err := svcrun.Start(ctx, svcrun.Config{Bin: bin, Env: env, StderrPath: filepath.Join(dir, "service.stderr")})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := svc.stop(); err != nil {
+		if err := svc.Stop(); err != nil {
 			fmt.Fprintln(stderr, "loadbench: stopping the service:", err)
 		}
 	}()
@@ -190,14 +201,14 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	// for the whole run, and the namespace is cleared at the end.
 	value := cachedValue(o.valueSize)
 	cacheKey := "/performance/cache/loadbench/hot"
-	code, _, b, err := fetch(ctx, probeClient, http.MethodPut, svc.base+cacheKey+"?ttl=3600", jsonAuth, value)
+	code, _, b, err := svcrun.Fetch(ctx, probeClient, http.MethodPut, svc.Base+cacheKey+"?ttl=3600", jsonAuth, value)
 	if err != nil || code/100 != 2 {
 		return fmt.Errorf("PUT %s: %d %v %s", cacheKey, code, err, b)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, _, _, _ = fetch(cctx, probeClient, http.MethodPost, svc.base+"/performance/cache/clear", jsonAuth, []byte(`{"namespace":"loadbench"}`))
+		_, _, _, _ = svcrun.Fetch(cctx, probeClient, http.MethodPost, svc.Base+"/performance/cache/clear", jsonAuth, []byte(`{"namespace":"loadbench"}`))
 	}()
 
 	gen := newSamples(time.Now())
@@ -249,7 +260,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			// A sample far from the measured ones, so probing leaves no state they reuse.
 			probeBody = sc.body(1 << 40)
 		}
-		code, hdr, body, err := fetch(ctx, probeClient, sc.method, svc.base+sc.path, h, probeBody)
+		code, hdr, body, err := svcrun.Fetch(ctx, probeClient, sc.method, svc.Base+sc.path, h, probeBody)
 		if err != nil {
 			return fmt.Errorf("probe %s: %w", sc.name, err)
 		}
@@ -264,7 +275,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		bodies = append(bodies, bareBody{Name: sc.name, ContentType: hdr.Get("Content-Type"), Body: body})
 		pairs = append(pairs, &pair{
 			sc:   sc,
-			svc:  target{method: sc.method, url: svc.base + sc.path, header: h, body: sc.body, want: http.StatusOK},
+			svc:  target{method: sc.method, url: svc.Base + sc.path, header: h, body: sc.body, want: http.StatusOK},
 			raw:  target{method: sc.method, path: barePath(sc.name), header: h, body: sc.body, want: http.StatusOK},
 			note: fmt.Sprintf("%s; %d-byte answer", note, len(body)),
 		})
@@ -296,7 +307,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 
 	measure := func(tg target) measurement {
-		tr := newTransport(o.connections)
+		tr := svcrun.LoopbackTransport(o.connections)
 		defer tr.CloseIdleConnections()
 		client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 		if o.warmup > 0 {
@@ -387,24 +398,8 @@ func summarize(ms []measurement) row {
 		mx = append(mx, float64(m.quantile(1)))
 		errs += m.errors
 	}
-	d := func(xs []float64) string { return fmtDuration(time.Duration(median(xs))) }
+	d := func(xs []float64) string { return svcrun.FmtDuration(time.Duration(median(xs))) }
 	return row{rps: strconv.FormatFloat(median(rps), 'f', 0, 64), p50: d(p50), p90: d(p90), p99: d(p99), max: d(mx), errors: errs}
-}
-
-// fmtDuration prints three significant digits in the unit that fits.
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "-"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	}
 }
 
 // samples generates metric samples: distinct hosts and increasing
@@ -485,13 +480,4 @@ func problemDetail(body []byte) string {
 		body = body[:120]
 	}
 	return strconv.Quote(string(body))
-}
-
-// redacted hides a password in a Redis URL before it is printed.
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
