@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -265,7 +264,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("probe %s: %w", sc.name, err)
 		}
 		if code != http.StatusOK {
-			unavailable = append(unavailable, fmt.Sprintf("%-14s not available: %s %s answers %d %s", sc.name, sc.method, sc.path, code, problemDetail(body)))
+			unavailable = append(unavailable, fmt.Sprintf("%-14s not available: %s %s answers %d %s", sc.name, sc.method, sc.path, code, svcrun.ProblemDetail(body)))
 			continue
 		}
 		note := sc.what
@@ -464,20 +463,4 @@ func cachedValue(n int) []byte {
 		return []byte(strings.Repeat("x", n))
 	}
 	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
-}
-
-// problemDetail pulls the detail out of a problem+json answer for the
-// "not available" line.
-func problemDetail(body []byte) string {
-	var p struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-	}
-	if json.Unmarshal(body, &p) == nil && (p.Title != "" || p.Detail != "") {
-		return fmt.Sprintf("(%s: %s)", p.Title, p.Detail)
-	}
-	if len(body) > 120 {
-		body = body[:120]
-	}
-	return strconv.Quote(string(body))
 }

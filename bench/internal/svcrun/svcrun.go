@@ -6,6 +6,7 @@ package svcrun
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -308,4 +310,20 @@ func FmtDuration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
+}
+
+// ProblemDetail pulls title and detail out of a problem+json answer for a
+// one-line report, or quotes the start of any other body.
+func ProblemDetail(body []byte) string {
+	var p struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(body, &p) == nil && (p.Title != "" || p.Detail != "") {
+		return fmt.Sprintf("(%s: %s)", p.Title, p.Detail)
+	}
+	if len(body) > 120 {
+		body = body[:120]
+	}
+	return strconv.Quote(string(body))
 }
