@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ type outcome struct {
 	retryAfter bool
 	err        string // transport error or the problem's detail, for notes
 	sentAt     time.Time
+	took       time.Duration // send to the answer's last byte; 0 without one
 	// samples are the ingest request's samples; put is the PUT's record.
 	samples []sampleKey
 	put     *putRecord
@@ -109,6 +111,7 @@ type phase struct {
 	firstErrs map[class]string
 	samples   []sampleKey
 	puts      []putRecord
+	took      []time.Duration
 	// injectedAt is when the fault went in; writes sent before it in a
 	// phase whose fault wipes the cache server are not the service's loss.
 	injectedAt time.Time
@@ -129,12 +132,15 @@ func (p *phase) record(o outcome) {
 	if c != classOK {
 		label := fmt.Sprintf("%s %d", o.kind, o.status)
 		if o.status == 0 {
-			label = o.kind.String() + " no answer"
+			label = o.kind.String() + " no answer (" + netCause(o.err) + ")"
 		}
 		p.byKind[label]++
 		if _, ok := p.firstErrs[c]; !ok && o.err != "" {
 			p.firstErrs[c] = fmt.Sprintf("%s: %s", label, o.err)
 		}
+	}
+	if o.status != 0 {
+		p.took = append(p.took, o.took)
 	}
 	if o.status/100 != 2 {
 		return
@@ -143,6 +149,38 @@ func (p *phase) record(o outcome) {
 	if o.put != nil {
 		p.puts = append(p.puts, *o.put)
 	}
+}
+
+// netCause names the kind of transport failure, so a report can tell a
+// refused connection (nothing listening) from one cut in the middle of a
+// request (EOF, reset) and from a timeout.
+func netCause(err string) string {
+	switch {
+	case strings.Contains(err, "connection refused"):
+		return "refused"
+	case strings.Contains(err, "connection reset"):
+		return "reset"
+	case strings.Contains(err, "EOF"):
+		return "EOF"
+	case strings.Contains(err, "Timeout") || strings.Contains(err, "deadline exceeded"):
+		return "timeout"
+	default:
+		return "other"
+	}
+}
+
+// p99 is the nearest-rank 99th percentile of the answered requests'
+// latencies, 0 without any.
+func (p *phase) p99() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.took) == 0 {
+		return 0
+	}
+	s := slices.Clone(p.took)
+	slices.Sort(s)
+	i := int(0.99*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
 }
 
 // loss is the result of checking a phase's acknowledgements.
@@ -214,6 +252,7 @@ type result struct {
 	skipped  string // why the fault was not run; empty when it ran
 	requests int
 	classes  [numClasses]int
+	p99      time.Duration
 	loss     loss
 	// recovery is from removing the fault to health UP; negative when the
 	// service did not recover within the limit.
@@ -224,10 +263,12 @@ type result struct {
 // writeTable prints the matrix: one row a fault.
 func writeTable(w io.Writer, rows []result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "fault\trequests\tok\t503+Retry-After\t503 other\t500\tother\tno answer\tacked lost\tnon-durable\trecovery\t")
+	fmt.Fprintln(tw, "fault\trequests\tok\t503+Retry-After\t503 other\t500\tother\tno answer\tp99\tacked lost\tnon-durable\trecovery\t")
+	var skipped []string
 	for _, r := range rows {
 		if r.skipped != "" {
-			fmt.Fprintf(tw, "%s\tskipped: %s\t\t\t\t\t\t\t\t\t\t\n", r.name, r.skipped)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\n", r.name)
+			skipped = append(skipped, fmt.Sprintf("%s skipped: %s", r.name, r.skipped))
 			continue
 		}
 		c := r.classes
@@ -235,11 +276,19 @@ func writeTable(w io.Writer, rows []result) error {
 		if r.recovery < 0 {
 			rec = "not recovered"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t\n", r.name, r.requests,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t\n", r.name, r.requests,
 			c[classOK], c[classDegraded], c[classUnavailable], c[classServerError], c[classOther], c[classNoAnswer],
-			lostCell(r.loss), r.loss.nonDurable, rec)
+			svcrun.FmtDuration(r.p99), lostCell(r.loss), r.loss.nonDurable, rec)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		if _, err := fmt.Fprintln(w, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lostCell shows lost over acknowledged, split by store.

@@ -35,17 +35,13 @@ type loadGen struct {
 	putSeq   atomic.Int64
 	sampleNo atomic.Int64
 	cur      atomic.Pointer[phase]
-	inflight atomic.Int64
-	// dropped counts ticks that found every worker busy: the load is
-	// fixed-rate, so a stalled service is not sent an ever-growing pile.
-	dropped atomic.Int64
-	slots   chan struct{}
+	pacer    *svcrun.Pacer
 
 	mu     sync.Mutex
 	recent []string // keys of the latest acknowledged PUTs, for GETs
 }
 
-func newLoadGen(base, token, run, durabilityHeader string, workers int, timeout time.Duration) *loadGen {
+func newLoadGen(base, token, run, durabilityHeader string, rate, workers int, timeout time.Duration) *loadGen {
 	return &loadGen{
 		base:             base,
 		token:            token,
@@ -53,45 +49,28 @@ func newLoadGen(base, token, run, durabilityHeader string, workers int, timeout 
 		run:              run,
 		sampleBase:       time.Now().Add(-40 * time.Hour).Unix(),
 		durabilityHeader: durabilityHeader,
-		slots:            make(chan struct{}, workers),
+		pacer:            svcrun.NewPacer(rate, workers),
 	}
 }
 
 // drive sends rate requests a second while a phase is current, until ctx
 // ends. Between phases it sends nothing.
-func (g *loadGen) drive(ctx context.Context, rate int) {
-	t := time.NewTicker(time.Second / time.Duration(rate))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ph := g.cur.Load()
-		if ph == nil {
-			continue
-		}
-		select {
-		case g.slots <- struct{}{}:
-		default:
-			g.dropped.Add(1)
-			continue
-		}
-		g.inflight.Add(1)
-		i := g.seq.Add(1)
-		go func() {
-			defer func() { <-g.slots; g.inflight.Add(-1) }()
+func (g *loadGen) drive(ctx context.Context) {
+	g.pacer.Run(ctx, func(int64) {
+		// The phase is read when the request is sent: its answer counts
+		// there even when it comes after the phase ended.
+		if ph := g.cur.Load(); ph != nil {
+			i := g.seq.Add(1)
 			ph.record(g.one(ctx, kind(i%int64(numKinds))))
-		}()
-	}
+		}
+	})
 }
 
 // quiesce stops sending and waits up to limit for the requests in flight.
 func (g *loadGen) quiesce(limit time.Duration) {
 	g.cur.Store(nil)
 	deadline := time.Now().Add(limit)
-	for g.inflight.Load() > 0 && time.Now().Before(deadline) {
+	for g.pacer.Inflight() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -118,7 +97,7 @@ func (g *loadGen) one(ctx context.Context, k kind) outcome {
 		method, path = http.MethodGet, "/performance/cache/faults/"+g.recentKey()
 	case kindDetect:
 		method, path = http.MethodPost, "/performance/anomaly/detect"
-		body = sampleJSON(nil, "faults-detect-"+strconv.FormatInt(g.seq.Load()%8, 10), time.Now().Unix(), g.seq.Load())
+		body = svcrun.AppendSample(nil, "faults-detect-"+strconv.FormatInt(g.seq.Load()%8, 10), time.Now().Unix(), g.seq.Load())
 		h.Set("Content-Type", "application/json")
 	}
 	req, err := http.NewRequestWithContext(ctx, method, g.base+path, bytes.NewReader(body))
@@ -134,6 +113,7 @@ func (g *loadGen) one(ctx context.Context, k kind) outcome {
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+	o.took = time.Since(o.sentAt)
 	if err != nil {
 		// An answer cut short acknowledges nothing.
 		o.err = "reading the answer: " + err.Error()
@@ -166,25 +146,9 @@ func (g *loadGen) ingestBody() ([]byte, []sampleKey) {
 		if j > 0 {
 			b = append(b, ',')
 		}
-		b = sampleJSON(b, keys[j].host, keys[j].ts, n)
+		b = svcrun.AppendSample(b, keys[j].host, keys[j].ts, n)
 	}
 	return append(b, `]}`...), keys
-}
-
-// sampleJSON appends one sample with plausible, slightly varying values.
-func sampleJSON(dst []byte, host string, ts, n int64) []byte {
-	v := float64(n%97) / 97
-	dst = append(dst, `{"host":"`...)
-	dst = append(dst, host...)
-	dst = append(dst, `","timestamp":`...)
-	dst = strconv.AppendInt(dst, ts, 10)
-	dst = append(dst, `,"metrics":{"cpu_usage":`...)
-	dst = strconv.AppendFloat(dst, 35+10*v, 'f', 2, 64)
-	dst = append(dst, `,"memory_usage":`...)
-	dst = strconv.AppendFloat(dst, 60+5*v, 'f', 2, 64)
-	dst = append(dst, `,"response_time_ms":`...)
-	dst = strconv.AppendFloat(dst, 90+30*v, 'f', 1, 64)
-	return append(dst, `}}`...)
 }
 
 func (g *loadGen) remember(key string) {

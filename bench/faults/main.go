@@ -25,14 +25,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,11 +37,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/bench/internal/svcrun"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { svcrun.Main(run) }
 
 // options are the command's flags.
 type options struct {
@@ -112,24 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	return svcrun.Run(ctx, "faults", args, stderr, parseFlags, func(ctx context.Context, o options) error {
+		lost, err := matrix(ctx, o, stdout, stderr)
+		if err == nil && lost > 0 {
+			fmt.Fprintf(stdout, "\nFAIL: %d acknowledged writes were lost\n", lost)
+			return svcrun.ErrVerdict
 		}
-		fmt.Fprintln(stderr, "faults:", err)
-		return 2
-	}
-	lost, err := matrix(ctx, o, stdout, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "faults:", err)
-		return 1
-	}
-	if lost > 0 {
-		fmt.Fprintf(stdout, "\nFAIL: %d acknowledged writes were lost\n", lost)
-		return 1
-	}
-	return 0
+		return err
+	})
 }
 
 // rig is the running system the faults act on.
@@ -159,22 +142,13 @@ func matrix(ctx context.Context, o options, stdout, stderr io.Writer) (lost int,
 		return 0, errors.New("cannot run: " + why)
 	}
 	r := &rig{o: o, stderr: stderr, client: &http.Client{Transport: svcrun.LoopbackTransport(8), Timeout: 5 * time.Second}}
-	if r.dir, err = os.MkdirTemp("", "smartcloudops-faults-"); err != nil {
+	var bin string
+	var cleanup func()
+	if r.dir, bin, cleanup, err = svcrun.Workdir(ctx, "faults", o.binary, o.keep, stderr); err != nil {
 		return 0, err
 	}
-	if o.keep {
-		fmt.Fprintln(stderr, "faults: keeping", r.dir)
-	} else {
-		defer os.RemoveAll(r.dir)
-	}
-	bin := o.binary
-	if bin == "" {
-		fmt.Fprintln(stderr, "faults: building ./cmd/smartcloudops …")
-		if bin, err = svcrun.Build(ctx, r.dir); err != nil {
-			return 0, err
-		}
-	}
-	version := versionOf(ctx, bin)
+	defer cleanup()
+	version := svcrun.Version(ctx, bin)
 
 	redisAddr, err := svcrun.FreeLoopbackAddr()
 	if err != nil {
@@ -239,18 +213,18 @@ func matrix(ctx context.Context, o options, stdout, stderr io.Writer) (lost int,
 	}()
 
 	runID := strings.ToLower(rand.Text()[:8])
-	r.gen = newLoadGen(r.svc.Base, token, runID, o.durabilityHeader, o.workers, o.timeout)
+	r.gen = newLoadGen(r.svc.Base, token, runID, o.durabilityHeader, o.rate, o.workers, o.timeout)
 	defer r.gen.client.CloseIdleConnections()
 	if err := r.probe(ctx); err != nil {
 		return 0, err
 	}
 	genCtx, stopGen := context.WithCancel(ctx)
 	var genDone sync.WaitGroup
-	genDone.Go(func() { r.gen.drive(genCtx, o.rate) })
+	genDone.Go(func() { r.gen.drive(genCtx) })
 	defer func() { stopGen(); genDone.Wait() }()
 
 	fmt.Fprintf(stdout, "SmartCloudOps fault matrix\n")
-	fmt.Fprintf(stdout, "  service   %s\n", strings.TrimSpace(version))
+	fmt.Fprintf(stdout, "  service   %s\n", version)
 	fmt.Fprintf(stdout, "  machine   %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintf(stdout, "  stores    private PostgreSQL 15 on 127.0.0.1:%s, private redis-server on %s (no persistence), LOG_DIR on %s\n", pgPort, redisAddr, tmpfsNote)
 	fmt.Fprintf(stdout, "  load      %d req/s in turn: ingest (%d samples), cache PUT, cache GET, detect; at most %d in flight\n", o.rate, samplesPerIngest, o.workers)
@@ -282,7 +256,7 @@ func matrix(ctx context.Context, o options, stdout, stderr io.Writer) (lost int,
 			fmt.Fprintf(stdout, "%-16s %s\n", res.name, n)
 		}
 	}
-	if d := r.gen.dropped.Load(); d > 0 {
+	if d := r.gen.pacer.Dropped(); d > 0 {
 		fmt.Fprintf(stdout, "\n%d ticks were not sent because %d requests were already in flight\n", d, o.workers)
 	}
 	return lost, nil
@@ -338,8 +312,8 @@ func (r *rig) runFault(ctx context.Context, f fault) (result, error) {
 		}
 	}
 	res.recovery = -1
-	if err := r.waitUp(ctx, r.o.recoverWithin); err == nil {
-		res.recovery = time.Since(removedAt)
+	if upAt, err := r.waitUp(ctx, r.o.recoverWithin); err == nil {
+		res.recovery = max(upAt.Sub(removedAt), 0)
 	} else if ctx.Err() != nil {
 		return res, ctx.Err()
 	} else {
@@ -360,6 +334,7 @@ func (r *rig) runFault(ctx context.Context, f fault) (result, error) {
 	ph.mu.Lock()
 	res.requests, res.classes = ph.requests, ph.classes
 	ph.mu.Unlock()
+	res.p99 = ph.p99()
 	res.notes = append(res.notes, phaseNotes(ph, res.loss)...)
 	return res, nil
 }
@@ -400,19 +375,22 @@ func (r *rig) health(ctx context.Context) string {
 	return h.summary()
 }
 
-// waitUp polls health until it says UP with every component UP.
-func (r *rig) waitUp(ctx context.Context, limit time.Duration) error {
+// waitUp polls health until it says UP with every component UP, and
+// returns when that answer's request was sent: the health check's own
+// latency under load is not part of the recovery.
+func (r *rig) waitUp(ctx context.Context, limit time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(limit)
-	last := ""
 	for {
-		if last = r.health(ctx); last == "UP" {
-			return nil
+		sent := time.Now()
+		last := r.health(ctx)
+		if last == "UP" {
+			return sent, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not recovered within %s: health %s", limit, last)
+			return time.Time{}, fmt.Errorf("not recovered within %s: health %s", limit, last)
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 }
@@ -503,13 +481,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
-}
-
-// versionOf is the binary's own version line, for the report's head.
-func versionOf(ctx context.Context, bin string) string {
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
-	if err != nil {
-		return "(version unknown: " + err.Error() + ")"
-	}
-	return string(out)
 }

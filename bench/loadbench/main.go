@@ -23,7 +23,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -73,10 +72,6 @@ const (
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	defaultRedis := os.Getenv("REDIS_URL")
-	if defaultRedis == "" {
-		defaultRedis = "redis://127.0.0.1:6379/0"
-	}
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured run")
@@ -86,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "stop each run after this many requests (0: run for -duration)")
 	fs.IntVar(&o.batch, "batch", 50, "samples per batched detect and per ingest request")
 	fs.IntVar(&o.valueSize, "value-size", 512, "bytes of the cached value read by the cache GET")
-	fs.StringVar(&o.redisURL, "redis", defaultRedis, `Redis for the service's shared tier, used when reachable; "" for none`)
+	fs.StringVar(&o.redisURL, "redis", svcrun.DefaultRedisURL(), `Redis for the service's shared tier, used when reachable; "" for none`)
 	fs.StringVar(&o.binary, "binary", "", "run this smartcloudops binary instead of building the working tree")
 	fs.StringVar(&o.only, "only", "", "comma-separated endpoints to run (health, cache-get, detect-single, detect-batch, ingest)")
 	fs.StringVar(&o.bare, "bare", "process", `where the bare handler runs: "process" (a child process, like the service) or "inprocess" (in the generator's own runtime)`)
@@ -116,19 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "loadbench:", err)
-		return 2
-	}
-	if err := bench(ctx, o, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "loadbench:", err)
-		return 1
-	}
-	return 0
+	return svcrun.Run(ctx, "loadbench", args, stderr, parseFlags, func(ctx context.Context, o options) error {
+		return bench(ctx, o, stdout, stderr)
+	})
 }
 
 // scenario is one endpoint of the service, probed before it is measured.
@@ -143,34 +128,13 @@ type scenario struct {
 }
 
 func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "smartcloudops-loadbench-")
+	dir, bin, cleanup, err := svcrun.Workdir(ctx, "loadbench", o.binary, o.keep, stderr)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(stderr, "loadbench: keeping", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-
-	bin := o.binary
-	if bin == "" {
-		fmt.Fprintln(stderr, "loadbench: building ./cmd/smartcloudops …")
-		if bin, err = svcrun.Build(ctx, dir); err != nil {
-			return err
-		}
-	}
-	version, _ := exec.CommandContext(ctx, bin, "version").Output()
-
-	redisURL := o.redisURL
-	redisNote := "none (memory-only cache)"
-	if redisURL != "" && !svcrun.RedisReachable(redisURL) {
-		fmt.Fprintf(stderr, "loadbench: Redis at %s is not reachable; the service runs with its in-process tier only\n", svcrun.Redacted(redisURL))
-		redisURL = ""
-	}
-	if redisURL != "" {
-		redisNote = svcrun.Redacted(redisURL)
-	}
+	defer cleanup()
+	version := svcrun.Version(ctx, bin)
+	redisURL, redisNote := svcrun.UsableRedis("loadbench", o.redisURL, stderr)
 	token := rand.Text()
 	env := []string{
 		"DATABASE_URL=sqlite://" + filepath.Join(dir, "bench.db"),
@@ -292,7 +256,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stdout, "SmartCloudOps load benchmark\n")
-	fmt.Fprintf(stdout, "  service   %s", strings.TrimSpace(string(version))+"\n")
+	fmt.Fprintf(stdout, "  service   %s\n", version)
 	fmt.Fprintf(stdout, "  machine   %s/%s, %d CPUs, GOMAXPROCS %d (generator), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintf(stdout, "  bare      net/http handler writing the same bytes, %s\n", map[string]string{
 		"process": "in its own process", "inprocess": "in the generator's process"}[o.bare])

@@ -52,6 +52,54 @@ func Build(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
+// Version is the binary's own version line, for a report's head.
+func Version(ctx context.Context, bin string) string {
+	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	if err != nil {
+		return "(version unknown: " + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Workdir makes the command's temporary directory and, unless binary names
+// one, builds the service into it. cleanup removes the directory, or with
+// keep says where it is and leaves it for a post-mortem.
+func Workdir(ctx context.Context, name, binary string, keep bool, stderr io.Writer) (dir, bin string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "smartcloudops-"+name+"-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() {
+		if keep {
+			fmt.Fprintf(stderr, "%s: kept %s\n", name, dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}
+	bin = binary
+	if bin == "" {
+		fmt.Fprintf(stderr, "%s: building ./cmd/smartcloudops …\n", name)
+		if bin, err = Build(ctx, dir); err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+	}
+	return dir, bin, cleanup, nil
+}
+
+// UsableRedis returns rawURL when a Redis answers there and "" otherwise
+// (saying so on stderr), with a note for the report's head.
+func UsableRedis(name, rawURL string, stderr io.Writer) (string, string) {
+	switch {
+	case rawURL == "":
+		return "", "none (memory-only cache)"
+	case !RedisReachable(rawURL):
+		fmt.Fprintf(stderr, "%s: Redis at %s is not reachable; the service runs with its in-process tier only\n", name, Redacted(rawURL))
+		return "", "none (memory-only cache)"
+	}
+	return rawURL, Redacted(rawURL)
+}
+
 // FreeLoopbackAddr asks the kernel for a free port. The port is released
 // before the child binds it; on a machine this quiet the gap is harmless,
 // and a lost race shows up as the child failing to listen.
@@ -82,6 +130,14 @@ func RedisReachable(rawURL string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// DefaultRedisURL is REDIS_URL, or the local Redis when it is unset.
+func DefaultRedisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
 }
 
 // Redacted hides a password in a URL before it is printed.
@@ -326,4 +382,21 @@ func ProblemDetail(body []byte) string {
 		body = body[:120]
 	}
 	return strconv.Quote(string(body))
+}
+
+// AppendSample appends one metric sample as the ingest and detect
+// endpoints take it, with plausible values that vary with n.
+func AppendSample(dst []byte, host string, ts, n int64) []byte {
+	v := float64(n%97) / 97
+	dst = append(dst, `{"host":"`...)
+	dst = append(dst, host...)
+	dst = append(dst, `","timestamp":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	dst = append(dst, `,"metrics":{"cpu_usage":`...)
+	dst = strconv.AppendFloat(dst, 35+10*v, 'f', 2, 64)
+	dst = append(dst, `,"memory_usage":`...)
+	dst = strconv.AppendFloat(dst, 60+5*v, 'f', 2, 64)
+	dst = append(dst, `,"response_time_ms":`...)
+	dst = strconv.AppendFloat(dst, 90+30*v, 'f', 1, 64)
+	return append(dst, `}}`...)
 }
