@@ -77,7 +77,8 @@ func (r *redisProc) waitPing(ctx context.Context, limit time.Duration) error {
 func (r *redisProc) kill() {
 	_ = r.cmd.Process.Kill()
 	select {
-	case <-r.exited:
+	case err := <-r.exited:
+		r.exited <- err // for a second kill, which then returns at once
 	case <-time.After(10 * time.Second):
 	}
 }

@@ -47,9 +47,13 @@ func faults() []fault {
 			name:       "redis-kill",
 			wipesCache: true,
 			inject:     func(_ context.Context, r *rig) error { r.redis.kill(); return nil },
-			remove: func(ctx context.Context, r *rig) (err error) {
-				r.redis, err = startRedis(ctx, r.dir, r.redis.addr)
-				return err
+			remove: func(ctx context.Context, r *rig) error {
+				rp, err := startRedis(ctx, r.dir, r.redis.addr)
+				if err != nil {
+					return err
+				}
+				r.redis = rp
+				return nil
 			},
 		},
 		{

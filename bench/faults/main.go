@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -211,6 +212,9 @@ func matrix(ctx context.Context, o options, stdout, stderr io.Writer) (lost int,
 			fmt.Fprintln(stderr, "faults: stopping the service:", err)
 		}
 	}()
+	// Runs before the service is stopped: an interrupt during redis-stop
+	// would otherwise leave the service's shutdown waiting on a frozen Redis.
+	defer func() { _ = r.redis.signal(syscall.SIGCONT) }()
 
 	runID := strings.ToLower(rand.Text()[:8])
 	r.gen = newLoadGen(r.svc.Base, token, runID, o.durabilityHeader, o.rate, o.workers, o.timeout)
