@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,9 @@ type counts struct {
 	requests, clientErrs, errs atomic.Int64
 	mu                         sync.Mutex
 	firstErr                   string
+	// clientByRoute says which routes answered 4xx, for the report: a
+	// soak expects none but the few the mix provokes.
+	clientByRoute map[string]int
 }
 
 func soak(ctx context.Context, o options, stdout, stderr io.Writer) (bool, error) {
@@ -155,7 +159,7 @@ func soak(ctx context.Context, o options, stdout, stderr io.Writer) (bool, error
 	fmt.Fprintf(stdout, "  load      %d req/s over %d routes (a cycle of %d requests), at most %d in flight, for %s; a sample every %s\n\n",
 		o.rate, len(m.routes), len(m.slots), o.workers, o.duration, o.interval)
 
-	var c counts
+	c := counts{clientByRoute: map[string]int{}}
 	pacer := svcrun.NewPacer(o.rate, o.workers)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var loadDone sync.WaitGroup
@@ -223,6 +227,14 @@ loop:
 	if c.firstErr != "" {
 		fmt.Fprintln(stdout, "\nfirst error:", c.firstErr)
 	}
+	if len(c.clientByRoute) > 0 {
+		var parts []string
+		for k, n := range c.clientByRoute {
+			parts = append(parts, fmt.Sprintf("%s ×%d", k, n))
+		}
+		slices.Sort(parts)
+		fmt.Fprintln(stdout, "\n4xx answers:", strings.Join(parts, ", "))
+	}
 	c.mu.Unlock()
 	title := fmt.Sprintf("SmartCloudOps soak: %d req/s for %s, %s, Redis %s", o.rate, o.duration, storeNote, redisNote)
 	if err := writeChart(o.png, title, ss, pts, vs, warm.Minutes()); err != nil {
@@ -255,6 +267,9 @@ func send(ctx context.Context, client *http.Client, base, token string, r *route
 	case err == nil && (code/100 == 2 || code == r.expect):
 	case err == nil && code/100 == 4:
 		c.clientErrs.Add(1)
+		c.mu.Lock()
+		c.clientByRoute[fmt.Sprintf("%s %d", r.name, code)]++
+		c.mu.Unlock()
 	default:
 		c.errs.Add(1)
 		c.mu.Lock()
