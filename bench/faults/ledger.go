@@ -39,11 +39,12 @@ type sampleKey struct {
 type putRecord struct {
 	key   string
 	value string
-	// tier is the X-Cache answer (L1, L2, FALLBACK), kept to say where
+	// tier is the X-Cache answer (L1, L2, FALLBACK), with the durability
+	// header's value after a slash when there is one, kept to say where
 	// lost writes went.
 	tier string
-	// durable is false when the answer said the write may not survive
-	// (the durability header with any value but "durable").
+	// durable is false when the answer said the write may not survive a
+	// Redis outage (the durability header with a value of -non-durable).
 	durable bool
 	sentAt  time.Time
 }

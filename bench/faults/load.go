@@ -30,6 +30,9 @@ type loadGen struct {
 	// after the previous one, so (host, ts) never repeats.
 	sampleBase       int64
 	durabilityHeader string
+	// nonDurable are the header's values (lower case) that say a write
+	// may not outlive an outage.
+	nonDurable map[string]bool
 
 	seq      atomic.Int64
 	putSeq   atomic.Int64
@@ -41,7 +44,13 @@ type loadGen struct {
 	recent []string // keys of the latest acknowledged PUTs, for GETs
 }
 
-func newLoadGen(base, token, run, durabilityHeader string, rate, workers int, timeout time.Duration) *loadGen {
+func newLoadGen(base, token, run, durabilityHeader, nonDurable string, rate, workers int, timeout time.Duration) *loadGen {
+	nd := map[string]bool{}
+	for _, v := range strings.Split(nonDurable, ",") {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" {
+			nd[v] = true
+		}
+	}
 	return &loadGen{
 		base:             base,
 		token:            token,
@@ -49,6 +58,7 @@ func newLoadGen(base, token, run, durabilityHeader string, rate, workers int, ti
 		run:              run,
 		sampleBase:       time.Now().Add(-40 * time.Hour).Unix(),
 		durabilityHeader: durabilityHeader,
+		nonDurable:       nd,
 		pacer:            svcrun.NewPacer(rate, workers),
 	}
 }
@@ -128,8 +138,9 @@ func (g *loadGen) one(ctx context.Context, k kind) outcome {
 	}
 	if o.put != nil {
 		o.put.tier = resp.Header.Get("X-Cache")
-		if v := resp.Header.Get(g.durabilityHeader); v != "" && !strings.EqualFold(v, "durable") {
-			o.put.durable = false
+		if v := resp.Header.Get(g.durabilityHeader); v != "" {
+			o.put.tier += "/" + v
+			o.put.durable = !g.nonDurable[strings.ToLower(v)]
 		}
 		g.remember(o.put.key)
 	}

@@ -50,6 +50,7 @@ type options struct {
 	slowStall        time.Duration
 	logTmpfs         string
 	durabilityHeader string
+	nonDurable       string
 	binary           string
 	only             string
 	keep             bool
@@ -74,7 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout of the load")
 	fs.DurationVar(&o.slowStall, "slow-stall", 400*time.Millisecond, "redis-slow: each DEBUG SLEEP (the service's REDIS_TIMEOUT is 500ms)")
 	fs.StringVar(&o.logTmpfs, "log-tmpfs", "32m", `size of the tmpfs mounted for LOG_DIR when running as root ("" to use a plain directory and skip log-full)`)
-	fs.StringVar(&o.durabilityHeader, "durability-header", "X-Cache-Durability", "answer header of a cache PUT that, with any value but \"durable\", marks the write as not durable")
+	fs.StringVar(&o.durabilityHeader, "durability-header", "X-Cache-Durability", "answer header of a cache PUT that says whether the write outlives a Redis outage")
+	fs.StringVar(&o.nonDurable, "non-durable", "memory", "comma-separated values of -durability-header that mark a write as not durable: reported, not counted as lost")
 	fs.StringVar(&o.binary, "binary", "", "run this smartcloudops binary instead of building the working tree")
 	fs.StringVar(&o.only, "only", "", "comma-separated faults to run (default all): "+strings.Join(faultNames(), ", "))
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (service, Redis and PostgreSQL logs)")
@@ -217,7 +219,7 @@ func matrix(ctx context.Context, o options, stdout, stderr io.Writer) (lost int,
 	defer func() { _ = r.redis.signal(syscall.SIGCONT) }()
 
 	runID := strings.ToLower(rand.Text()[:8])
-	r.gen = newLoadGen(r.svc.Base, token, runID, o.durabilityHeader, o.rate, o.workers, o.timeout)
+	r.gen = newLoadGen(r.svc.Base, token, runID, o.durabilityHeader, o.nonDurable, o.rate, o.workers, o.timeout)
 	defer r.gen.client.CloseIdleConnections()
 	if err := r.probe(ctx); err != nil {
 		return 0, err
