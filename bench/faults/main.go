@@ -26,7 +26,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -231,7 +230,7 @@ func matrix(ctx context.Context, o options, stdout, stderr io.Writer) (lost int,
 
 	fmt.Fprintf(stdout, "SmartCloudOps fault matrix\n")
 	fmt.Fprintf(stdout, "  service   %s\n", version)
-	fmt.Fprintf(stdout, "  machine   %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(stdout, "  machine   %s\n", svcrun.Machine())
 	fmt.Fprintf(stdout, "  stores    private PostgreSQL 15 on 127.0.0.1:%s, private redis-server on %s (no persistence), LOG_DIR on %s\n", pgPort, redisAddr, tmpfsNote)
 	fmt.Fprintf(stdout, "  load      %d req/s in turn: ingest (%d samples), cache PUT, cache GET, detect; at most %d in flight\n", o.rate, samplesPerIngest, o.workers)
 	fmt.Fprintf(stdout, "  phases    %s load, fault in for %s, removed, wait for health UP (at most %s), %s load, then every acknowledged write is looked up\n\n",
@@ -294,6 +293,7 @@ func (r *rig) runFault(ctx context.Context, f fault) (result, error) {
 	}
 	ph := newPhase(f.name)
 	watch := r.watchHealth(ctx)
+	defer watch() // stops the poller on an early return; a second call is harmless
 	r.gen.cur.Store(ph)
 	if err := sleep(ctx, r.o.lead); err != nil {
 		return res, err
@@ -320,6 +320,9 @@ func (r *rig) runFault(ctx context.Context, f fault) (result, error) {
 	res.recovery = -1
 	if upAt, err := r.waitUp(ctx, r.o.recoverWithin); err == nil {
 		res.recovery = max(upAt.Sub(removedAt), 0)
+		if f.inject == nil {
+			res.recovery = 0 // nothing to recover from: shown as "-"
+		}
 	} else if ctx.Err() != nil {
 		return res, ctx.Err()
 	} else {

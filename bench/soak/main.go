@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -154,7 +153,7 @@ func soak(ctx context.Context, o options, stdout, stderr io.Writer) (bool, error
 	m := newMix()
 	fmt.Fprintf(stdout, "SmartCloudOps soak\n")
 	fmt.Fprintf(stdout, "  service   %s\n", svcrun.Version(ctx, bin))
-	fmt.Fprintf(stdout, "  machine   %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(stdout, "  machine   %s\n", svcrun.Machine())
 	fmt.Fprintf(stdout, "  store     %s; Redis: %s\n", storeNote, redisNote)
 	fmt.Fprintf(stdout, "  load      %d req/s over %d routes (a cycle of %d requests), at most %d in flight, for %s; a sample every %s\n\n",
 		o.rate, len(m.routes), len(m.slots), o.workers, o.duration, o.interval)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -98,6 +99,19 @@ func UsableRedis(name, rawURL string, stderr io.Writer) (string, string) {
 		return "", "none (memory-only cache)"
 	}
 	return rawURL, Redacted(rawURL)
+}
+
+// Machine describes where a run happened, for a report's head: the
+// platform, CPUs, Go version and, where /proc has it, the load average at
+// the start (on a shared machine it explains slow recoveries and latencies).
+func Machine() string {
+	m := fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m += fmt.Sprintf(", load average %s %s %s at the start", f[0], f[1], f[2])
+		}
+	}
+	return m
 }
 
 // FreeLoopbackAddr asks the kernel for a free port. The port is released
