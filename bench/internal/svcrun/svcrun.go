@@ -23,9 +23,9 @@ import (
 	"time"
 )
 
-// ModuleRoot finds the repository from the working directory, so a command
+// moduleRoot finds the repository from the working directory, so a command
 // builds the tree it is run in.
-func ModuleRoot(ctx context.Context) (string, error) {
+func moduleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
@@ -40,7 +40,7 @@ func ModuleRoot(ctx context.Context) (string, error) {
 // Build compiles the service as users run it: a plain go build, no race
 // detector, no test binary. The binary lands in dir.
 func Build(ctx context.Context, dir string) (string, error) {
-	root, err := ModuleRoot(ctx)
+	root, err := moduleRoot(ctx)
 	if err != nil {
 		return "", err
 	}
