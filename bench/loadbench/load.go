@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -53,31 +52,6 @@ func (m measurement) quantile(q float64) time.Duration {
 	}
 	i := int(q*float64(len(m.lat))+0.5) - 1
 	return m.lat[min(max(i, 0), len(m.lat)-1)]
-}
-
-// newTransport gives each measurement its own connections: conns of them,
-// kept alive, loopback only, and no gzip so the bytes moved are the bodies.
-func newTransport(conns int) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				// The generator is for this machine's own processes only.
-				return nil, fmt.Errorf("loadbench: refusing to load non-loopback address %s", addr)
-			}
-			return d.DialContext(ctx, network, addr)
-		},
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		MaxConnsPerHost:     conns,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
 }
 
 // drive runs conns workers in a closed loop (each sends its next request
@@ -167,32 +141,6 @@ func once(ctx context.Context, client *http.Client, tg target, i int64) (time.Du
 		return 0, fmt.Errorf("status %d, want %d", resp.StatusCode, tg.want)
 	}
 	return d, nil
-}
-
-// fetch sends one request outside any measurement (probes and setup) and
-// returns the status, headers and body.
-func fetch(ctx context.Context, client *http.Client, method, url string, header http.Header, body []byte) (int, http.Header, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	return resp.StatusCode, resp.Header, data, nil
 }
 
 // median returns the middle value (the mean of the two middle ones for an

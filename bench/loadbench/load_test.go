@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/bench/internal/svcrun"
 )
 
 func TestDriveCountsRequestsAndErrors(t *testing.T) {
@@ -24,7 +26,7 @@ func TestDriveCountsRequestsAndErrors(t *testing.T) {
 		_, _ = w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	tr := newTransport(4)
+	tr := svcrun.LoopbackTransport(4)
 	defer tr.CloseIdleConnections()
 	tg := target{method: http.MethodPost, url: srv.URL, body: func(i int64) []byte { return []byte("x") }, want: http.StatusOK}
 	m := drive(context.Background(), &http.Client{Transport: tr}, tg, 4, time.Minute, 300)
@@ -40,7 +42,7 @@ func TestDriveCountsRequestsAndErrors(t *testing.T) {
 }
 
 func TestTransportRefusesNonLoopback(t *testing.T) {
-	tr := newTransport(1)
+	tr := svcrun.LoopbackTransport(1)
 	_, err := (&http.Client{Transport: tr}).Get("http://192.0.2.1:80/")
 	if err == nil || !strings.Contains(err.Error(), "non-loopback") {
 		t.Fatalf("err = %v", err)

@@ -17,16 +17,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -34,6 +32,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/bench/internal/svcrun"
 )
 
 func main() {
@@ -72,10 +72,6 @@ const (
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	defaultRedis := os.Getenv("REDIS_URL")
-	if defaultRedis == "" {
-		defaultRedis = "redis://127.0.0.1:6379/0"
-	}
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured run")
@@ -85,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.requests, "requests", 0, "stop each run after this many requests (0: run for -duration)")
 	fs.IntVar(&o.batch, "batch", 50, "samples per batched detect and per ingest request")
 	fs.IntVar(&o.valueSize, "value-size", 512, "bytes of the cached value read by the cache GET")
-	fs.StringVar(&o.redisURL, "redis", defaultRedis, `Redis for the service's shared tier, used when reachable; "" for none`)
+	fs.StringVar(&o.redisURL, "redis", svcrun.DefaultRedisURL(), `Redis for the service's shared tier, used when reachable; "" for none`)
 	fs.StringVar(&o.binary, "binary", "", "run this smartcloudops binary instead of building the working tree")
 	fs.StringVar(&o.only, "only", "", "comma-separated endpoints to run (health, cache-get, detect-single, detect-batch, ingest)")
 	fs.StringVar(&o.bare, "bare", "process", `where the bare handler runs: "process" (a child process, like the service) or "inprocess" (in the generator's own runtime)`)
@@ -115,19 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "loadbench:", err)
-		return 2
-	}
-	if err := bench(ctx, o, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "loadbench:", err)
-		return 1
-	}
-	return 0
+	return svcrun.Run(ctx, "loadbench", args, stderr, parseFlags, func(ctx context.Context, o options) error {
+		return bench(ctx, o, stdout, stderr)
+	})
 }
 
 // scenario is one endpoint of the service, probed before it is measured.
@@ -142,41 +128,32 @@ type scenario struct {
 }
 
 func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "smartcloudops-loadbench-")
+	dir, bin, cleanup, err := svcrun.Workdir(ctx, "loadbench", o.binary, o.keep, stderr)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(stderr, "loadbench: keeping", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-
-	bin := o.binary
-	if bin == "" {
-		fmt.Fprintln(stderr, "loadbench: building ./cmd/smartcloudops …")
-		if bin, err = build(ctx, dir); err != nil {
-			return err
-		}
-	}
-	version, _ := exec.CommandContext(ctx, bin, "version").Output()
-
-	redisURL := o.redisURL
-	redisNote := "none (memory-only cache)"
-	if redisURL != "" && !redisReachable(redisURL) {
-		fmt.Fprintf(stderr, "loadbench: Redis at %s is not reachable; the service runs with its in-process tier only\n", redacted(redisURL))
-		redisURL = ""
+	defer cleanup()
+	version := svcrun.Version(ctx, bin)
+	redisURL, redisNote := svcrun.UsableRedis("loadbench", o.redisURL, stderr)
+	token := rand.Text()
+	env := []string{
+		"DATABASE_URL=sqlite://" + filepath.Join(dir, "bench.db"),
+		"LOG_DIR=" + filepath.Join(dir, "logs"),
+		"SMARTCLOUDOPS_ADMIN_TOKEN=" + token,
+		"CACHE_KEY_PREFIX=smartcloudops-loadbench-" + strings.ToLower(rand.Text()[:8]) + ":",
+		// One client sends every request: the per-client write limit would
+		// measure itself, not the service.
+		"SMARTCLOUDOPS_WRITE_RATE_LIMIT=0",
 	}
 	if redisURL != "" {
-		redisNote = redacted(redisURL)
+		env = append(env, "REDIS_URL="+redisURL)
 	}
-	token := rand.Text()
-	svc, err := startService(ctx, bin, dir, redisURL, token, "smartcloudops-loadbench-"+strings.ToLower(rand.Text()[:8])+":")
+	svc, err := svcrun.Start(ctx, svcrun.Config{Bin: bin, Env: env, StderrPath: filepath.Join(dir, "service.stderr")})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := svc.stop(); err != nil {
+		if err := svc.Stop(); err != nil {
 			fmt.Fprintln(stderr, "loadbench: stopping the service:", err)
 		}
 	}()
@@ -190,14 +167,14 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	// for the whole run, and the namespace is cleared at the end.
 	value := cachedValue(o.valueSize)
 	cacheKey := "/performance/cache/loadbench/hot"
-	code, _, b, err := fetch(ctx, probeClient, http.MethodPut, svc.base+cacheKey+"?ttl=3600", jsonAuth, value)
+	code, _, b, err := svcrun.Fetch(ctx, probeClient, http.MethodPut, svc.Base+cacheKey+"?ttl=3600", jsonAuth, value)
 	if err != nil || code/100 != 2 {
 		return fmt.Errorf("PUT %s: %d %v %s", cacheKey, code, err, b)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, _, _, _ = fetch(cctx, probeClient, http.MethodPost, svc.base+"/performance/cache/clear", jsonAuth, []byte(`{"namespace":"loadbench"}`))
+		_, _, _, _ = svcrun.Fetch(cctx, probeClient, http.MethodPost, svc.Base+"/performance/cache/clear", jsonAuth, []byte(`{"namespace":"loadbench"}`))
 	}()
 
 	gen := newSamples(time.Now())
@@ -249,12 +226,12 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			// A sample far from the measured ones, so probing leaves no state they reuse.
 			probeBody = sc.body(1 << 40)
 		}
-		code, hdr, body, err := fetch(ctx, probeClient, sc.method, svc.base+sc.path, h, probeBody)
+		code, hdr, body, err := svcrun.Fetch(ctx, probeClient, sc.method, svc.Base+sc.path, h, probeBody)
 		if err != nil {
 			return fmt.Errorf("probe %s: %w", sc.name, err)
 		}
 		if code != http.StatusOK {
-			unavailable = append(unavailable, fmt.Sprintf("%-14s not available: %s %s answers %d %s", sc.name, sc.method, sc.path, code, problemDetail(body)))
+			unavailable = append(unavailable, fmt.Sprintf("%-14s not available: %s %s answers %d %s", sc.name, sc.method, sc.path, code, svcrun.ProblemDetail(body)))
 			continue
 		}
 		note := sc.what
@@ -264,7 +241,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		bodies = append(bodies, bareBody{Name: sc.name, ContentType: hdr.Get("Content-Type"), Body: body})
 		pairs = append(pairs, &pair{
 			sc:   sc,
-			svc:  target{method: sc.method, url: svc.base + sc.path, header: h, body: sc.body, want: http.StatusOK},
+			svc:  target{method: sc.method, url: svc.Base + sc.path, header: h, body: sc.body, want: http.StatusOK},
 			raw:  target{method: sc.method, path: barePath(sc.name), header: h, body: sc.body, want: http.StatusOK},
 			note: fmt.Sprintf("%s; %d-byte answer", note, len(body)),
 		})
@@ -282,7 +259,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stdout, "SmartCloudOps load benchmark\n")
-	fmt.Fprintf(stdout, "  service   %s", strings.TrimSpace(string(version))+"\n")
+	fmt.Fprintf(stdout, "  service   %s\n", version)
 	fmt.Fprintf(stdout, "  machine   %s/%s, %d CPUs, GOMAXPROCS %d (generator), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintf(stdout, "  bare      net/http handler writing the same bytes, %s\n", map[string]string{
 		"process": "in its own process", "inprocess": "in the generator's process"}[o.bare])
@@ -296,7 +273,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 
 	measure := func(tg target) measurement {
-		tr := newTransport(o.connections)
+		tr := svcrun.LoopbackTransport(o.connections)
 		defer tr.CloseIdleConnections()
 		client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 		if o.warmup > 0 {
@@ -387,24 +364,8 @@ func summarize(ms []measurement) row {
 		mx = append(mx, float64(m.quantile(1)))
 		errs += m.errors
 	}
-	d := func(xs []float64) string { return fmtDuration(time.Duration(median(xs))) }
+	d := func(xs []float64) string { return svcrun.FmtDuration(time.Duration(median(xs))) }
 	return row{rps: strconv.FormatFloat(median(rps), 'f', 0, 64), p50: d(p50), p90: d(p90), p99: d(p99), max: d(mx), errors: errs}
-}
-
-// fmtDuration prints three significant digits in the unit that fits.
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "-"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	}
 }
 
 // samples generates metric samples: distinct hosts and increasing
@@ -469,29 +430,4 @@ func cachedValue(n int) []byte {
 		return []byte(strings.Repeat("x", n))
 	}
 	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
-}
-
-// problemDetail pulls the detail out of a problem+json answer for the
-// "not available" line.
-func problemDetail(body []byte) string {
-	var p struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-	}
-	if json.Unmarshal(body, &p) == nil && (p.Title != "" || p.Detail != "") {
-		return fmt.Sprintf("(%s: %s)", p.Title, p.Detail)
-	}
-	if len(body) > 120 {
-		body = body[:120]
-	}
-	return strconv.Quote(string(body))
-}
-
-// redacted hides a password in a Redis URL before it is printed.
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

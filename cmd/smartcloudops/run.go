@@ -281,6 +281,37 @@ func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.O
 	return o
 }
 
+// authOptions maps SMARTCLOUDOPS_REQUIRE_AUTH's three modes onto the API's
+// options; auto is their zero value.
+func authOptions(cfg *config.Config) httpapi.AuthOptions {
+	return httpapi.AuthOptions{
+		AdminToken:      cfg.AdminToken,
+		JWTSecret:       cfg.JWTSecret,
+		RequireAuth:     cfg.RequireAuth == config.AuthRequired,
+		OpenTenantReads: cfg.RequireAuth == config.AuthOpen,
+	}
+}
+
+// logReadPolicy says at start-up, in one line, which reads need a token, so
+// an operator never has to work out from three settings whether tenant data
+// is open. Open tenant data with JWT_SECRET set is a WARN: tokens carry
+// tenants then, and an anonymous caller still reads every tenant's hosts.
+func logReadPolicy(log *slog.Logger, cfg *config.Config, o httpapi.AuthOptions) {
+	policy := o.ReadPolicy()
+	attrs := []any{slog.String("mode", string(cfg.RequireAuth)), slog.String("policy", string(policy)),
+		slog.Bool("jwt", cfg.JWTSecret != ""), slog.Bool("admin_token", cfg.AdminToken != "")}
+	switch {
+	case policy == httpapi.ReadsOpen && cfg.JWTSecret != "":
+		log.Warn("read access: tenant data (hosts, series, anomalies, detection) is readable without a token although JWT_SECRET is set, because SMARTCLOUDOPS_REQUIRE_AUTH=false; unset it or set it to true to require tokens", attrs...)
+	case policy == httpapi.ReadsOpen:
+		log.Info("read access: reads are open without a token (single-user mode: no JWT_SECRET); set SMARTCLOUDOPS_REQUIRE_AUTH=true to require one", attrs...)
+	case policy == httpapi.TenantReadsNeedToken:
+		log.Info("read access: tenant data (hosts, series, anomalies, detection) needs a token; other reads are open", attrs...)
+	default:
+		log.Info("read access: every read needs a token", attrs...)
+	}
+}
+
 // serve runs the HTTP service until ctx ends, then shuts down in order:
 // stop accepting, finish in-flight requests, close the cache and the store,
 // flush the spans, and flush the logs last so the shutdown itself is logged.
@@ -321,11 +352,16 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	defer stopTracing()
 
 	deps := httpapi.Deps{
-		Logger:       log,
-		Registry:     reg,
-		Config:       cfg,
-		Logs:         lg,
-		Auth:         httpapi.AuthOptions{AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret, RequireAuth: cfg.RequireAuth},
+		Logger:   log,
+		Registry: reg,
+		Config:   cfg,
+		Logs:     lg,
+		Auth:     authOptions(cfg),
+		Limits: httpapi.LimitOptions{
+			AuthFailuresPerMinute: cfg.AuthFailureLimit,
+			WritesPerSecond:       cfg.WriteRateLimit,
+			TrustedProxies:        cfg.TrustedProxies,
+		},
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		// nil when tracing is off, as for every part below.
 		TracerProvider: tp,
@@ -408,6 +444,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	logReadPolicy(log, cfg, deps.Auth)
 	log.Info("smartcloudops listening", slog.String("addr", ln.Addr().String()), slog.String("database", string(st.Kind())),
 		slog.Bool("cache", c != nil), slog.Bool("redis", cfg.EffectiveRedisURL() != ""), slog.String("version", b.Version))
 	if h.onListen != nil {

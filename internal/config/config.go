@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -115,8 +116,20 @@ type Config struct {
 	AdminToken string
 	// JWTSecret verifies HS256 bearer tokens (JWT_SECRET).
 	JWTSecret string
-	// RequireAuth makes read endpoints need a token too (SMARTCLOUDOPS_REQUIRE_AUTH).
-	RequireAuth bool
+	// RequireAuth says which reads need a token (SMARTCLOUDOPS_REQUIRE_AUTH):
+	// auto (the default), true or false.
+	RequireAuth AuthMode
+	// AuthFailureLimit is how many refused credentials one client may
+	// present per minute before it gets 429; 0 turns the limit off
+	// (SMARTCLOUDOPS_AUTH_FAILURE_LIMIT).
+	AuthFailureLimit int
+	// WriteRateLimit is how many state-changing requests per second one
+	// client may send (bursts of twice that); 0 turns the limit off
+	// (SMARTCLOUDOPS_WRITE_RATE_LIMIT).
+	WriteRateLimit float64
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// for the per-client limits (SMARTCLOUDOPS_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 
 	// MaxBodyBytes bounds request bodies; larger ones get 413 (SMARTCLOUDOPS_MAX_BODY_BYTES).
 	MaxBodyBytes int64
@@ -126,6 +139,21 @@ type Config struct {
 	sources map[string]Source
 	raw     map[string]string // effective values as given, for Redacted
 }
+
+// AuthMode is SMARTCLOUDOPS_REQUIRE_AUTH: which reads need a token.
+type AuthMode string
+
+// The auth modes.
+const (
+	// AuthAuto: tenant data (hosts, series, anomalies, detection) needs a
+	// token when JWT_SECRET is set, since tokens then carry tenants; with
+	// no JWT_SECRET (the single-user embedded default) reads are open.
+	AuthAuto AuthMode = "auto"
+	// AuthRequired: every read needs a token.
+	AuthRequired AuthMode = "true"
+	// AuthOpen: reads are open even when JWT_SECRET is set.
+	AuthOpen AuthMode = "false"
+)
 
 // AnomalyConfig configures anomaly detection; see the README for each variable.
 type AnomalyConfig struct {
@@ -372,8 +400,55 @@ func settings() []setting {
 				}
 				return nil
 			}},
-		{env: "SMARTCLOUDOPS_REQUIRE_AUTH", flag: "require-auth", def: "false", usage: "require a token for read endpoints too",
-			set: func(c *Config, v string) error { return parseBool(v, &c.RequireAuth) }},
+		{env: "SMARTCLOUDOPS_REQUIRE_AUTH", flag: "require-auth", def: "auto",
+			usage: "which reads need a token: auto (tenant data does when JWT_SECRET is set), true (every read), false (none)",
+			set: func(c *Config, v string) error {
+				if strings.EqualFold(strings.TrimSpace(v), "auto") {
+					c.RequireAuth = AuthAuto
+					return nil
+				}
+				var b bool
+				if err := parseBool(v, &b); err != nil {
+					return errAllowed("must be auto, true or false")
+				}
+				c.RequireAuth = AuthOpen
+				if b {
+					c.RequireAuth = AuthRequired
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", flag: "auth-failure-limit", def: "10",
+			usage: "refused credentials one client may present per minute (and at once) before it gets 429; 0 turns the limit off",
+			set:   func(c *Config, v string) error { return parseInt(v, 0, 1000000, &c.AuthFailureLimit) }},
+		{env: "SMARTCLOUDOPS_WRITE_RATE_LIMIT", flag: "write-rate-limit", def: "100",
+			usage: "state-changing requests (POST, PUT, DELETE) one client may send per second, bursts of twice that; 0 turns the limit off",
+			set: func(c *Config, v string) error {
+				if err := parseFloat(v, 0, 1000000, &c.WriteRateLimit); err != nil || (c.WriteRateLimit > 0 && c.WriteRateLimit < 0.01) {
+					return errAllowed("must be 0 (off) or a number from 0.01 to 1000000")
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_TRUSTED_PROXIES", flag: "trusted-proxies", def: "",
+			usage: "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client for the per-client limits; empty trusts none",
+			set: func(c *Config, v string) error {
+				c.TrustedProxies = nil
+				for _, f := range strings.Split(v, ",") {
+					f = strings.TrimSpace(f)
+					if f == "" {
+						continue
+					}
+					p, err := netip.ParsePrefix(f)
+					if err != nil {
+						a, aerr := netip.ParseAddr(f)
+						if aerr != nil {
+							return errAllowed(fmt.Sprintf("must be comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,::1; %q is neither", f))
+						}
+						p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+					}
+					c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+				}
+				return nil
+			}},
 		{env: "SMARTCLOUDOPS_MAX_BODY_BYTES", flag: "max-body-bytes", def: "1048576", usage: "largest accepted request body in bytes",
 			set: func(c *Config, v string) error {
 				var n int
@@ -441,7 +516,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		return nil, &Error{Name: "ANOMALY_MIN_TRAINING_ROWS", Value: strconv.Itoa(c.Anomaly.MinTrainingRows),
 			Allowed: fmt.Sprintf("must not exceed ANOMALY_MAX_TRAINING_ROWS (%d)", c.Anomaly.MaxTrainingRows)}
 	}
-	if c.RequireAuth && !c.AuthConfigured() {
+	if c.RequireAuth == AuthRequired && !c.AuthConfigured() {
 		return nil, &Error{Name: "SMARTCLOUDOPS_REQUIRE_AUTH", Value: "true",
 			Allowed: "needs SMARTCLOUDOPS_ADMIN_TOKEN or JWT_SECRET to be set, or no request could ever be authorised"}
 	}

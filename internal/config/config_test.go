@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -36,6 +37,7 @@ func TestLoadDefaults(t *testing.T) {
 		LogQueuePolicy: "block", LogStderrLevel: "warn",
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
 		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20, CacheFallbackJournalBytes: 16 << 20,
+		RequireAuth: AuthAuto, AuthFailureLimit: 10, WriteRateLimit: 100,
 	}
 	c.sources, c.raw = nil, nil
 	if !reflect.DeepEqual(*c, want) {
@@ -109,6 +111,11 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"ANOMALY_RETRAIN_INTERVAL", "6h", func(c *Config) bool { return c.Anomaly.RetrainInterval == 6*time.Hour }},
 		{"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef", func(c *Config) bool { return c.AdminToken == "0123456789abcdef" }},
 		{"JWT_SECRET", strings.Repeat("k", 32), func(c *Config) bool { return c.JWTSecret == strings.Repeat("k", 32) }},
+		{"SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", "0", func(c *Config) bool { return c.AuthFailureLimit == 0 }},
+		{"SMARTCLOUDOPS_WRITE_RATE_LIMIT", "2.5", func(c *Config) bool { return c.WriteRateLimit == 2.5 }},
+		{"SMARTCLOUDOPS_TRUSTED_PROXIES", "10.0.0.0/8, ::1,192.0.2.7", func(c *Config) bool {
+			return fmt.Sprint(c.TrustedProxies) == "[10.0.0.0/8 ::1/128 192.0.2.7/32]"
+		}},
 		{"SMARTCLOUDOPS_MAX_BODY_BYTES", "2048", func(c *Config) bool { return c.MaxBodyBytes == 2048 }},
 		{"SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", "3s", func(c *Config) bool { return c.ShutdownTimeout == 3*time.Second }},
 	}
@@ -130,8 +137,38 @@ func TestLoadEveryVariable(t *testing.T) {
 		})
 	}
 	c, err := Load(nil, env("SMARTCLOUDOPS_REQUIRE_AUTH", "true", "SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef"), io.Discard)
-	if err != nil || !c.RequireAuth {
+	if err != nil || c.RequireAuth != AuthRequired {
 		t.Fatalf("REQUIRE_AUTH with a token: %v, %+v", err, c)
+	}
+}
+
+// SMARTCLOUDOPS_REQUIRE_AUTH is tri-state: unset is auto, and only true
+// needs a credential to be configured.
+func TestRequireAuthModes(t *testing.T) {
+	cases := []struct {
+		value string
+		env   []string
+		want  AuthMode
+	}{
+		{"", nil, AuthAuto},
+		{"auto", nil, AuthAuto},
+		{"AUTO", []string{"JWT_SECRET", strings.Repeat("k", 32)}, AuthAuto},
+		{"false", []string{"JWT_SECRET", strings.Repeat("k", 32)}, AuthOpen},
+		{"0", nil, AuthOpen},
+		{"true", []string{"JWT_SECRET", strings.Repeat("k", 32)}, AuthRequired},
+		{"yes", []string{"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef"}, AuthRequired},
+	}
+	for _, tc := range cases {
+		t.Run(tc.value, func(t *testing.T) {
+			kv := append([]string{"SMARTCLOUDOPS_REQUIRE_AUTH", tc.value}, tc.env...)
+			c, err := Load(nil, env(kv...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.RequireAuth != tc.want {
+				t.Errorf("mode %q; want %q", c.RequireAuth, tc.want)
+			}
+		})
 	}
 }
 
@@ -177,6 +214,11 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"ttl", nil, []string{"CACHE_DEFAULT_TTL", "-5s"}, "CACHE_DEFAULT_TTL"},
 		{"max value", nil, []string{"CACHE_MAX_VALUE_BYTES", "1TiB"}, "CACHE_MAX_VALUE_BYTES"},
 		{"require auth without credential", nil, []string{"SMARTCLOUDOPS_REQUIRE_AUTH", "true"}, "SMARTCLOUDOPS_REQUIRE_AUTH"},
+		{"require auth word", nil, []string{"SMARTCLOUDOPS_REQUIRE_AUTH", "sometimes"}, "SMARTCLOUDOPS_REQUIRE_AUTH"},
+		{"auth failure limit negative", nil, []string{"SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", "-1"}, "SMARTCLOUDOPS_AUTH_FAILURE_LIMIT"},
+		{"write rate nan", nil, []string{"SMARTCLOUDOPS_WRITE_RATE_LIMIT", "NaN"}, "SMARTCLOUDOPS_WRITE_RATE_LIMIT"},
+		{"write rate tiny", nil, []string{"SMARTCLOUDOPS_WRITE_RATE_LIMIT", "0.001"}, "SMARTCLOUDOPS_WRITE_RATE_LIMIT"},
+		{"trusted proxy name", nil, []string{"SMARTCLOUDOPS_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"}, "SMARTCLOUDOPS_TRUSTED_PROXIES"},
 		{"bad flag value", []string{"--database-pool-size", "x"}, nil, "--database-pool-size"},
 		{"unknown flag", []string{"--nope"}, nil, "flags"},
 		{"positional", []string{"extra"}, nil, "arguments"},

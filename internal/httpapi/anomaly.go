@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
@@ -79,10 +78,10 @@ func (s *Server) anomalyDetect(w http.ResponseWriter, r *http.Request) error {
 		return anomalyError(err)
 	}
 	if single {
-		writeJSON(w, http.StatusOK, res[0])
+		writeJSON(w, r, http.StatusOK, res[0])
 		return nil
 	}
-	writeJSON(w, http.StatusOK, DetectBatchResponse{Count: len(res), Results: res})
+	writeJSON(w, r, http.StatusOK, DetectBatchResponse{Count: len(res), Results: res})
 	return nil
 }
 
@@ -109,22 +108,18 @@ func (s *Server) anomalyIngest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return anomalyError(err)
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, r, http.StatusOK, rep)
 	return nil
 }
 
-// checkTenantHosts applies the tenant rule to the hosts of a request that
-// will read or write them (verb says which).
+// checkTenantHosts applies the tenant rule (Principal.MayUseHost) to the
+// hosts of a request that will read or write them (verb says which).
 func checkTenantHosts(p *Principal, samples []anomaly.Sample, verb string) error {
-	if p == nil || p.Role == RoleAdmin || p.Tenant == "" {
-		return nil
-	}
-	prefix := p.Tenant + "/"
 	var fields []FieldError
 	for i, smp := range samples {
-		if !strings.HasPrefix(smp.Host, prefix) || len(smp.Host) == len(prefix) {
+		if !p.MayUseHost(smp.Host) {
 			fields = append(fields, FieldError{Field: fmt.Sprintf("samples[%d].host", i),
-				Detail: fmt.Sprintf("a token of tenant %q may %s only hosts named %q", p.Tenant, verb, prefix+"…")})
+				Detail: fmt.Sprintf("a token of tenant %q may %s only hosts named %q", p.Tenant, verb, p.Tenant+"/…")})
 			if len(fields) == maxFieldErrors {
 				break
 			}
@@ -136,12 +131,12 @@ func checkTenantHosts(p *Principal, samples []anomaly.Sample, verb string) error
 	return nil
 }
 
-func (s *Server) anomalyStats(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) anomalyStats(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.anomalyPart()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.Stats())
+	writeJSON(w, r, http.StatusOK, a.Stats())
 	return nil
 }
 
@@ -162,7 +157,7 @@ func (s *Server) anomalyModels(w http.ResponseWriter, r *http.Request) error {
 	if ms == nil {
 		ms = []anomaly.ModelInfo{}
 	}
-	writeJSON(w, http.StatusOK, ModelsResponse{Models: ms})
+	writeJSON(w, r, http.StatusOK, ModelsResponse{Models: ms})
 	return nil
 }
 
@@ -186,7 +181,7 @@ func (s *Server) anomalyTrain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return anomalyError(err)
 	}
-	writeJSON(w, http.StatusCreated, info)
+	writeJSON(w, r, http.StatusCreated, info)
 	return nil
 }
 
@@ -203,7 +198,7 @@ func (s *Server) anomalyActivate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return anomalyError(err)
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, r, http.StatusOK, info)
 	return nil
 }
 

@@ -55,6 +55,7 @@ func anomalyFixtureOn(t *testing.T, url string, mod func(o *anomaly.Options)) (*
 	f := newFixture(t, func(d *Deps) {
 		d.Anomaly = svc
 		d.MaxBodyBytes = 1 << 20
+		openTenantReads(d) // the tests drive detection anonymously
 	})
 	return f, svc, st
 }
@@ -302,7 +303,7 @@ func TestAnomalyErrorMapping(t *testing.T) {
 		}
 	}
 	f := newFixture(t, nil)
-	if w := f.do(t, "POST", "/performance/anomaly/detect", "", "application/json", sampleJSON); w.Code != 503 {
+	if w := f.do(t, "POST", "/performance/anomaly/detect", "Bearer "+adminToken, "application/json", sampleJSON); w.Code != 503 {
 		t.Fatalf("detect without the part: %d", w.Code)
 	}
 }

@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -38,6 +42,11 @@ const (
 	Public Access = iota
 	// Read routes need one only when AuthOptions.RequireAuth is set.
 	Read
+	// TenantRead routes read tenant data (hosts, series, anomalies, a
+	// host's learned baseline): they need a credential when RequireAuth is
+	// set, and also when JWTSecret is set (tokens carry tenants) unless
+	// OpenTenantReads says the operator chose open reads.
+	TenantRead
 	// UserRole routes change state and need a user or admin credential.
 	UserRole
 	// AdminRole routes need an admin credential.
@@ -50,10 +59,40 @@ type AuthOptions struct {
 	AdminToken string
 	// JWTSecret verifies HS256 bearer JWTs; empty disables JWTs.
 	JWTSecret string
-	// RequireAuth makes Read routes need a credential too.
+	// RequireAuth makes Read and TenantRead routes need a credential too
+	// (SMARTCLOUDOPS_REQUIRE_AUTH=true).
 	RequireAuth bool
+	// OpenTenantReads keeps TenantRead routes open even when JWTSecret is
+	// set (SMARTCLOUDOPS_REQUIRE_AUTH=false given explicitly). The zero
+	// value is the safe default: tenant data needs a token once tokens can
+	// carry tenants.
+	OpenTenantReads bool
 	// Now is the clock used to check expiry; time.Now when nil.
 	Now func() time.Time
+}
+
+// ReadPolicy is which reads need a credential under a set of AuthOptions.
+type ReadPolicy string
+
+// The read policies, as the start-up log names them.
+const (
+	// ReadsOpen: no read needs a credential.
+	ReadsOpen ReadPolicy = "reads-open"
+	// TenantReadsNeedToken: tenant data needs a credential; other reads are open.
+	TenantReadsNeedToken ReadPolicy = "tenant-reads-need-token"
+	// AllReadsNeedToken: every read needs a credential.
+	AllReadsNeedToken ReadPolicy = "all-reads-need-token"
+)
+
+// ReadPolicy says which reads o makes need a credential.
+func (o AuthOptions) ReadPolicy() ReadPolicy {
+	switch {
+	case o.RequireAuth:
+		return AllReadsNeedToken
+	case o.JWTSecret != "" && !o.OpenTenantReads:
+		return TenantReadsNeedToken
+	}
+	return ReadsOpen
 }
 
 type authenticator struct {
@@ -61,7 +100,9 @@ type authenticator struct {
 	hasAdmin bool
 	parser   *jwt.Parser
 	secret   []byte
-	require  bool
+	// requireRead and requireTenant say whether Read and TenantRead routes
+	// need a credential.
+	requireRead, requireTenant bool
 }
 
 // claims are the JWT claims SmartCloudOps reads.
@@ -71,12 +112,82 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
+// errClaimType marks a token whose time claims are not JSON numbers.
+var errClaimType = errors.New("exp, iat and nbf must be JSON numbers (seconds since the epoch)")
+
+// UnmarshalJSON refuses time claims that are not JSON numbers: the JWT
+// library would read "exp":"9999999999" as a date, and RFC 7519 says a
+// NumericDate is a number, so a string is a token someone got wrong or made up.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for _, k := range [...]string{"exp", "iat", "nbf"} {
+		if v, ok := raw[k]; ok && !isJSONNumber(v) {
+			return fmt.Errorf("claim %s: %w", k, errClaimType)
+		}
+	}
+	type plain claims // drops this method, so the next call decodes the fields
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+func isJSONNumber(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
+}
+
+// MaxTenantLen bounds a tenant name.
+const MaxTenantLen = 64
+
+// ValidTenant reports why name cannot be a tenant, or "" when it can. A
+// tenant is one segment of a host name: hosts "<tenant>/…" belong to it, so
+// a '/' in a tenant would make tenant "acme" the owner of tenant "acme/x"'s
+// hosts. Like host names, it has no spaces or control characters.
+func ValidTenant(name string) string {
+	switch {
+	case name == "":
+		return "is empty"
+	case len(name) > MaxTenantLen:
+		return fmt.Sprintf("is longer than %d bytes", MaxTenantLen)
+	case !utf8.ValidString(name):
+		return "is not valid UTF-8"
+	case name == "." || name == "..":
+		return "must not be \".\" or \"..\""
+	}
+	for _, c := range name {
+		if c == '/' {
+			return "must not contain \"/\" (it separates the tenant from the host)"
+		}
+		if c <= ' ' || c == 0x7f || (c >= 0x80 && c <= 0x9f) {
+			return "must not contain spaces or control characters"
+		}
+	}
+	return ""
+}
+
+// TenantOfHost is the tenant a host belongs to: its first '/'-separated
+// segment when the host has one ("acme/web-1" is acme's, "acme/x/web-1"
+// too), else "" (an unscoped host, which only unscoped tokens may touch).
+func TenantOfHost(host string) string {
+	t, _, ok := strings.Cut(host, "/")
+	if !ok {
+		return ""
+	}
+	return t
+}
+
 func newAuthenticator(o AuthOptions) *authenticator {
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	a := &authenticator{require: o.RequireAuth, secret: []byte(o.JWTSecret)}
+	policy := o.ReadPolicy()
+	a := &authenticator{
+		requireRead:   policy == AllReadsNeedToken,
+		requireTenant: policy != ReadsOpen,
+		secret:        []byte(o.JWTSecret),
+	}
 	if o.AdminToken != "" {
 		// Comparing fixed-size digests keeps the comparison constant-time
 		// regardless of the presented token's length.
@@ -86,6 +197,9 @@ func newAuthenticator(o AuthOptions) *authenticator {
 		a.parser = jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
+			// A token issued in the future (beyond the leeway for clock
+			// skew) was minted by a wrong clock or to outlive its exp.
+			jwt.WithIssuedAt(),
 			jwt.WithLeeway(30*time.Second),
 			jwt.WithTimeFunc(now),
 		)
@@ -123,8 +237,17 @@ func (a *authenticator) authenticate(r *http.Request) (*Principal, error) {
 		return nil, &Error{Code: CodeUnauthorized, Detail: "bearer token has expired", Err: err}
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return nil, &Error{Code: CodeUnauthorized, Detail: "bearer token must carry an exp claim", Err: err}
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return nil, &Error{Code: CodeUnauthorized, Detail: "bearer token's iat is in the future", Err: err}
+	case errors.Is(err, errClaimType):
+		return nil, &Error{Code: CodeUnauthorized, Detail: "bearer token's " + errClaimType.Error(), Err: err}
 	case err != nil:
 		return nil, &Error{Code: CodeUnauthorized, Detail: "bearer token is not valid", Err: err}
+	}
+	if c.Tenant != "" {
+		if why := ValidTenant(c.Tenant); why != "" {
+			return nil, Errorf(CodeUnauthorized, "bearer token's tenant claim %s", why)
+		}
 	}
 	return &Principal{Subject: c.Subject, Role: Role(c.Role), Tenant: c.Tenant}, nil
 }
@@ -142,7 +265,7 @@ func (a *authenticator) authorize(r *http.Request, access Access) (*Principal, e
 		return nil, err
 	}
 	if p == nil {
-		if access == Read && !a.require {
+		if (access == Read && !a.requireRead) || (access == TenantRead && !a.requireTenant) {
 			return nil, nil
 		}
 		return nil, Errorf(CodeUnauthorized, "this endpoint needs Authorization: Bearer <token>")
@@ -152,7 +275,7 @@ func (a *authenticator) authorize(r *http.Request, access Access) (*Principal, e
 		return p, Errorf(CodeForbidden, "this endpoint needs the admin role")
 	case access == UserRole && p.Role != RoleAdmin && p.Role != RoleUser:
 		return p, Errorf(CodeForbidden, "this endpoint needs the user or admin role")
-	case access == Read && p.Role != RoleAdmin && p.Role != RoleUser:
+	case (access == Read || access == TenantRead) && p.Role != RoleAdmin && p.Role != RoleUser:
 		return p, Errorf(CodeForbidden, "the token's role %q may not read this endpoint", p.Role)
 	}
 	return p, nil
@@ -166,4 +289,15 @@ func (p *Principal) OwnsTenant(tenant string) bool {
 		return false
 	}
 	return p.Role == RoleAdmin || (p.Role == RoleUser && p.Tenant != "" && p.Tenant == tenant)
+}
+
+// MayUseHost reports whether p may read or write host's data: an admin, an
+// unscoped user and (while tenant reads are open) an anonymous caller may
+// use any host; a tenant's token only hosts whose first segment is its
+// tenant ("acme/web-1" for acme, never "acme-x/web-1" nor the bare "acme").
+func (p *Principal) MayUseHost(host string) bool {
+	if p == nil || p.Role == RoleAdmin || p.Tenant == "" {
+		return true
+	}
+	return TenantOfHost(host) == p.Tenant && len(host) > len(p.Tenant)+1
 }

@@ -192,7 +192,7 @@ func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("X-Cache", string(res.Tier))
 	w.Header().Set(durabilityHeader, string(res.Durability))
 	resp := cachePutResponse{Namespace: ns, Key: key, Bytes: len(body), Tier: string(res.Tier), TTLSeconds: ttl.Seconds(), Durability: string(res.Durability)}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 
@@ -243,7 +243,7 @@ func (s *Server) cacheClear(w http.ResponseWriter, r *http.Request) error {
 		return cacheError(err)
 	}
 	w.Header().Set(durabilityHeader, string(d))
-	writeJSON(w, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n, "durability": string(d)})
+	writeJSON(w, r, http.StatusOK, map[string]any{"namespace": req.Namespace, "removed": n, "durability": string(d)})
 	return nil
 }
 
@@ -252,6 +252,6 @@ func (s *Server) cacheStats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, c.Stats(r.Context()))
+	writeJSON(w, r, http.StatusOK, c.Stats(r.Context()))
 	return nil
 }

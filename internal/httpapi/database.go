@@ -107,7 +107,7 @@ func (d *databaseAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return dbError(err)
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, r, http.StatusOK, st)
 	return nil
 }
 
@@ -121,7 +121,7 @@ func (d *databaseAPI) indexes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return dbError(err)
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, r, http.StatusOK, rep)
 	return nil
 }
 
@@ -264,13 +264,13 @@ func (d *databaseAPI) answer(w http.ResponseWriter, r *http.Request, j *job, wai
 		body := *j
 		d.mu.Unlock()
 		w.Header().Set("Location", j.StatusURL)
-		writeJSON(w, http.StatusAccepted, &body)
+		writeJSON(w, r, http.StatusAccepted, &body)
 		return nil
 	case <-r.Context().Done():
 		return Errorf(CodeUnavailable, "the request ended; the job continues at %s", j.StatusURL)
 	}
 	if j.err == nil {
-		writeJSON(w, okStatus, j.Result)
+		writeJSON(w, r, okStatus, j.Result)
 		return nil
 	}
 	// A report with per-step outcomes is the useful part of a failure: send
@@ -278,12 +278,12 @@ func (d *databaseAPI) answer(w http.ResponseWriter, r *http.Request, j *job, wai
 	switch res := j.Result.(type) {
 	case store.OptimizeReport:
 		if !errors.Is(j.err, store.ErrInvalid) {
-			writeJSON(w, http.StatusServiceUnavailable, res)
+			writeJSON(w, r, http.StatusServiceUnavailable, res)
 			return nil
 		}
 	case store.CreatedIndex:
 		if res.Name != "" && !errors.Is(j.err, store.ErrInvalid) {
-			writeJSON(w, http.StatusServiceUnavailable, res)
+			writeJSON(w, r, http.StatusServiceUnavailable, res)
 			return nil
 		}
 	}
@@ -303,6 +303,6 @@ func (d *databaseAPI) jobStatus(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return Errorf(CodeNotFound, "no database job %q (finished jobs are kept for a while, then dropped)", id)
 	}
-	writeJSON(w, http.StatusOK, &body)
+	writeJSON(w, r, http.StatusOK, &body)
 	return nil
 }

@@ -3,12 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,55 +97,12 @@ func TestDatabaseEndpointsOnRealDatabases(t *testing.T) {
 	})
 }
 
-// privatePostgres starts a throw-away PostgreSQL cluster as the postgres user
-// on a free loopback port and returns its URL and start/stop functions. The
-// shared server is never touched.
-func privatePostgres(t *testing.T) (url string, start, stop func()) {
-	t.Helper()
-	bin := "/usr/lib/postgresql/15/bin"
-	if _, err := os.Stat(filepath.Join(bin, "initdb")); err != nil {
-		t.Skipf("PostgreSQL 15 server binaries not installed: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "sco-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := exec.Command("chown", "postgres:postgres", dir).Run(); err != nil {
-		t.Fatalf("chown %s: %v", dir, err)
-	}
-	asPG := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	data := filepath.Join(dir, "data")
-	asPG(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, dir)
-	start = func() {
-		asPG(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start")
-	}
-	stop = func() { asPG(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop") }
-	start()
-	t.Cleanup(func() {
-		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "stop").Run()
-	})
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), start, stop
-}
-
 // TestPostgresRestartUnderLoad stops a private PostgreSQL under load: requests
 // fail with 503 problems while it is down, health goes DOWN then UP, the pool
 // recovers by itself, and nothing leaks.
 func TestPostgresRestartUnderLoad(t *testing.T) {
-	url, start, stop := privatePostgres(t)
+	pg := storetest.StartPrivatePostgres(t)
+	url, start, stop := pg.URL, pg.Start, pg.Stop
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
 	const pool = 4

@@ -5,9 +5,11 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -208,5 +210,40 @@ func TestIngestDuringPostgresRestart(t *testing.T) {
 	rows, err := st.MetricHistory(context.Background(), store.HistoryQuery{Host: "web-1"})
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("stored samples: %d, %v; want the 2 acknowledged", len(rows), err)
+	}
+}
+
+// nanAnomaly answers every detect with a score no JSON can carry.
+type nanAnomaly struct{ stubAnomaly }
+
+func (nanAnomaly) Detect(_ context.Context, s []anomaly.Sample, _ anomaly.DetectOptions) ([]anomaly.Result, error) {
+	return []anomaly.Result{{Host: s[0].Host, AnomalyScore: math.NaN()}}, nil
+}
+
+// TestEncodingFailureIs500Problem: a response that cannot be encoded is a
+// 500 problem whose cause reaches the access log, never a 200 with an empty
+// body.
+func TestEncodingFailureIs500Problem(t *testing.T) {
+	f := newFixture(t, func(d *Deps) { d.Anomaly = nanAnomaly{}; d.MaxBodyBytes = 1 << 20 })
+	w := f.do(t, "POST", "/performance/anomaly/detect", "Bearer "+adminToken, "application/json", sampleJSON)
+	if w.Code != http.StatusInternalServerError || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("unencodable result: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	if p := decodeProblem(t, w); p.RequestID == "" || strings.Contains(p.Detail, "NaN") {
+		t.Fatalf("problem = %+v", p)
+	}
+
+	r := httptest.NewRequest("GET", "/x", nil)
+	info := &reqInfo{id: "req-1"}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	rec := httptest.NewRecorder()
+	writeJSON(rec, r, http.StatusOK, map[string]float64{"score": math.Inf(1)})
+	if rec.Code != http.StatusInternalServerError || info.err == nil || !strings.Contains(info.err.Error(), "encode") {
+		t.Fatalf("writeJSON of +Inf: %d, logged cause %v", rec.Code, info.err)
+	}
+	rec = httptest.NewRecorder()
+	writeJSON(rec, r, http.StatusCreated, map[string]int{"n": 1})
+	if rec.Code != http.StatusCreated || rec.Header().Get("Content-Length") != strconv.Itoa(rec.Body.Len()) || !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("writeJSON: %d %q", rec.Code, rec.Body)
 	}
 }

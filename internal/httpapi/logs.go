@@ -11,10 +11,10 @@ type LogStats interface {
 	Stats() logs.Stats
 }
 
-func (s *Server) logStats(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) logStats(w http.ResponseWriter, r *http.Request) error {
 	if s.deps.Logs == nil {
 		return Errorf(CodeUnavailable, "the log pipeline is not enabled")
 	}
-	writeJSON(w, http.StatusOK, s.deps.Logs.Stats())
+	writeJSON(w, r, http.StatusOK, s.deps.Logs.Stats())
 	return nil
 }

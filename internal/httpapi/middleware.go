@@ -66,6 +66,10 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// authFailures counts presented credentials that were refused (401).
+	authFailures prometheus.Counter
+	// throttled counts 429 answers by which per-client budget ran out.
+	throttled *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -83,8 +87,19 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "smartcloudops_http_requests_in_flight",
 			Help: "HTTP requests being served now.",
 		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smartcloudops_http_auth_failures_total",
+			Help: "Presented bearer credentials that were refused (bad, expired or malformed tokens; 401).",
+		}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartcloudops_http_throttled_total",
+			Help: "Requests refused with 429 by a per-client limit, by reason: auth_failures (too many refused credentials) or writes (too many state-changing requests).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+	// Both reasons exist from the start, so a rate() over them is 0 rather than absent.
+	m.throttled.WithLabelValues(throttleAuthFailures)
+	m.throttled.WithLabelValues(throttleWrites)
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.authFailures, m.throttled} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 		}

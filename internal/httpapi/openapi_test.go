@@ -291,7 +291,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			t.Errorf("%s: template parameter {%s} is not declared", o, n)
 		}
 		access, _ := op["x-access"].(string)
-		if !slices.Contains([]string{"public", "read", "user", "tenant", "admin"}, access) {
+		if !slices.Contains([]string{"public", "read", "tenant-read", "user", "tenant", "admin"}, access) {
 			t.Errorf("%s: x-access %q", o, access)
 		}
 		if _, ok := op["security"]; !ok {
@@ -574,7 +574,12 @@ type oaClock struct{}
 
 func (oaClock) Now() time.Time                         { return oaNow }
 func (oaClock) NewTimer(d time.Duration) anomaly.Timer { return anomaly.SystemClock{}.NewTimer(d) }
-func oaAuth() AuthOptions                              { return AuthOptions{AdminToken: oaAdmin, JWTSecret: oaJWTSecret} }
+
+// oaAuth keeps tenant reads open, so the scenarios can drive every
+// endpoint's answers anonymously; oaAccess checks the default (auto) too.
+func oaAuth() AuthOptions {
+	return AuthOptions{AdminToken: oaAdmin, JWTSecret: oaJWTSecret, OpenTenantReads: true}
+}
 
 // rawCache keeps a part's byte values in a reserved namespace of the real
 // cache, as cmd/smartcloudops does for the query cache.
@@ -833,6 +838,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		}
 	})
 	t.Run("access levels", func(t *testing.T) { oaAccess(t, sp) })
+	t.Run("per-client limits", func(t *testing.T) { oaLimits(t, sp) })
 	t.Run("database down", func(t *testing.T) {
 		o := base
 		o.dbURL, o.noAnom = storetest.SQLiteURL(t), true
@@ -1153,7 +1159,8 @@ func (s oaRefusing) MaxBatch() int { return 10 }
 // server's behaviour, validating each refusal against the document.
 func oaAccess(t *testing.T, sp *oaSpec) {
 	strict := newOAServer(t, sp, oaOptions{auth: AuthOptions{AdminToken: oaAdmin, JWTSecret: oaJWTSecret, RequireAuth: true}, dbURL: storetest.SQLiteURL(t)})
-	open := newOAServer(t, sp, oaOptions{auth: oaAuth(), dbURL: storetest.SQLiteURL(t), noAnom: true})
+	open := newOAServer(t, sp, oaOptions{auth: AuthOptions{AdminToken: oaAdmin, JWTSecret: oaJWTSecret}, dbURL: storetest.SQLiteURL(t), noAnom: true})
+	openTenants := newOAServer(t, sp, oaOptions{auth: oaAuth(), dbURL: storetest.SQLiteURL(t), noAnom: true, noCache: true, noLogs: true})
 	none := newOAServer(t, sp, oaOptions{dbURL: storetest.SQLiteURL(t), noAnom: true})
 	viewer := oaJWT(t, "viewer", "")
 	user := oaJWT(t, "user", "")
@@ -1180,10 +1187,16 @@ func oaAccess(t *testing.T, sp *oaSpec) {
 		if (access == "public") == (w.Code == 401) {
 			t.Errorf("%s (%s) without a credential and REQUIRE_AUTH: %d", o, access, w.Code)
 		}
-		// No credential, REQUIRE_AUTH=false: public and read answer.
+		// No credential, REQUIRE_AUTH unset (auto) with JWT_SECRET set:
+		// public and read answer, tenant data does not.
 		w = open.do(t, method, target, "", ct, body)
 		if (access == "public" || access == "read") == (w.Code == 401) {
 			t.Errorf("%s (%s) without a credential: %d", o, access, w.Code)
+		}
+		// No credential, REQUIRE_AUTH=false given: tenant data answers too.
+		w = openTenants.do(t, method, target, "", ct, body)
+		if (access == "public" || access == "read" || access == "tenant-read") == (w.Code == 401) {
+			t.Errorf("%s (%s) without a credential and REQUIRE_AUTH=false: %d", o, access, w.Code)
 		}
 		// A bad credential is refused wherever one is checked.
 		w = open.do(t, method, target, "Bearer not-a-token", ct, body)
@@ -1210,10 +1223,53 @@ func oaAccess(t *testing.T, sp *oaSpec) {
 		if w := open.do(t, method, target, "Bearer "+oaAdmin, ct, body); refused(w) {
 			t.Errorf("%s as admin: %d", o, w.Code)
 		}
-		// No credential configured: state-changing endpoints say how to set one.
+		// No credential configured: reads are open (single-user mode), and
+		// state-changing endpoints say how to set one.
 		w = none.do(t, method, target, "", ct, body)
+		if w.Code == 401 {
+			t.Errorf("%s (%s) with no credential configured: 401", o, access)
+		}
 		if (access == "user" || access == "tenant" || access == "admin") != (w.Code == 403 && strings.Contains(w.Body.String(), "auth-not-configured")) {
 			t.Errorf("%s (%s) with no credential configured: %d %s", o, access, w.Code, truncate(w.Body.String(), 200))
 		}
+	}
+}
+
+// oaLimits drives the 429 of every non-public operation: once a client has
+// spent its budget of refused credentials, every credential it presents is
+// refused before it is checked; and a client over its write rate is refused
+// a state-changing request.
+func oaLimits(t *testing.T, sp *oaSpec) {
+	x := newOAServer(t, sp, oaOptions{auth: oaAuth(), noCache: true, noLogs: true, noDB: true, noAnom: true, noTunables: true})
+	lim, err := newLimits(LimitOptions{AuthFailuresPerMinute: 1}, func() time.Time { return oaNow })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.srv.limits = lim
+	x.want(t, http.StatusUnauthorized, "GET", "/performance/config", "Bearer not-a-token", "", "")
+	for _, o := range sp.operations() {
+		method, path, _ := strings.Cut(o, " ")
+		op := sp.at("/paths/" + oaEscape(path) + "/" + strings.ToLower(method)).(map[string]any)
+		if op["x-access"] == "public" {
+			continue
+		}
+		target := strings.NewReplacer("{namespace}", "team-a", "{key}", "k/1", "{version}", "v1", "{id}", "0123456789abcdef",
+			"{host}", "web-1", "{file}", "dashboard.js").Replace(path)
+		// Even the right token: the client is refused before it is checked.
+		w := x.want(t, http.StatusTooManyRequests, method, target, "Bearer "+oaAdmin, "", "")
+		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+			t.Errorf("%s: Retry-After %q", o, w.Header().Get("Retry-After"))
+		}
+	}
+
+	x = newOAServer(t, sp, oaOptions{auth: oaAuth(), noCache: true, noLogs: true, noDB: true, noAnom: true, noTunables: true})
+	if x.srv.limits, err = newLimits(LimitOptions{WritesPerSecond: 0.5}, func() time.Time { return oaNow }); err != nil {
+		t.Fatal(err)
+	}
+	// A burst of one (twice 0.5/s) passes, the next write waits 2 s.
+	x.do(t, "POST", "/performance/anomaly/models", "Bearer "+oaAdmin, "application/json", "{}")
+	w := x.want(t, http.StatusTooManyRequests, "POST", "/performance/anomaly/models", "Bearer "+oaAdmin, "application/json", "{}")
+	if w.Header().Get("Retry-After") != "2" {
+		t.Errorf("write limit Retry-After %q; want 2", w.Header().Get("Retry-After"))
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,6 +50,7 @@ const (
 	CodeUnauthorized     Code = "unauthorized"
 	CodeForbidden        Code = "forbidden"
 	CodeAuthNotSet       Code = "auth-not-configured"
+	CodeTooManyRequests  Code = "too-many-requests"
 	CodeUnavailable      Code = "unavailable"
 	CodeInternal         Code = "internal"
 )
@@ -65,6 +68,7 @@ var codeTable = map[Code]struct {
 	CodeUnauthorized:     {http.StatusUnauthorized, "Authentication required"},
 	CodeForbidden:        {http.StatusForbidden, "Forbidden"},
 	CodeAuthNotSet:       {http.StatusForbidden, "Authentication not configured"},
+	CodeTooManyRequests:  {http.StatusTooManyRequests, "Too many requests"},
 	CodeUnavailable:      {http.StatusServiceUnavailable, "Service unavailable"},
 	CodeInternal:         {http.StatusInternalServerError, "Internal error"},
 }
@@ -166,15 +170,38 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// writeJSON sends v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON sends v with status. v is encoded into a buffer first, so a
+// value that cannot be encoded (a NaN that slipped through, a type without
+// a JSON form) becomes a logged 500 problem instead of a 200 with an empty or
+// cut-off body.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledJSONBuffer {
+			buf.Reset()
+			jsonBuffers.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		writeProblem(w, r, &Error{Code: CodeInternal, Detail: "the server could not encode its answer; see its log for the request id",
+			Err: fmt.Errorf("httpapi: encode %d response: %w", status, err)})
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
+
+// jsonBuffers recycles response buffers; one larger than
+// maxPooledJSONBuffer (a big series read) is left to the collector rather
+// than pinned in the pool.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledJSONBuffer = 1 << 20
 
 // decodeJSON reads one JSON value from the body into dst. Unknown fields,
 // trailing data, a wrong content type and an over-long body are client errors

@@ -100,18 +100,19 @@ type AnomaliesResponse struct {
 // reports them; the names are the anomaly part's canonical ones.
 var seriesMetricNames = [...]string{"cpu_usage", "memory_usage", "disk_usage", "network_in", "network_out", "load_average", "response_time_ms", "error_rate", "request_rate"}
 
-// tenantFilter applies the tenant rule of ingest (see anomalyIngest) to
-// reads: a user token with a tenant claim sees only hosts named
-// "<tenant>/…"; an admin, an unscoped user and (when reads are open) an
-// anonymous caller see every host. A requested host outside the tenant is
-// 403 naming field.
+// tenantFilter applies the tenant rule (Principal.MayUseHost) to reads: a
+// user token with a tenant claim sees only hosts whose first '/'-separated
+// segment is its tenant; an admin, an unscoped user and (when tenant reads
+// are open) an anonymous caller see every host. A requested host outside the
+// tenant is 403 naming field. The prefix "<tenant>/" selects exactly the
+// tenant's hosts because a valid tenant name holds no '/' (ValidTenant).
 func tenantFilter(p *Principal, host, field string) (store.HostFilter, error) {
 	f := store.HostFilter{Host: host}
 	if p == nil || p.Role == RoleAdmin || p.Tenant == "" {
 		return f, nil
 	}
 	f.Prefix = p.Tenant + "/"
-	if host != "" && (len(host) <= len(f.Prefix) || host[:len(f.Prefix)] != f.Prefix) {
+	if host != "" && !p.MayUseHost(host) {
 		return f, &Error{Code: CodeForbidden, Detail: "the token's tenant may not read this host",
 			Fields: []FieldError{{Field: field, Detail: fmt.Sprintf("a token of tenant %q may read only hosts named %q", p.Tenant, f.Prefix+"…")}}}
 	}
@@ -232,7 +233,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) error {
 	for i, h := range list.Hosts {
 		resp.Hosts[i] = HostSummary{Host: h.Host, LastSample: h.LastSample}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 
@@ -287,7 +288,7 @@ func (s *Server) hostSeries(w http.ResponseWriter, r *http.Request) error {
 			resp.Metrics = append(resp.Metrics, seriesMetricNames[j])
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 
@@ -332,6 +333,6 @@ func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) error {
 			Confidence: a.Confidence, Severity: a.Severity, Status: a.Status, ModelVersion: a.ModelVersion,
 			Features: a.Features, Explanation: a.Explanation}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }

@@ -50,8 +50,11 @@ type Deps struct {
 	Logs LogStats
 	// Database serves /performance/database/* (statistics, index advisor,
 	// maintenance); optional.
-	Database     Database
-	Auth         AuthOptions
+	Database Database
+	Auth     AuthOptions
+	// Limits are the per-client budgets of refused credentials and
+	// state-changing requests; the zero value turns them off.
+	Limits       LimitOptions
 	MaxBodyBytes int64
 	// CheckTimeout bounds each health check. Default 2s.
 	CheckTimeout time.Duration
@@ -78,6 +81,7 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	auth    *authenticator
+	limits  *limits
 	metrics *httpMetrics
 	mux     *http.ServeMux
 	handler http.Handler
@@ -110,7 +114,11 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: d, log: d.Logger, auth: newAuthenticator(d.Auth), metrics: m, mux: http.NewServeMux(), maxBody: d.MaxBodyBytes, now: d.Now, started: d.Now()}
+	lim, err := newLimits(d.Limits, d.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: d, log: d.Logger, auth: newAuthenticator(d.Auth), limits: lim, metrics: m, mux: http.NewServeMux(), maxBody: d.MaxBodyBytes, now: d.Now, started: d.Now()}
 	s.routes()
 	s.handler = s.instrument(http.HandlerFunc(s.route))
 	return s, nil
@@ -130,7 +138,7 @@ func (s *Server) routes() {
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
 	s.handle("GET /performance/openapi.json", Public, s.openAPI)
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
-	s.handle("POST /performance/anomaly/detect", Read, s.anomalyDetect)
+	s.handle("POST /performance/anomaly/detect", TenantRead, s.anomalyDetect)
 	s.handle("GET /performance/anomaly/stats", Read, s.anomalyStats)
 	s.handle("GET /performance/anomaly/models", Read, s.anomalyModels)
 	s.handle("POST /performance/anomaly/models", AdminRole, s.anomalyTrain)
@@ -150,9 +158,9 @@ func (s *Server) routes() {
 
 	s.handle("GET /performance/logs/stats", Read, s.logStats)
 
-	s.handle("GET /api/v1/hosts", Read, s.listHosts)
-	s.handle("GET /api/v1/hosts/{host}/metrics", Read, s.hostSeries)
-	s.handle("GET /api/v1/anomalies", Read, s.listAnomalies)
+	s.handle("GET /api/v1/hosts", TenantRead, s.listHosts)
+	s.handle("GET /api/v1/hosts/{host}/metrics", TenantRead, s.hostSeries)
+	s.handle("GET /api/v1/anomalies", TenantRead, s.listAnomalies)
 	s.handle("GET /{$}", Public, s.dashboard)
 	s.handle("GET /ui/{file}", Public, s.dashboardAsset)
 }
@@ -166,11 +174,18 @@ func (s *Server) handle(pattern string, access Access, h handlerFunc) {
 	s.mux.Handle(pattern, routeHandler(func(w http.ResponseWriter, r *http.Request) {
 		info := infoFrom(r.Context())
 		info.route = pattern
+		if err := s.admit(w, r, access); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
 		p, err := s.auth.authorize(r, access)
 		info.who = p
 		if err != nil {
 			if isCode(err, CodeUnauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="smartcloudops"`)
+				if r.Header.Get("Authorization") != "" {
+					s.authFailed(r)
+				}
 			}
 			writeProblem(w, r, err)
 			return
@@ -232,8 +247,8 @@ func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
 
-func (s *Server) livez(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": string(health.StatusUp)})
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, r, http.StatusOK, map[string]string{"status": string(health.StatusUp)})
 	return nil
 }
 
@@ -245,7 +260,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if c.Status == health.StatusDown {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, c)
+	writeJSON(w, r, status, c)
 	return nil
 }
 
@@ -263,7 +278,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if rep.Status == health.StatusDown {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, rep)
+	writeJSON(w, r, status, rep)
 	return nil
 }
 
@@ -309,12 +324,12 @@ type ConfigReport struct {
 	Runtime  []tuning.Entry `json:"runtime"`
 }
 
-func (s *Server) config(w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) config(w http.ResponseWriter, r *http.Request) error {
 	rep := ConfigReport{Settings: s.deps.Config.Redacted(), Runtime: []tuning.Entry{}}
 	if s.deps.Tunables != nil {
 		rep.Runtime = s.deps.Tunables.Entries()
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, r, http.StatusOK, rep)
 	return nil
 }
 

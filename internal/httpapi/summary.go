@@ -161,7 +161,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	sum.Score, sum.ScoreDeducted = score(sum)
-	writeJSON(w, http.StatusOK, sum)
+	writeJSON(w, r, http.StatusOK, sum)
 	return nil
 }
 

@@ -45,6 +45,6 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, configChangeResponse{Applied: applied})
+	writeJSON(w, r, http.StatusOK, configChangeResponse{Applied: applied})
 	return nil
 }

@@ -323,14 +323,7 @@ func (s *sink) flush() {
 	}
 	n, err := s.f.Write(s.buf)
 	if err != nil {
-		s.c.fail(opWrite, fmt.Errorf("logs: write: %w", err))
-		if n > 0 {
-			if terr := s.f.Truncate(s.size); terr != nil {
-				s.c.fail(opWrite, fmt.Errorf("logs: truncate short write: %w", terr))
-			}
-		}
-		s.closeFile(opWrite)
-		s.lastAttempt = time.Now()
+		s.writeFailed(n, err)
 		s.failing = true
 		s.c.degraded.Store(true)
 		s.toFallback()
@@ -412,6 +405,19 @@ func (s *sink) tick() {
 // pipeline recovers without waiting for traffic: the line marks the end of
 // the gap in the file, and its failure (a disk still full) keeps the
 // pipeline DEGRADED. It runs at most once per tick, as does retry.
+// writeFailed counts a failed write, cuts a short write back off the file so
+// no half line stays in it, and closes the file for the next attempt.
+func (s *sink) writeFailed(n int, err error) {
+	s.c.fail(opWrite, fmt.Errorf("logs: write: %w", err))
+	if n > 0 {
+		if terr := s.f.Truncate(s.size); terr != nil {
+			s.c.fail(opWrite, fmt.Errorf("logs: truncate short write: %w", terr))
+		}
+	}
+	s.closeFile(opWrite)
+	s.lastAttempt = time.Now()
+}
+
 func (s *sink) probe(now time.Time) {
 	line := append(s.buf, `{"time":`...)
 	line = appendTime(line, now)
@@ -420,14 +426,7 @@ func (s *sink) probe(now time.Time) {
 	n, err := s.f.Write(line)
 	if err != nil {
 		// Still no room: the line is not worth a fallback write of its own.
-		s.c.fail(opWrite, fmt.Errorf("logs: write: %w", err))
-		if n > 0 {
-			if terr := s.f.Truncate(s.size); terr != nil {
-				s.c.fail(opWrite, fmt.Errorf("logs: truncate short write: %w", terr))
-			}
-		}
-		s.closeFile(opWrite)
-		s.lastAttempt = time.Now()
+		s.writeFailed(n, err)
 		return
 	}
 	s.size += int64(n)
