@@ -147,7 +147,7 @@ func FuzzLoad(f *testing.F) {
 		if cfg.Anomaly.MinTrainingRows > cfg.Anomaly.MaxTrainingRows {
 			t.Fatalf("min training rows %d > max %d", cfg.Anomaly.MinTrainingRows, cfg.Anomaly.MaxTrainingRows)
 		}
-		if cfg.RequireAuth && !cfg.AuthConfigured() {
+		if cfg.RequireAuth == AuthRequired && !cfg.AuthConfigured() {
 			t.Fatal("auth required but not configured")
 		}
 		if _, _, err := ParseDatabaseURL(cfg.DatabaseURL); err != nil {
