@@ -316,7 +316,7 @@ func decodeSample(raw json.RawMessage, now time.Time) (anomaly.Sample, *FieldErr
 		switch k {
 		case "host", "timestamp", "metrics":
 		default:
-			return anomaly.Sample{}, &FieldError{Field: k, Detail: "unknown field; a sample has host, timestamp and metrics"}
+			return anomaly.Sample{}, &FieldError{Field: fieldName(k), Detail: "unknown field; a sample has host, timestamp and metrics"}
 		}
 	}
 	var smp anomaly.Sample

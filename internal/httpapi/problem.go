@@ -101,6 +101,15 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
 }
 
+// fieldName is how a problem names a client's key: an empty key is written
+// as "" so that every field error names something a client can find.
+func fieldName(k string) string {
+	if k == "" {
+		return `""`
+	}
+	return k
+}
+
 // Invalid builds a validation error naming the fields at fault.
 func Invalid(fields ...FieldError) *Error {
 	names := make([]string, len(fields))
