@@ -7,6 +7,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
 )
 
 // FuzzScoringStaysFinite reads the input as a stream of float64 values for
@@ -62,6 +64,45 @@ func FuzzScoringStaysFinite(f *testing.F) {
 				if err := finiteResult(r); err != nil {
 					t.Fatalf("values %v, %v: %v", a, b, err)
 				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeArtifact: a model artifact is read back from the database, so
+// it is outside input too. Garbage is refused with an error, never a panic;
+// an artifact that decodes scores ordinary and extreme samples finitely.
+func FuzzDecodeArtifact(f *testing.F) {
+	// A small forest keeps inputs small enough for the fuzzer to mutate
+	// quickly; the codec is the same for every size.
+	good, err := encodeArtifact(fitModelWith(f, "iforest-art", iforest.Options{Trees: 2, SampleSize: 8, Seed: 9}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(append([]byte(nil), good[:len(artifactMagic)+4]...))
+	f.Add([]byte("not a model"))
+	s, _ := newService(f, nil)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		am, err := decodeArtifact(ModelInfo{Version: "iforest-fuzz", Kind: ModelKind}, b)
+		if err != nil {
+			return
+		}
+		s.model.Store(am)
+		defer s.model.Store(nil)
+		for _, cpu := range []float64{50, MaxMetricMagnitude, -MaxMetricMagnitude} {
+			smp, err := Normalize(Sample{Host: "art-1", Timestamp: t0, Metrics: map[string]float64{MetricCPU: cpu, MetricMemory: 57, MetricRequestRate: 270}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Detect(ctx, []Sample{smp}, DetectOptions{NoCache: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := finiteResult(res[0]); err != nil {
+				t.Fatalf("cpu %v with a decoded model: %v", cpu, err)
 			}
 		}
 	})

@@ -194,13 +194,20 @@ func TestSeriesEviction(t *testing.T) {
 // fitModel trains a small forest on synthetic normal hosts, without a store.
 func fitModel(t testing.TB, version string, seed uint64) *activeModel {
 	t.Helper()
+	return fitModelWith(t, version, iforest.Options{Seed: seed})
+}
+
+// fitModelWith is fitModel with the forest's options.
+func fitModelWith(t testing.TB, version string, o iforest.Options) *activeModel {
+	t.Helper()
+	seed := o.Seed
 	rng := rand.New(rand.NewPCG(seed, 7))
 	var hist []store.MetricSample
 	for i := range 2000 {
 		hist = append(hist, ToStore(normalHost(rng, fmt.Sprintf("h%d", i%5), t0.Add(time.Duration(i)*time.Minute))))
 	}
 	ts := buildTrainingSet(hist, 0)
-	f, err := iforest.FitMatrix(ts.train, len(ts.columns), iforest.Options{Seed: seed})
+	f, err := iforest.FitMatrix(ts.train, len(ts.columns), o)
 	if err != nil {
 		t.Fatal(err)
 	}
