@@ -52,8 +52,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	output := fs.String("output", "-", "output CSV `file` (\"-\" for standard output)")
 	threshold := fs.Float64("threshold", 0, "score at which is_anomaly is 1 (default 0.5)")
 	explain := fs.Bool("explain", false, "add a reasons column naming the views that fired")
+	trainRows := fs.Int("train-rows", 0, "fit a PCA model on the first `N` rows (taken as normal) and score every row with it too")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: smartcloudops detect [--input FILE.csv] [--output FILE.csv] [--threshold S] [--explain]\n")
+		fmt.Fprintf(stderr, "usage: smartcloudops detect [--input FILE.csv] [--output FILE.csv] [--threshold S] [--explain] [--train-rows N]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +66,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	if *trainRows < 0 || *trainRows > maxTrainRows {
+		return fmt.Errorf("%w: --train-rows %d not in [0, %d]", ErrUsage, *trainRows, maxTrainRows)
 	}
 	opt := stream.Options{Threshold: *threshold}
 	if _, err := stream.New(opt); err != nil {
@@ -86,7 +90,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	err = run(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *explain, prog)
+	if *trainRows > 0 {
+		err = runTrained(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *threshold, *trainRows, *explain, prog)
+	} else {
+		err = run(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *explain, prog)
+	}
 	if cerr := closeOut(); err == nil && cerr != nil {
 		err = fmt.Errorf("detect: close output: %w", cerr)
 	}
