@@ -158,3 +158,47 @@ func TestTrainRowsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainRowsExtremeValues: values at the input bound, in training and
+// after it, with constant columns, still give scores in [0,1] for every row.
+func TestTrainRowsExtremeValues(t *testing.T) {
+	vals := []string{"1e30", "-1e30", "1e-300", "0", "42", "-7.5"}
+	tests := []struct {
+		name       string
+		train, row func(i int) string
+	}{
+		{"extremes everywhere", func(i int) string { return vals[i%len(vals)] + "," + vals[(i+1)%len(vals)] + ",3" },
+			func(i int) string {
+				return vals[(i*7)%len(vals)] + "," + vals[(i*5)%len(vals)] + "," + vals[i%len(vals)]
+			}},
+		{"constant training, extreme later", func(i int) string { return "1,2,3" },
+			func(i int) string { return vals[i%len(vals)] + ",2," + vals[(i+3)%len(vals)] }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("timestamp,a,b,c\n")
+			for i := 0; i < 100; i++ {
+				line := tc.row(i)
+				if i < 40 {
+					line = tc.train(i)
+				}
+				fmt.Fprintf(&b, "%d,%s\n", 1600000000+i, line)
+			}
+			recs, err := runCLI(t, b.String(), "--train-rows", "40", "--explain")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 101 {
+				t.Fatalf("%d output rows", len(recs)-1)
+			}
+			for _, name := range []string{"anomaly_score", "pca_score"} {
+				for i, s := range col(t, recs, name) {
+					if !(s >= 0 && s <= 1) {
+						t.Fatalf("row %d: %s %g", i, name, s)
+					}
+				}
+			}
+		})
+	}
+}
