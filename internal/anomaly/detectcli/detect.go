@@ -16,7 +16,8 @@
 // value is the value of the metric with the largest score (the one an
 // operator should look at first), named in an added anomaly_metric column.
 // --explain adds a reasons column ("cpu:level,cpu:change") naming the views
-// that fired.
+// that fired. --train-rows N also fits a PCA model on the first N rows and
+// adds its pca_score (see runTrained).
 package detectcli
 
 import (

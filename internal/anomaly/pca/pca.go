@@ -336,7 +336,8 @@ func (m *Model) stats(row, buf, contrib []float64) (t2, q float64) {
 }
 
 // Stats returns Hotelling's T² and the squared prediction error Q of row
-// (length Columns; missing columns are taken at their median). Both are
+// (length Columns; missing columns are taken at their median, extra ones
+// ignored). Both are
 // finite for any input.
 func (m *Model) Stats(row []float64) (t2, q float64) {
 	return m.stats(row, make([]float64, m.d+m.k), nil)
