@@ -587,7 +587,9 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 		versions  []string
 	)
 	streamScore, streamFlag, streamUsed := 0.0, false, false
-	thScore, thFlag, thUsed := 0.0, false, false
+	// thUsed: the thresholds stood in for the stream (fallback); thFloor:
+	// a value passed its limit while the stream scored it.
+	thScore, thFlag, thUsed, thFloor := 0.0, false, false, false
 	for _, o := range p.obs {
 		r.Late = r.Late || o.late
 		if o.scored {
@@ -597,20 +599,23 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 			if o.res.Score > 0 {
 				contribs = append(contribs, streamContributor(o))
 			}
+			// The static limits stay a floor while the stream speaks: a
+			// host pinned at 99% cpu is not healthy because the stream has
+			// grown used to it. Within its limit the threshold stays silent,
+			// since the stream knows the series better than a fixed line.
+			if sc, over, ok := limits.score(o.metric, o.value); ok && over {
+				thFloor = true
+				thScore = max(thScore, sc)
+				thFlag = true
+				contribs = append(contribs, thresholdContributor(o, sc, over, limits[o.metric]))
+			}
 			continue
 		}
 		if sc, over, ok := limits.score(o.metric, o.value); ok {
 			thUsed = true
 			thScore = max(thScore, sc)
 			thFlag = thFlag || over
-			th := limits[o.metric]
-			c := Contributor{Metric: o.metric, Value: o.value, Score: sc, Source: "threshold", Expected: &th}
-			if over {
-				c.Reason = fmt.Sprintf("%s is %.4g, above its limit of %.4g", o.metric, o.value, th)
-			} else {
-				c.Reason = fmt.Sprintf("%s is %.4g, within its limit of %.4g", o.metric, o.value, th)
-			}
-			contribs = append(contribs, c)
+			contribs = append(contribs, thresholdContributor(o, sc, over, limits[o.metric]))
 		}
 	}
 	if streamUsed {
@@ -627,10 +632,12 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 		r.Components["iforest"] = forestScore
 		contribs = append(contribs, forestContributors(m, p.row, forestScore, thr)...)
 	}
-	if thUsed {
+	if thUsed || thFloor {
 		versions = append(versions, ThresholdVersion)
 		decisions = append(decisions, thFlag)
 		r.Components["threshold"] = thScore
+	}
+	if thUsed {
 		s.fallbacks.Add(1)
 		s.metrics.fallback.Inc()
 	}
@@ -677,6 +684,17 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 }
 
 func clamp01(v float64) float64 { return min(1, max(0, v)) }
+
+// thresholdContributor words a static limit's verdict on one metric.
+func thresholdContributor(o observation, score float64, over bool, limit float64) Contributor {
+	c := Contributor{Metric: o.metric, Value: o.value, Score: score, Source: "threshold", Expected: &limit}
+	if over {
+		c.Reason = fmt.Sprintf("%s is %.4g, above its limit of %.4g", o.metric, o.value, limit)
+	} else {
+		c.Reason = fmt.Sprintf("%s is %.4g, within its limit of %.4g", o.metric, o.value, limit)
+	}
+	return c
+}
 
 // confidence is 0.5·margin + 0.5·agreement (see the package comment).
 func confidence(score, thr float64, decided bool, decisions []bool, thresholdsOnly bool) float64 {
