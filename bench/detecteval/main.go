@@ -44,7 +44,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "NAB files scored at once")
 	days := fs.Int("quiet-days", 7, "length of each quiet-fleet series in `days` (0 skips the check)")
 	seed := fs.Uint64("seed", 1, "quiet-fleet random seed")
-	skab := fs.String("skab", "", "run `../shared/tools/skab-eval` (path) on ../shared/data/skab/other with the detect CLI; empty skips")
+	skab := fs.String("skab", "../shared/tools/skab-eval", "SKAB scorer `path`; empty skips SKAB")
+	skabData := fs.String("skab-data", "../shared/data/skab", "SKAB-layout `dir` (data/, labels/)")
+	binary := fs.String("binary", "", "smartcloudops `binary` for SKAB (default: go build ./cmd/smartcloudops)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printQuiet(stdout, rows, *days)
 	}
 	if *skab != "" {
-		if err := runSKAB(ctx, stdout, stderr, *skab); err != nil {
+		if err := runSKAB(ctx, stdout, stderr, *skab, *skabData, *binary); err != nil {
 			return err
 		}
 	}
