@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "quiet-fleet random seed")
 	skab := fs.String("skab", "../shared/tools/skab-eval", "SKAB scorer `path`; empty skips SKAB")
 	skabData := fs.String("skab-data", "../shared/data/skab", "SKAB-layout `dir` (data/, labels/)")
+	src := fs.String("stream-src", "internal/anomaly/stream", "detector source `dir` whose constants are counted; empty skips")
 	binary := fs.String("binary", "", "smartcloudops `binary` for SKAB (default: go build ./cmd/smartcloudops)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,6 +76,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *skab != "" {
 		if err := runSKAB(ctx, stdout, stderr, *skab, *skabData, *binary); err != nil {
 			return err
+		}
+	}
+	if *src != "" {
+		c, err := CountConstants(*src)
+		switch {
+		case err != nil:
+			return err
+		case len(c.Free)+len(c.Derived) == 0:
+			fmt.Fprintf(stdout, "Constants: skipped, no Go constants under %s\n\n", *src)
+		default:
+			printConstants(stdout, *src, c)
 		}
 	}
 	return nil
