@@ -70,7 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *days > 0 {
-		rows := QuietFleet(*days, *seed)
+		rows, err := QuietFleet(*days, *seed)
+		if err != nil {
+			return err
+		}
 		printQuiet(stdout, rows, *days)
 	}
 	if *skab != "" {

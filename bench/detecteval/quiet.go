@@ -79,7 +79,7 @@ func (q QuietRow) PerDay() float64 {
 
 // QuietFleet runs a default detector over days of every quiet kind, each with
 // its own generator seeded from seed, and counts the alerts (IsAnomaly).
-func QuietFleet(days int, seed uint64) []QuietRow {
+func QuietFleet(days int, seed uint64) ([]QuietRow, error) {
 	n := days * int(24*time.Hour/quietStep)
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	var rows []QuietRow
@@ -87,7 +87,7 @@ func QuietFleet(days int, seed uint64) []QuietRow {
 		rng := rand.New(rand.NewPCG(seed, uint64(k)))
 		d, err := stream.New(stream.Options{})
 		if err != nil {
-			panic(err) // the zero Options are valid by construction
+			return nil, fmt.Errorf("quiet fleet: %w", err)
 		}
 		row := QuietRow{Name: s.Name, Points: n}
 		for i := range n {
@@ -99,7 +99,7 @@ func QuietFleet(days int, seed uint64) []QuietRow {
 		}
 		rows = append(rows, row)
 	}
-	return rows
+	return rows, nil
 }
 
 func printQuiet(w io.Writer, rows []QuietRow, days int) {

@@ -11,8 +11,14 @@ import (
 // alert rate is logged, not asserted against the goal (≤ 0.1 per
 // series-day): this harness measures the detector, it does not grade it.
 func TestQuietFleetShortRun(t *testing.T) {
-	a := QuietFleet(1, 7)
-	b := QuietFleet(1, 7)
+	a, err := QuietFleet(1, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := QuietFleet(1, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(a) != len(quietKinds()) {
 		t.Fatalf("%d rows, want %d", len(a), len(quietKinds()))
 	}
