@@ -289,3 +289,11 @@ func (p *progress) show(done bool) {
 		fmt.Fprintln(p.w)
 	}
 }
+
+// Score runs the streaming detector with opt over the CSV in and writes the
+// scored CSV to out exactly as `detect` does (same decoder, same per-metric
+// detectors, same six-digit scores), for harnesses that run many files in
+// one process and must score what the command would print.
+func Score(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options) error {
+	return run(ctx, in, out, opt, false, nil)
+}
