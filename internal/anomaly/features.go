@@ -26,7 +26,10 @@
 //     (cpu > 90, memory > 90, disk > 95, error rate > 5 by default). A value v
 //     above its threshold T scores 0.5 + 0.5·min(1, (v-T)/h) with headroom
 //     h = min(T, 100-T) (h = T when T ≥ 100), so cpu 95 scores 0.75 and an
-//     error rate of 10% scores 1; below T it scores 0.5·(v/T)².
+//     error rate of 10% scores 1; below T it scores 0.5·(v/T)². Once the
+//     stream scores a series the thresholds are a floor: a value above its
+//     limit still scores and flags as above (the version then names both
+//     components), a value below it is left to the stream.
 //
 // The final anomaly_score is the largest component score: the components look
 // at different things (a series' own past, the host's metric mix, fixed

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -346,5 +347,38 @@ func TestSeriesBytesBound(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.metrics.evicted); got < 1 {
 		t.Fatalf("evicted = %v", got)
+	}
+}
+
+// TestThresholdsStayAFloor: once the stream scores a series, a value past
+// its static limit is still an anomaly, point after point, even after the
+// stream has grown used to it; within the limit the thresholds are silent.
+func TestThresholdsStayAFloor(t *testing.T) {
+	s, _ := newService(t, func(o *Options) { o.Stream.WarmUp = 30 })
+	rng := rand.New(rand.NewPCG(13, 14))
+	for i := range 200 {
+		r := learnOne(t, s, normalHost(rng, "web-1", t0.Add(time.Duration(i)*time.Minute)))
+		if i >= 30 && strings.Contains(r.ModelVersion, ThresholdVersion) {
+			t.Fatalf("point %d within every limit spoke through the thresholds: %+v", i, r)
+		}
+	}
+	fallbacks := s.Stats().FallbackCount
+	for i := 200; i < 260; i++ {
+		smp := normalHost(rng, "web-1", t0.Add(time.Duration(i)*time.Minute))
+		smp.Metrics[MetricCPU] = 99
+		r := learnOne(t, s, smp)
+		if !r.IsAnomaly || r.ModelVersion != StreamVersion+"+"+ThresholdVersion || r.Components["threshold"] < 0.5 {
+			t.Fatalf("cpu 99 at point %d: %+v", i, r)
+		}
+		found := false
+		for _, c := range r.Contributors {
+			found = found || (c.Source == "threshold" && c.Metric == MetricCPU && strings.Contains(c.Reason, "above its limit"))
+		}
+		if !found || r.Explanation == "no metric is unusual" {
+			t.Fatalf("cpu 99 at point %d not explained by its limit: %+v", i, r)
+		}
+	}
+	if got := s.Stats().FallbackCount; got != fallbacks {
+		t.Fatalf("the floor counted as fallback: %d → %d", fallbacks, got)
 	}
 }
