@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	skab := fs.String("skab", "../shared/tools/skab-eval", "SKAB scorer `path`; empty skips SKAB")
 	skabData := fs.String("skab-data", "../shared/data/skab", "SKAB-layout `dir` (data/, labels/)")
 	src := fs.String("stream-src", "internal/anomaly/stream", "detector source `dir` whose constants are counted; empty skips")
+	chart := fs.String("chart", "", "draw this NAB `file` (<category>/<file>.csv under -nab's data/) with its windows, scores and alerts, and do nothing else")
+	png := fs.String("png", "nab-chart.png", "where -chart writes its PNG `file`")
 	binary := fs.String("binary", "", "smartcloudops `binary` for SKAB (default: go build ./cmd/smartcloudops)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cands, err := ParseGrid(*grid)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if *chart != "" {
+		return runChart(ctx, stdout, *nabRoot, *chart, *png)
 	}
 	fmt.Fprintf(stdout, "detecteval %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	if *nabRoot != "" {
