@@ -30,7 +30,9 @@ exec %q detect --input "$in"
 
 // runSKAB builds the service (or uses binary), runs tool (skab-eval) over
 // the SKAB folder data with its detect subcommand and prints what it printed.
-func runSKAB(ctx context.Context, w, stderr io.Writer, tool, data, binary string) error {
+// streamOnly drops --train-rows even when the CLI takes it, to measure the
+// streaming detectors alone.
+func runSKAB(ctx context.Context, w, stderr io.Writer, tool, data, binary string, streamOnly bool) error {
 	if _, err := os.Stat(tool); err != nil {
 		fmt.Fprintf(w, "SKAB: skipped, %s is absent\n\n", tool)
 		return nil
@@ -52,13 +54,16 @@ func runSKAB(ctx context.Context, w, stderr io.Writer, tool, data, binary string
 	cmd := []string{bin, "detect"}
 	help, _ := exec.CommandContext(ctx, bin, "detect", "-h").CombinedOutput()
 	note := "the detect CLI takes --train-rows: it is passed through"
-	if !bytes.Contains(help, []byte("train-rows")) {
+	if streamOnly || !bytes.Contains(help, []byte("train-rows")) {
 		script := filepath.Join(dir, "detect.sh")
 		if err := os.WriteFile(script, []byte(fmt.Sprintf(wrapper, bin)), 0o755); err != nil {
 			return fmt.Errorf("skab wrapper: %w", err)
 		}
 		cmd = []string{"/bin/sh", script}
 		note = "the detect CLI has no --train-rows: streaming only, the first 400 rows are learned online like every other row"
+		if streamOnly {
+			note = "-skab-stream-only: --train-rows dropped, streaming only, the first 400 rows are learned online like every other row"
+		}
 	}
 	args := append([]string{tool, data, filepath.Join(dir, "skab-out"), "--"}, cmd...)
 	var out bytes.Buffer
