@@ -286,7 +286,7 @@ func WriteChart(path string, s Series, v Verdict) error {
 	}{
 		{hits, hitColour, draw.CircleGlyph{}, "alert in a window"},
 		{falses, falseColour, draw.TriangleGlyph{}, "alert outside every window (false alarm)"},
-		{early, color.Black, draw.SquareGlyph{}, "alert in the probation (not scored)"},
+		{early, color.Black, draw.BoxGlyph{}, "alert in the probation (not scored)"},
 	} {
 		if len(m.xys) == 0 {
 			continue
