@@ -513,6 +513,12 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		c.raw[s.env] = v
 	}
 	if c.Anomaly.MinTrainingRows > c.Anomaly.MaxTrainingRows {
+		// Name the setting the operator gave: a maximum set below the
+		// default minimum is the maximum's fault, not the default's.
+		if c.sources["ANOMALY_MIN_TRAINING_ROWS"] == SourceDefault {
+			return nil, &Error{Name: "ANOMALY_MAX_TRAINING_ROWS", Value: strconv.Itoa(c.Anomaly.MaxTrainingRows),
+				Allowed: fmt.Sprintf("must be at least ANOMALY_MIN_TRAINING_ROWS (%d)", c.Anomaly.MinTrainingRows)}
+		}
 		return nil, &Error{Name: "ANOMALY_MIN_TRAINING_ROWS", Value: strconv.Itoa(c.Anomaly.MinTrainingRows),
 			Allowed: fmt.Sprintf("must not exceed ANOMALY_MAX_TRAINING_ROWS (%d)", c.Anomaly.MaxTrainingRows)}
 	}
