@@ -110,11 +110,13 @@ func fieldName(k string) string {
 	return k
 }
 
-// Invalid builds a validation error naming the fields at fault.
+// Invalid builds a validation error naming the fields at fault; a field
+// with an empty name (a client's "" key) is named "".
 func Invalid(fields ...FieldError) *Error {
 	names := make([]string, len(fields))
 	for i, f := range fields {
-		names[i] = f.Field
+		fields[i].Field = fieldName(f.Field)
+		names[i] = fields[i].Field
 	}
 	return &Error{Code: CodeValidation, Detail: "invalid " + strings.Join(names, ", "), Fields: fields}
 }
@@ -158,6 +160,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	ct, ok := codeTable[e.Code]
 	if !ok {
 		ct = codeTable[CodeInternal]
+	}
+	for i := range e.Fields {
+		e.Fields[i].Field = fieldName(e.Fields[i].Field)
 	}
 	p := Problem{
 		Type:      problemType(e.Code),
