@@ -485,7 +485,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, &Error{Name: "flags", Value: shownArgs(args, all), Allowed: err.Error()}
+		return nil, &Error{Name: "flags", Value: shownArgs(args, all), Allowed: shownFlagError(err.Error(), args, all)}
 	}
 	if fs.NArg() > 0 {
 		return nil, &Error{Name: "arguments", Value: strings.Join(fs.Args(), " "), Allowed: "no positional arguments are accepted"}
@@ -529,6 +529,19 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	return c, nil
 }
 
+// shownFlagError is the flag package's message with every argument it
+// quotes replaced by its shown form: the message repeats the argument it
+// choked on ("bad flag syntax: -=…"), which may hold a secret that
+// shownArgs masks.
+func shownFlagError(msg string, args []string, all []setting) string {
+	for _, a := range args {
+		if shown := shownArgs([]string{a}, all); shown != a && a != "" {
+			msg = strings.ReplaceAll(msg, a, shown)
+		}
+	}
+	return maskCopies(msg, args, all)
+}
+
 // shownArgs is the command line as a flag error shows it: the values of
 // secret flags masked, and so those of unknown flags, which may be a
 // secret's misspelling (-jwt-secert=…).
@@ -566,7 +579,37 @@ func shownArgs(args []string, all []setting) string {
 			i++
 		}
 	}
-	return strings.Join(out, " ")
+	return maskCopies(strings.Join(out, " "), args, all)
+}
+
+// maskCopies masks every further copy, anywhere in shown, of a plain secret
+// given on the command line (-admin-token X … X): an error must not show a
+// secret wherever else the operator typed it. URL secrets are masked by
+// RedactURL, which knows where their passwords stand.
+func maskCopies(shown string, args []string, all []setting) string {
+	secret := make(map[string]bool, len(all))
+	for _, s := range all {
+		secret[s.flag] = s.secret
+	}
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !secret[name] {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			v = args[i+1]
+		}
+		if v != "" && v != Masked && !strings.Contains(v, "://") {
+			shown = strings.ReplaceAll(shown, v, Masked)
+		}
+	}
+	return shown
 }
 
 // Source reports where the setting named by its environment variable came from.
@@ -646,15 +689,18 @@ func RedactURL(raw string) string {
 	if err != nil {
 		return Masked
 	}
+	var secrets []string
 	if u.User != nil {
-		if _, has := u.User.Password(); has {
+		if pw, has := u.User.Password(); has {
+			secrets = append(secrets, pw)
 			u.User = url.UserPassword(u.User.Username(), Masked)
 		}
 	}
 	q := u.Query()
 	changed := false
-	for k := range q {
+	for k, vals := range q {
 		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			secrets = append(secrets, vals...)
 			q.Set(k, Masked)
 			changed = true
 		}
@@ -663,7 +709,16 @@ func RedactURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	// url.String escapes '*' in userinfo; undo that so the mask reads as a mask.
-	return strings.ReplaceAll(u.String(), "%2A", "*")
+	out := strings.ReplaceAll(u.String(), "%2A", "*")
+	// A password may also stand elsewhere in a malformed URL (found by
+	// FuzzLoad): mask every copy, escaped or not.
+	for _, pw := range secrets {
+		if pw == "" || pw == Masked {
+			continue
+		}
+		out = strings.ReplaceAll(strings.ReplaceAll(out, pw, Masked), url.QueryEscape(pw), Masked)
+	}
+	return out
 }
 
 func parseInt(v string, lo, hi int, dst *int) error {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,7 +228,10 @@ func withoutUnknownFlagNames(shown string, argv []string, all []setting) string 
 		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if name != "" && !known[name] {
-			shown = strings.ReplaceAll(shown, name, "")
+			// Shown raw in the flag package's message and escaped (as %q
+			// does) in the error's value.
+			q := strconv.Quote(name)
+			shown = strings.ReplaceAll(strings.ReplaceAll(shown, name, ""), q[1:len(q)-1], "")
 		}
 	}
 	return shown
