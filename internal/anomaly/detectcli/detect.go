@@ -134,20 +134,7 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 	rec := make([]string, 0, len(header))
 	var reasons strings.Builder
 	scores := make([]string, len(dets))
-	for n := 1; ; n++ {
-		r, err := dec.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if n%checkEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("detect: %w", err)
-			}
-			prog.show(false)
-		}
+	err = eachRow(ctx, dec, prog, 1, func(r *row) error {
 		best, top, flag := -1.0, 0, false
 		reasons.Reset()
 		for i, d := range dets {
@@ -184,7 +171,17 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 		if err := w.Write(rec); err != nil {
 			return fmt.Errorf("detect: write output: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	return finish(prog, w, bw)
+}
+
+// finish ends the progress line and flushes the CSV writer and the buffer
+// under it, so a full disk is an error rather than a cut-off file.
+func finish(prog *progress, w *csv.Writer, bw *bufio.Writer) error {
 	prog.show(true)
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -194,6 +191,29 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 		return fmt.Errorf("detect: write output: %w", err)
 	}
 	return nil
+}
+
+// eachRow calls fn for every row dec has left, numbering them from first for
+// the periodic cancellation check and progress line, until the input ends.
+func eachRow(ctx context.Context, dec *decoder, prog *progress, first int, fn func(r *row) error) error {
+	for n := first; ; n++ {
+		r, err := dec.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n%checkEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("detect: %w", err)
+			}
+			prog.show(false)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
 }
 
 // formatScore prints a score with enough digits for a threshold search: the

@@ -164,33 +164,12 @@ func runTrained(ctx context.Context, in io.Reader, out io.Writer, opt stream.Opt
 		}
 	}
 	held = nil
-	for n := trainRows + 1; ; n++ {
-		r, err := dec.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if n%checkEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("detect: %w", err)
-			}
-			prog.show(false)
-		}
-		if err := score(r.rawTS, r.ts, r.rawVal, r.vals); err != nil {
-			return err
-		}
+	if err := eachRow(ctx, dec, prog, trainRows+1, func(r *row) error {
+		return score(r.rawTS, r.ts, r.rawVal, r.vals)
+	}); err != nil {
+		return err
 	}
-	prog.show(true)
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return fmt.Errorf("detect: write output: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("detect: write output: %w", err)
-	}
-	return nil
+	return finish(prog, w, bw)
 }
 
 // addReason appends one reason to a comma-separated list, prefixed by the
