@@ -268,7 +268,7 @@ func jsonError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return Errorf(CodeMalformed, "malformed JSON: unexpected end of body")
 	case strings.HasPrefix(err.Error(), unknown):
-		return Invalid(FieldError{Field: fieldName(strings.Trim(strings.TrimPrefix(err.Error(), unknown), `"`)), Detail: "unknown field"})
+		return Invalid(FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), unknown), `"`), Detail: "unknown field"})
 	}
 	return Errorf(CodeMalformed, "malformed JSON: %s", err.Error())
 }

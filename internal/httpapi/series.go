@@ -181,7 +181,7 @@ func rejectUnknown(q url.Values, known ...string) error {
 			ok = ok || name == k
 		}
 		if !ok {
-			fields = append(fields, FieldError{Field: fieldName(name), Detail: "unknown parameter"})
+			fields = append(fields, FieldError{Field: name, Detail: "unknown parameter"})
 		}
 	}
 	if len(fields) > 0 {

@@ -118,16 +118,7 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 	multi := len(dets) > 1
 	bw := bufio.NewWriterSize(out, 64<<10)
 	w := csv.NewWriter(bw)
-	header := []string{"timestamp", "value", "anomaly_score", "is_anomaly"}
-	if multi {
-		header = append(header, "anomaly_metric")
-		for _, n := range dec.names {
-			header = append(header, n+"_score")
-		}
-	}
-	if explain {
-		header = append(header, "reasons")
-	}
+	header := outputHeader(dec.names, multi, explain)
 	if err := w.Write(header); err != nil {
 		return fmt.Errorf("detect: write output: %w", err)
 	}
@@ -177,6 +168,25 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 		return err
 	}
 	return finish(prog, w, bw)
+}
+
+// outputHeader is the output's header: the four NAB columns, then with
+// several metrics the metric that scored highest and each metric's score,
+// then any extra columns (a trained run's pca_score), then the reasons when
+// explained.
+func outputHeader(names []string, multi, explain bool, extra ...string) []string {
+	header := []string{"timestamp", "value", "anomaly_score", "is_anomaly"}
+	if multi {
+		header = append(header, "anomaly_metric")
+		for _, n := range names {
+			header = append(header, n+"_score")
+		}
+	}
+	header = append(header, extra...)
+	if explain {
+		header = append(header, "reasons")
+	}
+	return header
 }
 
 // finish ends the progress line and flushes the CSV writer and the buffer

@@ -82,17 +82,7 @@ func runTrained(ctx context.Context, in io.Reader, out io.Writer, opt stream.Opt
 	multi := len(dets) > 1
 	bw := bufio.NewWriterSize(out, 64<<10)
 	w := csv.NewWriter(bw)
-	header := []string{"timestamp", "value", "anomaly_score", "is_anomaly"}
-	if multi {
-		header = append(header, "anomaly_metric")
-		for _, n := range dec.names {
-			header = append(header, n+"_score")
-		}
-	}
-	header = append(header, "pca_score")
-	if explain {
-		header = append(header, "reasons")
-	}
+	header := outputHeader(dec.names, multi, explain, "pca_score")
 	if err := w.Write(header); err != nil {
 		return fmt.Errorf("detect: write output: %w", err)
 	}
