@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,8 +352,9 @@ func TestSeriesBytesBound(t *testing.T) {
 }
 
 // TestThresholdsStayAFloor: once the stream scores a series, a value past
-// its static limit is still an anomaly, point after point, even after the
-// stream has grown used to it; within the limit the thresholds are silent.
+// its static limit is still anomalous state, point after point, even after
+// the stream has grown used to it, and it alerts once per crossing of the
+// limit; within the limit the thresholds are silent.
 func TestThresholdsStayAFloor(t *testing.T) {
 	s, _ := newService(t, func(o *Options) { o.Stream.WarmUp = 30 })
 	rng := rand.New(rand.NewPCG(13, 14))
@@ -363,12 +365,34 @@ func TestThresholdsStayAFloor(t *testing.T) {
 		}
 	}
 	fallbacks := s.Stats().FallbackCount
-	for i := 200; i < 260; i++ {
+	alerts := 0
+	// Two crossings of the cpu limit, 60 and 20 points long, 30 points
+	// apart, on cpu alone so that no other series' alert is counted.
+	for i := 200; i < 310; i++ {
 		smp := normalHost(rng, "web-1", t0.Add(time.Duration(i)*time.Minute))
-		smp.Metrics[MetricCPU] = 99
+		smp.Metrics = map[string]float64{MetricCPU: smp.Metrics[MetricCPU]}
+		pinned := i < 260 || i >= 290
+		if pinned {
+			smp.Metrics[MetricCPU] = 99
+		}
 		r := learnOne(t, s, smp)
-		if !r.IsAnomaly || r.ModelVersion != StreamVersion+"+"+ThresholdVersion || r.Components["threshold"] < 0.5 {
-			t.Fatalf("cpu 99 at point %d: %+v", i, r)
+		if !pinned {
+			if slices.Contains(r.SustainedMetrics, MetricCPU) || r.Components["threshold"] != 0 {
+				t.Fatalf("cpu back within its limit at point %d, still over it: %+v", i, r)
+			}
+			continue
+		}
+		if r.IsAnomaly {
+			alerts++
+			if i != 200 && i != 290 {
+				t.Fatalf("cpu 99 alerted again at point %d, inside its incident: %+v", i, r)
+			}
+		} else if i == 200 || i == 290 {
+			t.Fatalf("cpu crossing its limit at point %d raised no alert: %+v", i, r)
+		}
+		if !r.Sustained || r.State < 0.5 || !slices.Contains(r.SustainedMetrics, MetricCPU) ||
+			r.ModelVersion != StreamVersion+"+"+ThresholdVersion || r.Components["threshold"] < 0.5 {
+			t.Fatalf("cpu 99 at point %d not in an anomalous state: %+v", i, r)
 		}
 		found := false
 		for _, c := range r.Contributors {
@@ -377,6 +401,9 @@ func TestThresholdsStayAFloor(t *testing.T) {
 		if !found || r.Explanation == "no metric is unusual" {
 			t.Fatalf("cpu 99 at point %d not explained by its limit: %+v", i, r)
 		}
+	}
+	if alerts != 2 {
+		t.Fatalf("%d alerts for two crossings", alerts)
 	}
 	if got := s.Stats().FallbackCount; got != fallbacks {
 		t.Fatalf("the floor counted as fallback: %d → %d", fallbacks, got)

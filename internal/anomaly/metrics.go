@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer, queueDepth, series, seriesBytes, mode
 	const ns = "smartcloudops_anomaly_"
 	m := &metrics{
 		samples:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "samples_scored_total", Help: "Samples scored by detect and ingest."}),
-		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "anomalies_total", Help: "Samples found anomalous, by severity."}, []string{"severity"}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "anomalies_total", Help: "Alerts raised (the first point of an incident; a sustained fault counts once), by severity."}, []string{"severity"}),
 		fallback:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "fallback_total", Help: "Samples scored at least partly by the static thresholds (no model, warming series or late point)."}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "batch_size", Help: "Forest rows per scored batch.",
 			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200}}),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -194,7 +195,11 @@ type Service struct {
 	log    *slog.Logger
 	clock  Clock
 	series *seriesSet
-	model  atomic.Pointer[activeModel]
+	// incidents remembers the open incidents of the components without a
+	// memory of their own (incident.go).
+	incidents *incidents
+	alerts    *alertMetrics
+	model     atomic.Pointer[activeModel]
 	// thresholds are the fallback limits in force; SetThresholds swaps them
 	// whole, so a request sees either the old set or the new one.
 	thresholds atomic.Pointer[Thresholds]
@@ -253,6 +258,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s.metrics = m
 	evicted = m.evicted.Inc
+	if s.alerts, err = newAlertMetrics(o.Registerer, s.sustainedSeries); err != nil {
+		return nil, err
+	}
+	s.incidents = newIncidents(o.MaxSeries, s.alerts.untracked.Inc)
 	limits := maps.Clone(o.Thresholds)
 	s.thresholds.Store(&limits)
 	if o.Store != nil {
@@ -375,6 +384,10 @@ type Contributor struct {
 	Value  float64 `json:"value"`
 	// Score is this metric's own score on the result's scale.
 	Score float64 `json:"score"`
+	// State is this metric's anomaly state, when its component keeps one
+	// (the stream): it stays high while the series is held away from its
+	// baseline.
+	State float64 `json:"state,omitempty"`
 	// Source is the component that judged it: stream, iforest or threshold.
 	Source string `json:"source"`
 	// Expected is what the component expected, when it has such a figure.
@@ -384,13 +397,36 @@ type Contributor struct {
 
 // Result is the verdict on one sample.
 type Result struct {
-	Host         string    `json:"host"`
-	Timestamp    time.Time `json:"timestamp"`
-	IsAnomaly    bool      `json:"is_anomaly"`
-	AnomalyScore float64   `json:"anomaly_score"`
-	Confidence   float64   `json:"confidence"`
-	Severity     Severity  `json:"severity"`
-	ModelVersion string    `json:"model_version"`
+	Host      string    `json:"host"`
+	Timestamp time.Time `json:"timestamp"`
+	// IsAnomaly is the alert: true on the point that opens an incident, once
+	// per incident, however long it lasts (docs/alerting.md). Only alerts
+	// are stored as anomalies.
+	IsAnomaly bool `json:"is_anomaly"`
+	// AnomalyScore is how unusual this point is, in [0,1].
+	AnomalyScore float64 `json:"anomaly_score"`
+	// State is the anomaly state in [0,1] on AnomalyScore's scale: how far
+	// the host stands from its accepted normal now. It stays high for as
+	// long as a fault lasts (a series held away from its baseline, a value
+	// past its static limit, a row the model finds unusual), while the
+	// alert fires only at its start.
+	State float64 `json:"state"`
+	// Sustained says the host is in an anomalous state at this point, from
+	// an incident's first point (the alert) to its last: a series' state at
+	// or above the threshold, a value past its static limit or a row the
+	// model scores at or above the threshold.
+	Sustained bool `json:"sustained"`
+	// SustainedMetrics names the metrics in an anomalous state, sorted. A
+	// series held away from its baseline stays there until it comes back or
+	// an operator accepts its level (POST /performance/anomaly/series/rebaseline);
+	// a value past its static limit stays there until it is back within it.
+	SustainedMetrics []string `json:"sustained_metrics,omitempty"`
+	// Confidence is the confidence in the state verdict (Sustained).
+	Confidence float64 `json:"confidence"`
+	// Severity grades the worse of AnomalyScore and State, so a sustained
+	// fault keeps its severity after its alert.
+	Severity     Severity `json:"severity"`
+	ModelVersion string   `json:"model_version"`
 	// Components holds each component's own score (stream, iforest, threshold).
 	Components map[string]float64 `json:"components"`
 	// Features are the sample's values with their series context
@@ -482,10 +518,16 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions,
 			return nil, err
 		}
 	}
+	// Ingest advances the hosts' open incidents; detect reads them through
+	// a private overlay, as it reads the series through a snapshot.
+	var view incidentView = s.incidents
+	if !learn {
+		view = &overlay{base: s.incidents}
+	}
 	out := make([]Result, len(samples))
 	elapsed := float64(time.Since(start).Microseconds()) / 1000
 	for i := range preps {
-		out[i] = s.combine(&preps[i], m)
+		out[i] = s.combine(&preps[i], m, view)
 		out[i].ProcessingTimeMS = elapsed
 		s.count(&out[i])
 	}
@@ -576,8 +618,11 @@ func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepa
 	return nil
 }
 
-// combine applies the documented score combination (see the package comment).
-func (s *Service) combine(p *prepared, m *activeModel) Result {
+// combine applies the documented score combination (see the package
+// comment) and splits alert from state (docs/alerting.md): the stream keeps
+// its own; the thresholds and the model are state on every point past their
+// line and alert only on the first, which view remembers.
+func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result {
 	thr := s.opt.Threshold
 	limits := *s.thresholds.Load()
 	r := Result{Host: p.sample.Host, Timestamp: p.sample.Timestamp, Features: p.feats, Components: map[string]float64{}, Cached: p.cached}
@@ -586,41 +631,54 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 		decisions []bool
 		versions  []string
 	)
-	streamScore, streamFlag, streamUsed := 0.0, false, false
+	streamScore, streamState, streamFlag, streamInState, streamUsed := 0.0, 0.0, false, false, false
 	// thUsed: the thresholds stood in for the stream (fallback); thFloor:
 	// a value passed its limit while the stream scored it.
-	thScore, thFlag, thUsed, thFloor := 0.0, false, false, false
+	thScore, thUsed, thFloor := 0.0, false, false
+	// over lists the metrics past their limit and sustained those in an
+	// anomalous state, both sorted as p.obs is.
+	var over, sustained []string
 	for _, o := range p.obs {
 		r.Late = r.Late || o.late
 		if o.scored {
 			streamUsed = true
 			streamScore = max(streamScore, o.res.Score)
+			streamState = max(streamState, o.res.State)
 			streamFlag = streamFlag || o.res.IsAnomaly
-			if o.res.Score > 0 {
-				contribs = append(contribs, streamContributor(o))
+			inState := o.res.IsAnomaly || o.res.Holding || o.res.State >= thr
+			streamInState = streamInState || inState
+			if o.res.Score > 0 || inState {
+				contribs = append(contribs, streamContributor(o, thr))
 			}
 			// The static limits stay a floor while the stream speaks: a
 			// host pinned at 99% cpu is not healthy because the stream has
 			// grown used to it. Within its limit the threshold stays silent,
 			// since the stream knows the series better than a fixed line.
-			if sc, over, ok := limits.score(o.metric, o.value); ok && over {
+			sc, isOver, ok := limits.score(o.metric, o.value)
+			if ok && isOver {
 				thFloor = true
 				thScore = max(thScore, sc)
-				thFlag = true
-				contribs = append(contribs, thresholdContributor(o, sc, over, limits[o.metric]))
+				over = append(over, o.metric)
+				contribs = append(contribs, thresholdContributor(o, sc, isOver, limits[o.metric]))
+			}
+			if inState || isOver {
+				sustained = append(sustained, o.metric)
 			}
 			continue
 		}
-		if sc, over, ok := limits.score(o.metric, o.value); ok {
+		if sc, isOver, ok := limits.score(o.metric, o.value); ok {
 			thUsed = true
 			thScore = max(thScore, sc)
-			thFlag = thFlag || over
-			contribs = append(contribs, thresholdContributor(o, sc, over, limits[o.metric]))
+			if isOver {
+				over = append(over, o.metric)
+				sustained = append(sustained, o.metric)
+			}
+			contribs = append(contribs, thresholdContributor(o, sc, isOver, limits[o.metric]))
 		}
 	}
 	if streamUsed {
 		versions = append(versions, StreamVersion)
-		decisions = append(decisions, streamFlag)
+		decisions = append(decisions, streamInState)
 		r.Components["stream"] = streamScore
 	}
 	forestScore, forestUsed := 0.0, false
@@ -634,8 +692,31 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 	}
 	if thUsed || thFloor {
 		versions = append(versions, ThresholdVersion)
-		decisions = append(decisions, thFlag)
+		decisions = append(decisions, len(over) > 0)
 		r.Components["threshold"] = thScore
+	}
+	// The thresholds and the model alert when their line is crossed, not
+	// on every point past it. A late point reads the open incidents but
+	// does not move them, as it teaches no series.
+	forestOver := forestUsed && forestScore >= thr
+	prev := view.advance(r.Host, !r.Late, func(prev openIncident) openIncident {
+		n := openIncident{model: prev.model}
+		if forestUsed {
+			n.model = forestOver
+		}
+		// A metric this sample does not report keeps its verdict.
+		for _, name := range prev.over {
+			if _, reported := p.sample.Metrics[name]; !reported {
+				n.over = append(n.over, name)
+			}
+		}
+		n.over = append(n.over, over...)
+		slices.Sort(n.over)
+		return n
+	})
+	thAlert := false
+	for _, name := range over {
+		thAlert = thAlert || !prev.isOver(name)
 	}
 	if thUsed {
 		s.fallbacks.Add(1)
@@ -651,20 +732,23 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 	sort.Strings(versions)
 	r.ModelVersion = strings.Join(versions, "+")
 	r.AnomalyScore = clamp01(max(streamScore, forestScore, thScore))
-	r.IsAnomaly = streamFlag || (forestUsed && forestScore >= thr) || thFlag
-	r.Severity = SeverityOf(r.AnomalyScore)
-	r.Confidence = confidence(r.AnomalyScore, thr, r.IsAnomaly, decisions, !streamUsed && !forestUsed)
+	r.State = clamp01(max(streamState, forestScore, thScore))
+	r.IsAnomaly = streamFlag || (forestOver && !prev.model) || thAlert
+	r.Sustained = len(sustained) > 0 || forestOver
+	r.SustainedMetrics = sustained
+	r.Severity = SeverityOf(max(r.AnomalyScore, r.State))
+	r.Confidence = confidence(max(r.AnomalyScore, r.State), thr, r.Sustained, decisions, !streamUsed && !forestUsed)
 
-	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].Score > contribs[j].Score })
+	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].weight() > contribs[j].weight() })
 	if len(contribs) > 3 {
 		contribs = contribs[:3]
 	}
 	r.Contributors = contribs
 	switch {
-	case r.IsAnomaly && len(contribs) > 0:
+	case (r.IsAnomaly || r.Sustained) && len(contribs) > 0:
 		reasons := make([]string, 0, len(contribs))
 		for _, c := range contribs {
-			if c.Score >= thr/2 {
+			if c.weight() >= thr/2 {
 				reasons = append(reasons, c.Reason)
 			}
 		}
@@ -684,6 +768,10 @@ func (s *Service) combine(p *prepared, m *activeModel) Result {
 }
 
 func clamp01(v float64) float64 { return min(1, max(0, v)) }
+
+// weight ranks contributors: a held series whose point score has fallen
+// still counts by its state.
+func (c Contributor) weight() float64 { return max(c.Score, c.State) }
 
 // thresholdContributor words a static limit's verdict on one metric.
 func thresholdContributor(o observation, score float64, over bool, limit float64) Contributor {
@@ -717,27 +805,37 @@ func confidence(score, thr float64, decided bool, decisions []bool, thresholdsOn
 	return clamp01(0.5*margin + 0.5*float64(agree)/float64(len(decisions)))
 }
 
-func streamContributor(o observation) Contributor {
-	c := Contributor{Metric: o.metric, Value: o.value, Score: o.res.Score, Source: "stream"}
+func streamContributor(o observation, thr float64) Contributor {
+	c := Contributor{Metric: o.metric, Value: o.value, Score: o.res.Score, State: o.res.State, Source: "stream"}
+	held := o.res.Holding || o.res.State >= thr
 	if len(o.res.Reasons) == 0 {
-		c.Reason = fmt.Sprintf("%s is %.4g, in line with its recent behaviour", o.metric, o.value)
-		return c
+		if held {
+			// The point itself is unremarkable next to the last ones (the
+			// alert is behind it), but the series has not come back.
+			c.Reason = fmt.Sprintf("%s is %.4g, still away from its accepted normal (state %.2f)", o.metric, o.value, o.res.State)
+		} else {
+			c.Reason = fmt.Sprintf("%s is %.4g, in line with its recent behaviour", o.metric, o.value)
+		}
+	} else {
+		top := o.res.Reasons[0]
+		exp := top.Expected
+		c.Expected = &exp
+		switch top.View {
+		case stream.ViewChange:
+			c.Reason = fmt.Sprintf("%s jumped to %.4g from %.4g", o.metric, o.value, top.Expected)
+		case stream.ViewSpread:
+			c.Reason = fmt.Sprintf("%s became unusually erratic (typical step %.4g, now %.4g)", o.metric, top.Expected, top.Observed)
+		case stream.ViewSeasonal:
+			c.Reason = fmt.Sprintf("%s is %.4g where this time of day usually shows %.4g", o.metric, o.value, top.Expected)
+		case stream.ViewLevel:
+			c.Reason = fmt.Sprintf("%s is %.4g against a recent level of %.4g", o.metric, o.value, top.Expected)
+		default:
+			// Views the stream part adds later are named, not worded.
+			c.Reason = fmt.Sprintf("%s is %.4g; its %s view expected %.4g, saw %.4g", o.metric, o.value, top.View, top.Expected, top.Observed)
+		}
 	}
-	top := o.res.Reasons[0]
-	exp := top.Expected
-	c.Expected = &exp
-	switch top.View {
-	case stream.ViewChange:
-		c.Reason = fmt.Sprintf("%s jumped to %.4g from %.4g", o.metric, o.value, top.Expected)
-	case stream.ViewSpread:
-		c.Reason = fmt.Sprintf("%s became unusually erratic (typical step %.4g, now %.4g)", o.metric, top.Expected, top.Observed)
-	case stream.ViewSeasonal:
-		c.Reason = fmt.Sprintf("%s is %.4g where this time of day usually shows %.4g", o.metric, o.value, top.Expected)
-	case stream.ViewLevel:
-		c.Reason = fmt.Sprintf("%s is %.4g against a recent level of %.4g", o.metric, o.value, top.Expected)
-	default:
-		// Views the stream part adds later are named, not worded.
-		c.Reason = fmt.Sprintf("%s is %.4g; its %s view expected %.4g, saw %.4g", o.metric, o.value, top.View, top.Expected, top.Observed)
+	if o.res.Holding {
+		c.Reason += "; its baseline is held until it returns or an operator re-baselines it"
 	}
 	return c
 }

@@ -1,0 +1,134 @@
+package anomaly
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Alert and state (docs/alerting.md). A result carries two verdicts: the
+// alert (Result.IsAnomaly), raised once when an incident opens, and the state
+// (Result.State, Result.Sustained), which stays high for as long as the
+// incident lasts. The streaming detector keeps both for its series itself
+// (stream.Result.IsAnomaly and State). The static limits and the
+// multivariate model have no memory of their own: a value past its limit or
+// a row the model finds unusual is anomalous state on every point, and only
+// the first point of such a run is an alert. incidents is that memory: for
+// each host, which of those verdicts were already open at its previous
+// point.
+
+// openIncident is what is open on one host besides its streams' own state.
+type openIncident struct {
+	// model: the multivariate model scored the host's previous point at or
+	// above the threshold.
+	model bool
+	// over lists, sorted, the metrics whose previous value was past its
+	// static limit.
+	over []string
+}
+
+func (o openIncident) empty() bool { return !o.model && len(o.over) == 0 }
+
+func (o openIncident) isOver(metric string) bool {
+	_, ok := slices.BinarySearch(o.over, metric)
+	return ok
+}
+
+// incidentView is where combine reads and records a host's open incidents:
+// the service's table on ingest, a request's private overlay on detect.
+type incidentView interface {
+	// advance returns what was open on host and, when record is set,
+	// records next(prev) in its place, in one step so two requests for one
+	// host cannot both open the same incident.
+	advance(host string, record bool, next func(prev openIncident) openIncident) openIncident
+}
+
+// incidentShards spreads the hosts over independently locked maps.
+const incidentShards = 16
+
+// incidents holds the hosts with an open incident. A host whose incidents
+// have all closed is removed, so the table holds only what is open now; it
+// is bounded all the same (by Options.MaxSeries), and a host that does not
+// fit is counted in untracked and alerts again on its next anomalous point,
+// which is the safe side to err on.
+type incidents struct {
+	seed      maphash.Seed
+	perShard  int
+	shards    [incidentShards]incidentShard
+	untracked atomic.Uint64
+	onDrop    func()
+}
+
+type incidentShard struct {
+	mu sync.Mutex
+	m  map[string]openIncident
+}
+
+func newIncidents(maxHosts int, onDrop func()) *incidents {
+	in := &incidents{seed: maphash.MakeSeed(), perShard: max(1, maxHosts/incidentShards), onDrop: onDrop}
+	for i := range in.shards {
+		in.shards[i].m = make(map[string]openIncident)
+	}
+	return in
+}
+
+func (in *incidents) shard(host string) *incidentShard {
+	return &in.shards[maphash.String(in.seed, host)%incidentShards]
+}
+
+func (in *incidents) advance(host string, record bool, next func(prev openIncident) openIncident) openIncident {
+	sh := in.shard(host)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	prev, had := sh.m[host]
+	if !record {
+		return prev
+	}
+	switch n := next(prev); {
+	case n.empty():
+		delete(sh.m, host)
+	case had || len(sh.m) < in.perShard:
+		sh.m[host] = n
+	default:
+		in.untracked.Add(1)
+		if in.onDrop != nil {
+			in.onDrop()
+		}
+	}
+	return prev
+}
+
+// overlay is a detect request's view: it reads the table and records in a
+// private map, so a request's later samples see its earlier ones (as ingest
+// would) while nothing it sends changes the table.
+type overlay struct {
+	base  *incidents
+	local map[string]openIncident
+}
+
+func (o *overlay) advance(host string, record bool, next func(prev openIncident) openIncident) openIncident {
+	prev, ok := o.local[host]
+	if !ok {
+		prev = o.base.advance(host, false, nil)
+	}
+	if record {
+		if o.local == nil {
+			o.local = make(map[string]openIncident)
+		}
+		o.local[host] = next(prev)
+	}
+	return prev
+}
+
+// len is the number of hosts with an open incident.
+func (in *incidents) len() int {
+	n := 0
+	for i := range in.shards {
+		sh := &in.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
