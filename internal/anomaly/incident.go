@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Alert and state (docs/alerting.md). A result carries two verdicts: the
@@ -26,6 +27,10 @@ type openIncident struct {
 	// over lists, sorted, the metrics whose previous value was past its
 	// static limit.
 	over []string
+	// at is the timestamp of the newest point recorded: an older one is
+	// late and neither moves the incidents nor alerts, whatever order
+	// concurrent requests reach the table in.
+	at time.Time
 }
 
 func (o openIncident) empty() bool { return !o.model && len(o.over) == 0 }
@@ -38,10 +43,11 @@ func (o openIncident) isOver(metric string) bool {
 // incidentView is where combine reads and records a host's open incidents:
 // the service's table on ingest, a request's private overlay on detect.
 type incidentView interface {
-	// advance returns what was open on host and, when record is set,
-	// records next(prev) in its place, in one step so two requests for one
-	// host cannot both open the same incident.
-	advance(host string, record bool, next func(prev openIncident) openIncident) openIncident
+	// advance returns what was open on host and, when record is set and t
+	// is newer than the newest point recorded, records next(prev) in its
+	// place and reports recorded; in one step, so two requests for one host
+	// cannot both open the same incident.
+	advance(host string, t time.Time, record bool, next func(prev openIncident) openIncident) (prev openIncident, recorded bool)
 }
 
 // incidentShards spreads the hosts over independently locked maps.
@@ -77,15 +83,17 @@ func (in *incidents) shard(host string) *incidentShard {
 	return &in.shards[maphash.String(in.seed, host)%incidentShards]
 }
 
-func (in *incidents) advance(host string, record bool, next func(prev openIncident) openIncident) openIncident {
+func (in *incidents) advance(host string, t time.Time, record bool, next func(prev openIncident) openIncident) (openIncident, bool) {
 	sh := in.shard(host)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	prev, had := sh.m[host]
-	if !record {
-		return prev
+	if !record || (had && !t.After(prev.at)) {
+		return prev, false
 	}
-	switch n := next(prev); {
+	n := next(prev)
+	n.at = t
+	switch {
 	case n.empty():
 		delete(sh.m, host)
 	case had || len(sh.m) < in.perShard:
@@ -96,7 +104,7 @@ func (in *incidents) advance(host string, record bool, next func(prev openIncide
 			in.onDrop()
 		}
 	}
-	return prev
+	return prev, true
 }
 
 // overlay is a detect request's view: it reads the table and records in a
@@ -107,18 +115,21 @@ type overlay struct {
 	local map[string]openIncident
 }
 
-func (o *overlay) advance(host string, record bool, next func(prev openIncident) openIncident) openIncident {
+func (o *overlay) advance(host string, t time.Time, record bool, next func(prev openIncident) openIncident) (openIncident, bool) {
 	prev, ok := o.local[host]
 	if !ok {
-		prev = o.base.advance(host, false, nil)
+		prev, _ = o.base.advance(host, t, false, nil)
 	}
-	if record {
-		if o.local == nil {
-			o.local = make(map[string]openIncident)
-		}
-		o.local[host] = next(prev)
+	if !record || (!prev.at.IsZero() && !t.After(prev.at)) {
+		return prev, false
 	}
-	return prev
+	if o.local == nil {
+		o.local = make(map[string]openIncident)
+	}
+	n := next(prev)
+	n.at = t
+	o.local[host] = n
+	return prev, true
 }
 
 // len is the number of hosts with an open incident.

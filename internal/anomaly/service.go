@@ -696,10 +696,12 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 		r.Components["threshold"] = thScore
 	}
 	// The thresholds and the model alert when their line is crossed, not
-	// on every point past it. A late point reads the open incidents but
-	// does not move them, as it teaches no series.
+	// on every point past it. A late point (older than its series' newest,
+	// or than the host's newest recorded) reads the open incidents but
+	// neither moves them nor alerts: it teaches no series, and the incident
+	// it belongs to was decided by the points around it.
 	forestOver := forestUsed && forestScore >= thr
-	prev := view.advance(r.Host, !r.Late, func(prev openIncident) openIncident {
+	prev, fresh := view.advance(r.Host, r.Timestamp, !r.Late, func(prev openIncident) openIncident {
 		n := openIncident{model: prev.model}
 		if forestUsed {
 			n.model = forestOver
@@ -716,7 +718,7 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	})
 	thAlert := false
 	for _, name := range over {
-		thAlert = thAlert || !prev.isOver(name)
+		thAlert = thAlert || (fresh && !prev.isOver(name))
 	}
 	if thUsed {
 		s.fallbacks.Add(1)
@@ -733,7 +735,7 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	r.ModelVersion = strings.Join(versions, "+")
 	r.AnomalyScore = clamp01(max(streamScore, forestScore, thScore))
 	r.State = clamp01(max(streamState, forestScore, thScore))
-	r.IsAnomaly = streamFlag || (forestOver && !prev.model) || thAlert
+	r.IsAnomaly = streamFlag || (fresh && forestOver && !prev.model) || thAlert
 	r.Sustained = len(sustained) > 0 || forestOver
 	r.SustainedMetrics = sustained
 	r.Severity = SeverityOf(max(r.AnomalyScore, r.State))

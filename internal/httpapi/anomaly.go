@@ -24,6 +24,9 @@ type AnomalyService interface {
 	Models(ctx context.Context) ([]anomaly.ModelInfo, error)
 	Train(ctx context.Context, activate bool) (anomaly.ModelInfo, error)
 	Activate(ctx context.Context, version string) (anomaly.ModelInfo, error)
+	// Rebaseline accepts the current level of host's series (one metric, or
+	// all when metric is empty) as normal; who is audited.
+	Rebaseline(ctx context.Context, host, metric, who string) (anomaly.RebaselineReport, error)
 	// MaxBatch is the most samples one request may carry.
 	MaxBatch() int
 }

@@ -275,6 +275,9 @@ func (s stubAnomaly) Train(context.Context, bool) (anomaly.ModelInfo, error) {
 func (s stubAnomaly) Activate(context.Context, string) (anomaly.ModelInfo, error) {
 	return anomaly.ModelInfo{}, s.err
 }
+func (s stubAnomaly) Rebaseline(context.Context, string, string, string) (anomaly.RebaselineReport, error) {
+	return anomaly.RebaselineReport{}, s.err
+}
 func (s stubAnomaly) MaxBatch() int { return 10 }
 
 func TestAnomalyErrorMapping(t *testing.T) {

@@ -1027,6 +1027,17 @@ func oaEverything(t *testing.T, x *oaServer) {
 	x.want(t, http.StatusBadRequest, "POST", "/performance/anomaly/models/"+strings.Repeat("v", 129)+"/activate", admin, "", "")
 	x.want(t, http.StatusOK, "POST", "/performance/anomaly/models/"+url.PathEscape(second.Version)+"/activate", admin, "", "")
 	x.want(t, http.StatusOK, "GET", "/performance/anomaly/models", "", "", "")
+	x.want(t, http.StatusOK, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"host":"web-9","metric":"cpu"}`)
+	x.want(t, http.StatusOK, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"host":"web-9"}`)
+	x.want(t, http.StatusNotFound, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"host":"web-9","metric":"gc_ms"}`)
+	x.want(t, http.StatusNotFound, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"host":"nowhere"}`)
+	x.want(t, http.StatusBadRequest, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"host":"web-9","metric":""}`)
+	x.want(t, http.StatusBadRequest, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"metric":"cpu"}`)
+	x.want(t, http.StatusBadRequest, "POST", "/performance/anomaly/series/rebaseline", admin, "", "")
+	x.want(t, http.StatusForbidden, "POST", "/performance/anomaly/series/rebaseline", user, "application/json", `{"host":"web-9"}`)
+	x.want(t, http.StatusUnauthorized, "POST", "/performance/anomaly/series/rebaseline", "", "application/json", `{"host":"web-9"}`)
+	x.want(t, http.StatusUnsupportedMediaType, "POST", "/performance/anomaly/series/rebaseline", admin, "text/plain", `{"host":"web-9"}`)
+	x.want(t, http.StatusRequestEntityTooLarge, "POST", "/performance/anomaly/series/rebaseline", admin, "application/json", `{"host":"`+strings.Repeat("a", 70<<10)+`"}`)
 	x.want(t, http.StatusOK, "POST", "/performance/anomaly/detect", "", "application/json", oaSample("web-9", 99))
 	x.want(t, http.StatusOK, "POST", "/performance/anomaly/detect", "", "application/json", oaSample("web-9", 99)) // prediction cache
 	x.want(t, http.StatusOK, "GET", "/performance/anomaly/stats", "", "", "")
@@ -1152,6 +1163,9 @@ func (s oaRefusing) Train(context.Context, bool) (anomaly.ModelInfo, error) {
 }
 func (s oaRefusing) Activate(context.Context, string) (anomaly.ModelInfo, error) {
 	return anomaly.ModelInfo{}, s.err
+}
+func (s oaRefusing) Rebaseline(context.Context, string, string, string) (anomaly.RebaselineReport, error) {
+	return anomaly.RebaselineReport{}, s.err
 }
 func (s oaRefusing) MaxBatch() int { return 10 }
 

@@ -143,6 +143,7 @@ func (s *Server) routes() {
 	s.handle("GET /performance/anomaly/models", Read, s.anomalyModels)
 	s.handle("POST /performance/anomaly/models", AdminRole, s.anomalyTrain)
 	s.handle("POST /performance/anomaly/models/{version}/activate", AdminRole, s.anomalyActivate)
+	s.handle("POST /performance/anomaly/series/rebaseline", AdminRole, s.anomalyRebaseline)
 	db := newDatabaseAPI(s)
 	s.handle("GET /performance/database/stats", Read, db.stats)
 	s.handle("GET /performance/database/indexes", Read, db.indexes)
