@@ -17,7 +17,7 @@ var ErrBadState = errors.New("stream: bad detector state")
 // retrain instead of misreading them.
 const (
 	stateMagic   = "SCDS"
-	stateVersion = 2
+	stateVersion = 3
 )
 
 // MarshalBinary encodes the detector's options and complete state in a fixed
@@ -66,6 +66,17 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 	}
 	u64(uint64(d.recSlot))
 	b = append(b, d.recur[:]...)
+	var hf uint8
+	if d.hold.on {
+		hf |= 1
+	}
+	if d.hold.seasonal {
+		hf |= 2
+	}
+	b = append(b, hf)
+	for _, x := range [...]float64{d.hold.ref, d.hold.dev, d.hold.mean, d.hold.pred, d.lastT, d.stepSec} {
+		f64(x)
+	}
 	b = le.AppendUint32(b, uint32(len(d.prof)))
 	for i := range d.prof {
 		b = le.AppendUint32(b, math.Float32bits(d.prof[i]))
@@ -169,6 +180,12 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	}
 	n.recSlot = int64(r.u64())
 	copy(n.recur[:], r.take(len(n.recur)))
+	hf := r.u8()
+	n.hold = hold{on: hf&1 != 0, seasonal: hf&2 != 0, ref: r.f64(), dev: r.f64(), mean: r.f64(), pred: r.f64()}
+	n.lastT, n.stepSec = r.f64(), r.f64()
+	if hf > 3 || (n.hold.seasonal && o.NoSeasonality) {
+		return fmt.Errorf("%w: hold flags %#x", ErrBadState, hf)
+	}
 	bins := int(r.u32())
 	want := 0
 	if !o.NoSeasonality {
@@ -203,8 +220,8 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	// from values within ±MaxAbsValue no quantity it keeps exceeds a few
 	// times that; a state beyond those bounds is damaged, and scoring from
 	// it would overflow into NaN.
-	finite := []float64{n.prev, n.level, n.lo, n.hi, n.base, n.sprMean}
-	spreads := []float64{n.levelDev, n.stepDev, n.stepFast, n.sprDev, n.baseDev, n.seasDev}
+	finite := []float64{n.prev, n.level, n.lo, n.hi, n.base, n.sprMean, n.hold.ref, n.hold.mean, n.hold.pred, n.lastT}
+	spreads := []float64{n.levelDev, n.stepDev, n.stepFast, n.sprDev, n.baseDev, n.seasDev, n.hold.dev, n.stepSec}
 	for _, l := range n.lik {
 		finite = append(finite, l.short, l.mean)
 		spreads = append(spreads, l.vari)

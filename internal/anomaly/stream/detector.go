@@ -69,6 +69,19 @@
 // flag, and the score is scaled by the fraction of the period elapsed, so it
 // climbs back linearly. One incident pages once; NAB, like an on-call
 // engineer, charges for every repeat.
+//
+// # Alert and state
+//
+// Result.IsAnomaly is the alert: the onset of something unusual, once per
+// incident. Result.State is the anomaly state a dashboard shows: it stays
+// high for as long as a fault persists, although the views adapt to it (see
+// hold.go), until the series comes back or an operator calls Rebaseline.
+//
+// The alert threshold is a per-point rarity, so a series sampled every 10
+// seconds, with 30 times the points of a 5-minute one, would page 30 times
+// as often on noise alone. Detector.Threshold raises it by log10 of that
+// factor for series sampled faster than every five minutes, keeping the
+// rate of chance alerts per day, which is what an on-call rota pays for.
 package stream
 
 import (
@@ -124,9 +137,27 @@ type Result struct {
 	// Score is the calibrated anomaly score in [0,1] (see the package doc);
 	// 0 while warming and right after a flag.
 	Score float64
-	// IsAnomaly is the detector's own decision: Score ≥ Options.Threshold,
-	// outside the warm-up and the refractory period after an earlier flag.
+	// IsAnomaly is the detector's own decision, the alert: Score ≥
+	// Threshold, outside the warm-up and the refractory period after an
+	// earlier flag.
 	IsAnomaly bool
+	// State is the anomaly state on Score's scale: the views' score without
+	// the restraint after an alert, or, during a hold (Holding), how far the
+	// series still is from the normal it had before the alert if that is
+	// larger. It stays at or above Options.Threshold while a fault persists,
+	// where Score and IsAnomaly fire once per incident. See hold.go.
+	State float64
+	// Anomalous is true when State is at or above the alert threshold in
+	// force (Threshold): the series is in an anomalous state, alerted or not.
+	Anomalous bool
+	// Threshold is the alert threshold in force for this series:
+	// Options.Threshold, raised for series sampled faster than every five
+	// minutes so that the rate of chance alerts per day stays the same
+	// (see Detector.Threshold).
+	Threshold float64
+	// Holding is true while the series is in a sustained-anomaly hold: it
+	// alerted and has neither come back nor been re-baselined.
+	Holding bool
 	// Warming is true while the series is still being learned (the first
 	// Options.WarmUp points); callers should use a fallback then.
 	Warming bool
@@ -134,7 +165,7 @@ type Result struct {
 	// use (seasonal before its profile is trusted).
 	Views [NumViews]float64
 	// Reasons lists the views whose score is at least half of Score, most
-	// unusual first, when Score ≥ Options.Threshold/2; otherwise it is nil and
+	// unusual first, when Score ≥ Threshold/2; otherwise it is nil and
 	// Update does not allocate.
 	Reasons []Reason
 }
@@ -189,6 +220,17 @@ const (
 	logTailScale = 10
 	// corroboration is the weight of the runner-up view in the score.
 	corroboration = 0.3
+	// refStepSec is the sampling interval at which Options.Threshold holds
+	// as it is: five minutes, the step of most of NAB, where the default
+	// was chosen. A series sampled faster has more points a day, so its
+	// threshold rises by log10(refStepSec/step) decades to keep the same
+	// rate of chance alerts per day (an on-call budget is per day, not per
+	// point); a slower one keeps Options.Threshold, the per-point rarity
+	// below which nothing alerts.
+	refStepSec = 300
+	// maxThreshold caps the raised threshold below 1, so that a score can
+	// still exceed it on a series sampled every millisecond.
+	maxThreshold = 0.95
 )
 
 // Novelty memory shape.
@@ -240,6 +282,11 @@ type Detector struct {
 
 	recSlot int64             // newest time-of-day slot written (absolute slot number)
 	recur   [recurSlots]uint8 // notable scores per slot, ring over the last days
+
+	hold hold // sustained-anomaly hold (hold.go)
+
+	lastT   float64 // latest timestamp seen, in Unix seconds
+	stepSec float64 // typical sampling interval in seconds (0 until known)
 }
 
 // New returns a detector for one series, or an error wrapping
@@ -335,8 +382,10 @@ func ratio(num, den, floor float64) float64 {
 // and the Result is zero apart from Warming.
 func (d *Detector) Update(t time.Time, v float64) Result {
 	if !(math.Abs(v) <= MaxAbsValue) {
-		return Result{Warming: d.Warming()}
+		return Result{Warming: d.Warming(), Threshold: d.Threshold()}
 	}
+	d.learnStep(t)
+	thr := d.Threshold()
 	d.n++
 	k := d.n
 	if k == 1 {
@@ -412,7 +461,18 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 		}
 	}
 	best := math.Min(1, first+corroboration*second)
-	best = d.recurDiscount(t, best)
+	best = d.recurDiscount(t, best, thr)
+
+	// The hold's reference and prediction come from the state before this
+	// point is learned, like every view's.
+	ref := d.holdRef(seasActive, floor)
+	var held float64
+	if d.hold.on {
+		held = d.holdScore(v, d.holdPred(i0, i1, f))
+		if held < thr/2 {
+			d.hold.on = false
+		}
+	}
 
 	d.learn(v, e, step, stepFast, sr, k)
 	if d.prof != nil {
@@ -420,9 +480,13 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 	}
 	d.remember(&facts)
 
-	res := Result{Warming: d.Warming()}
+	res := Result{Warming: d.Warming(), Threshold: thr}
 	if res.Warming {
 		return res
+	}
+	res.State = best
+	if d.hold.on {
+		res.State = math.Max(best, held)
 	}
 	if d.sinceFl < uint32(d.opt.Refractory) {
 		best *= float64(d.sinceFl) / float64(d.opt.Refractory)
@@ -432,11 +496,19 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 	}
 	res.Score = best
 	res.Views = score
-	if best >= d.opt.Threshold {
+	res.Anomalous = res.State >= thr
+	if best >= thr {
 		res.IsAnomaly = true
 		d.sinceFl = 0
+		if !d.hold.on {
+			d.hold = ref
+			d.hold.on = true
+			d.hold.mean = v
+			d.hold.pred = d.holdPred(i0, i1, f)
+		}
 	}
-	if best >= d.opt.Threshold/2 {
+	res.Holding = d.hold.on
+	if best >= thr/2 {
 		for w := View(0); w < NumViews; w++ {
 			if score[w] > 0 && score[w] >= best/2 {
 				res.Reasons = append(res.Reasons, Reason{View: w, Score: score[w], Expected: exp[w], Observed: obs[w]})
@@ -445,6 +517,42 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 		sortReasons(res.Reasons)
 	}
 	return res
+}
+
+// learnStep follows the sampling interval: an exponential average of the
+// time between consecutive points (about 100 points of memory), where a gap
+// counts as at most twice the current interval, so missing data does not
+// pass for slow sampling while a real change of interval is still followed.
+// Timestamps that do not advance are ignored.
+func (d *Detector) learnStep(t time.Time) {
+	now := float64(t.Unix()) + float64(t.Nanosecond())/1e9
+	dt := now - d.lastT
+	if d.n == 0 {
+		d.lastT = now
+		return
+	}
+	if !(dt > 0) {
+		return
+	}
+	d.lastT = now
+	if d.stepSec == 0 {
+		d.stepSec = dt
+		return
+	}
+	d.stepSec += scaleAlpha * (math.Min(dt, 2*d.stepSec) - d.stepSec)
+}
+
+// Threshold is the alert threshold in force: Options.Threshold at a
+// sampling interval of five minutes or more, plus log10(300 s / interval)/10
+// for faster series (0.648 at 10 s), at most 0.95. A score is a per-point
+// rarity; raising the bar by the factor by which a day has more points keeps
+// the expected number of chance alerts per day the same at every interval.
+func (d *Detector) Threshold() float64 {
+	thr := d.opt.Threshold
+	if d.stepSec > 0 && d.stepSec < refStepSec {
+		thr += math.Log10(refStepSec/d.stepSec) / logTailScale
+	}
+	return math.Min(thr, math.Max(maxThreshold, d.opt.Threshold))
 }
 
 // learn moves the level, scale and envelope estimates after the point was

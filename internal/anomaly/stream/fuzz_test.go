@@ -37,6 +37,9 @@ func checkResult(t *testing.T, r Result) {
 	if !(r.Score >= 0 && r.Score <= 1) {
 		t.Fatalf("score %v outside [0,1]", r.Score)
 	}
+	if !(r.State >= r.Score && r.State <= 1) {
+		t.Fatalf("state %v outside [score %v, 1]", r.State, r.Score)
+	}
 	for w, s := range r.Views {
 		if !(s >= 0 && s <= 1) {
 			t.Fatalf("view %v score %v outside [0,1]", View(w), s)

@@ -46,7 +46,7 @@ func slotOf(t time.Time) int64 {
 // day's regular events at this time. Slots left behind as time moves on are
 // cleared; a timestamp older than the newest slot (out of order) is treated
 // as belonging to the newest slot.
-func (d *Detector) recurDiscount(t time.Time, score float64) float64 {
+func (d *Detector) recurDiscount(t time.Time, score, thr float64) float64 {
 	h := slotOf(t)
 	switch {
 	case d.n == 1 || h-d.recSlot >= recurSlots:
@@ -68,7 +68,7 @@ func (d *Detector) recurDiscount(t time.Time, score float64) float64 {
 		}
 		past = min(past, peak)
 	}
-	if score >= recurGate*d.opt.Threshold {
+	if score >= recurGate*thr {
 		c := &d.recur[ringIndex(h)]
 		*c = max(*c, uint8(math.Round(score*recurQuant)))
 	}
