@@ -24,19 +24,20 @@ type openIncident struct {
 	// model: the multivariate model scored the host's previous point at or
 	// above the threshold.
 	model bool
-	// over lists, sorted, the metrics whose previous value was past its
-	// static limit.
-	over []string
+	// open lists, sorted, the metrics in an incident at the host's previous
+	// point: in an anomalous state by the stream or past their static limit,
+	// or held by the stream.
+	open []string
 	// at is the timestamp of the newest point recorded: an older one is
 	// late and neither moves the incidents nor alerts, whatever order
 	// concurrent requests reach the table in.
 	at time.Time
 }
 
-func (o openIncident) empty() bool { return !o.model && len(o.over) == 0 }
+func (o openIncident) empty() bool { return !o.model && len(o.open) == 0 }
 
-func (o openIncident) isOver(metric string) bool {
-	_, ok := slices.BinarySearch(o.over, metric)
+func (o openIncident) isOpen(metric string) bool {
+	_, ok := slices.BinarySearch(o.open, metric)
 	return ok
 }
 

@@ -366,28 +366,31 @@ func TestThresholdsStayAFloor(t *testing.T) {
 	}
 	fallbacks := s.Stats().FallbackCount
 	alerts := 0
-	// Two crossings of the cpu limit, 60 and 20 points long, 30 points
+	// Two crossings of the cpu limit, 60 and 20 points long, 40 points
 	// apart, on cpu alone so that no other series' alert is counted.
-	for i := 200; i < 310; i++ {
+	for i := 200; i < 320; i++ {
 		smp := normalHost(rng, "web-1", t0.Add(time.Duration(i)*time.Minute))
 		smp.Metrics = map[string]float64{MetricCPU: smp.Metrics[MetricCPU]}
-		pinned := i < 260 || i >= 290
+		pinned := i < 260 || i >= 300
 		if pinned {
 			smp.Metrics[MetricCPU] = 99
 		}
 		r := learnOne(t, s, smp)
 		if !pinned {
-			if slices.Contains(r.SustainedMetrics, MetricCPU) || r.Components["threshold"] != 0 {
-				t.Fatalf("cpu back within its limit at point %d, still over it: %+v", i, r)
+			// The limit lets go at once; the stream's hold a few points
+			// later, when its short average (Stream.Short points) is back near
+			// the old level.
+			if r.Components["threshold"] != 0 || (i >= 285 && slices.Contains(r.SustainedMetrics, MetricCPU)) {
+				t.Fatalf("cpu back within its limit at point %d, still anomalous: %+v", i, r)
 			}
 			continue
 		}
 		if r.IsAnomaly {
 			alerts++
-			if i != 200 && i != 290 {
+			if i != 200 && i != 300 {
 				t.Fatalf("cpu 99 alerted again at point %d, inside its incident: %+v", i, r)
 			}
-		} else if i == 200 || i == 290 {
+		} else if i == 200 || i == 300 {
 			t.Fatalf("cpu crossing its limit at point %d raised no alert: %+v", i, r)
 		}
 		if !r.Sustained || r.State < 0.5 || !slices.Contains(r.SustainedMetrics, MetricCPU) ||

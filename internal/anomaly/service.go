@@ -631,24 +631,30 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 		decisions []bool
 		versions  []string
 	)
-	streamScore, streamState, streamFlag, streamInState, streamUsed := 0.0, 0.0, false, false, false
+	streamScore, streamState, streamInState, streamUsed := 0.0, 0.0, false, false
 	// thUsed: the thresholds stood in for the stream (fallback); thFloor:
 	// a value passed its limit while the stream scored it.
-	thScore, thUsed, thFloor := 0.0, false, false
-	// over lists the metrics past their limit and sustained those in an
-	// anomalous state, both sorted as p.obs is.
-	var over, sustained []string
+	thScore, thUsed, thFloor, over := 0.0, false, false, false
+	// sustained lists the metrics in an anomalous state, open those whose
+	// incident stays open (sustained, or held by the stream), alerted those
+	// a component alerts on at this point (the stream's alert, a limit
+	// crossed or not), all sorted as p.obs is.
+	var sustained, open, alerted []string
 	for _, o := range p.obs {
 		r.Late = r.Late || o.late
 		if o.scored {
 			streamUsed = true
 			streamScore = max(streamScore, o.res.Score)
 			streamState = max(streamState, o.res.State)
-			streamFlag = streamFlag || o.res.IsAnomaly
-			inState := o.res.IsAnomaly || o.res.Holding || o.res.State >= thr
+			// The stream's own verdict on its state: its threshold may be
+			// raised above thr for a fast series (stream.Result.Threshold).
+			inState := o.res.IsAnomaly || o.res.Anomalous
 			streamInState = streamInState || inState
+			if o.res.IsAnomaly {
+				alerted = append(alerted, o.metric)
+			}
 			if o.res.Score > 0 || inState {
-				contribs = append(contribs, streamContributor(o, thr))
+				contribs = append(contribs, streamContributor(o))
 			}
 			// The static limits stay a floor while the stream speaks: a
 			// host pinned at 99% cpu is not healthy because the stream has
@@ -658,11 +664,17 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 			if ok && isOver {
 				thFloor = true
 				thScore = max(thScore, sc)
-				over = append(over, o.metric)
+				over = true
 				contribs = append(contribs, thresholdContributor(o, sc, isOver, limits[o.metric]))
 			}
 			if inState || isOver {
 				sustained = append(sustained, o.metric)
+			}
+			if inState || isOver || o.res.Holding {
+				open = append(open, o.metric)
+			}
+			if isOver && !o.res.IsAnomaly {
+				alerted = append(alerted, o.metric)
 			}
 			continue
 		}
@@ -670,8 +682,10 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 			thUsed = true
 			thScore = max(thScore, sc)
 			if isOver {
-				over = append(over, o.metric)
+				over = true
 				sustained = append(sustained, o.metric)
+				open = append(open, o.metric)
+				alerted = append(alerted, o.metric)
 			}
 			contribs = append(contribs, thresholdContributor(o, sc, isOver, limits[o.metric]))
 		}
@@ -692,14 +706,19 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	}
 	if thUsed || thFloor {
 		versions = append(versions, ThresholdVersion)
-		decisions = append(decisions, len(over) > 0)
+		decisions = append(decisions, over)
 		r.Components["threshold"] = thScore
 	}
-	// The thresholds and the model alert when their line is crossed, not
-	// on every point past it. A late point (older than its series' newest,
-	// or than the host's newest recorded) reads the open incidents but
-	// neither moves them nor alerts: it teaches no series, and the incident
-	// it belongs to was decided by the points around it.
+	// One alert per incident: a metric alerts only when it opens one (it
+	// was not in an anomalous state at the host's previous point), whichever
+	// component saw it first, so a limit crossed at one point and the
+	// stream's alert at the next page once; the thresholds and the model
+	// alert when their line is crossed, not on every point past it. The
+	// model judges the host as a whole, so it opens an incident only on a
+	// host with none open. A late point (older than its series' newest, or
+	// than the host's newest recorded) reads the open incidents but neither
+	// moves them nor opens one: it teaches no series, and the incident it
+	// belongs to was decided by the points around it.
 	forestOver := forestUsed && forestScore >= thr
 	prev, fresh := view.advance(r.Host, r.Timestamp, !r.Late, func(prev openIncident) openIncident {
 		n := openIncident{model: prev.model}
@@ -707,18 +726,18 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 			n.model = forestOver
 		}
 		// A metric this sample does not report keeps its verdict.
-		for _, name := range prev.over {
+		for _, name := range prev.open {
 			if _, reported := p.sample.Metrics[name]; !reported {
-				n.over = append(n.over, name)
+				n.open = append(n.open, name)
 			}
 		}
-		n.over = append(n.over, over...)
-		slices.Sort(n.over)
+		n.open = append(n.open, open...)
+		slices.Sort(n.open)
 		return n
 	})
-	thAlert := false
-	for _, name := range over {
-		thAlert = thAlert || (fresh && !prev.isOver(name))
+	opens := fresh && forestOver && !prev.model && len(prev.open) == 0
+	for _, name := range alerted {
+		opens = opens || (fresh && !prev.isOpen(name))
 	}
 	if thUsed {
 		s.fallbacks.Add(1)
@@ -735,7 +754,7 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	r.ModelVersion = strings.Join(versions, "+")
 	r.AnomalyScore = clamp01(max(streamScore, forestScore, thScore))
 	r.State = clamp01(max(streamState, forestScore, thScore))
-	r.IsAnomaly = streamFlag || (fresh && forestOver && !prev.model) || thAlert
+	r.IsAnomaly = opens
 	r.Sustained = len(sustained) > 0 || forestOver
 	r.SustainedMetrics = sustained
 	r.Severity = SeverityOf(max(r.AnomalyScore, r.State))
@@ -807,11 +826,10 @@ func confidence(score, thr float64, decided bool, decisions []bool, thresholdsOn
 	return clamp01(0.5*margin + 0.5*float64(agree)/float64(len(decisions)))
 }
 
-func streamContributor(o observation, thr float64) Contributor {
+func streamContributor(o observation) Contributor {
 	c := Contributor{Metric: o.metric, Value: o.value, Score: o.res.Score, State: o.res.State, Source: "stream"}
-	held := o.res.Holding || o.res.State >= thr
 	if len(o.res.Reasons) == 0 {
-		if held {
+		if o.res.Anomalous {
 			// The point itself is unremarkable next to the last ones (the
 			// alert is behind it), but the series has not come back.
 			c.Reason = fmt.Sprintf("%s is %.4g, still away from its accepted normal (state %.2f)", o.metric, o.value, o.res.State)
