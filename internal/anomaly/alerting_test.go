@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -232,4 +233,21 @@ func TestOneAnomalyRowPerIncident(t *testing.T) {
 			t.Fatalf("anomaly rows per host = %v; want one per incident", per)
 		}
 	})
+}
+
+// BenchmarkSustainedGauge is one scrape of the sustained-series gauge at
+// 100000 series (the default bound; the set is given room so that uneven
+// shards evict none).
+func BenchmarkSustainedGauge(b *testing.B) {
+	s, _ := newService(b, func(o *Options) { o.MaxSeries, o.MaxSeriesBytes = 200000, 1 << 30 })
+	feats := map[string]float64{}
+	for i := range 100000 {
+		s.series.observe(Sample{Host: fmt.Sprintf("h-%d", i/4), Timestamp: t0, Metrics: map[string]float64{WellKnownMetrics()[i%4]: 50}}, feats)
+	}
+	if s.series.len() != 100000 {
+		b.Fatalf("%d series", s.series.len())
+	}
+	for b.Loop() {
+		s.sustainedSeries()
+	}
 }
