@@ -239,7 +239,7 @@ func TestOneAnomalyRowPerIncident(t *testing.T) {
 // 100000 series (the default bound; the set is given room so that uneven
 // shards evict none).
 func BenchmarkSustainedGauge(b *testing.B) {
-	s, _ := newService(b, func(o *Options) { o.MaxSeries, o.MaxSeriesBytes = 200000, 1 << 30 })
+	s, _ := newService(b, func(o *Options) { o.MaxSeries, o.MaxSeriesBytes = 200000, 1<<30 })
 	feats := map[string]float64{}
 	for i := range 100000 {
 		s.series.observe(Sample{Host: fmt.Sprintf("h-%d", i/4), Timestamp: t0, Metrics: map[string]float64{WellKnownMetrics()[i%4]: 50}}, feats)

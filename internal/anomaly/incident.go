@@ -132,15 +132,3 @@ func (o *overlay) advance(host string, t time.Time, record bool, next func(prev 
 	o.local[host] = n
 	return prev, true
 }
-
-// len is the number of hosts with an open incident.
-func (in *incidents) len() int {
-	n := 0
-	for i := range in.shards {
-		sh := &in.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}

@@ -44,8 +44,8 @@ func newAlertMetrics(reg prometheus.Registerer, sustained func() float64) (*aler
 // sustainedSeries counts the series in a sustained anomaly state: the
 // stream holds them, or their newest value is past its static limit. It
 // walks every series, which is fine at scrape intervals (about 13 ms for
-// 100000 series, BenchmarkSustainedGauge), and it counts from the series themselves, so an
-// evicted series leaves the count with its state.
+// 100000 series, BenchmarkSustainedGauge), and it counts from the series
+// themselves, so an evicted series leaves the count with its state.
 func (s *Service) sustainedSeries() float64 {
 	limits := *s.thresholds.Load()
 	n := 0
