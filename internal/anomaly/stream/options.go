@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -169,13 +170,26 @@ func (t Tuning) withDefaults() (Tuning, error) {
 // interned holds one copy of each distinct filled-in Tuning, so that the
 // detectors of a service (hundreds of thousands, all with the same options)
 // share one instead of carrying 120 bytes each.
-var interned sync.Map // Tuning → *Tuning
+// At most maxInterned are kept: states decoded from storage may carry any
+// tuning, and those beyond the cap simply are not shared.
+var (
+	interned    sync.Map // Tuning → *Tuning
+	internedLen atomic.Int32
+)
+
+const maxInterned = 64
 
 func intern(t Tuning) *Tuning {
 	if p, ok := interned.Load(t); ok {
 		return p.(*Tuning)
 	}
-	p, _ := interned.LoadOrStore(t, &t)
+	if internedLen.Load() >= maxInterned {
+		return &t
+	}
+	p, loaded := interned.LoadOrStore(t, &t)
+	if !loaded {
+		internedLen.Add(1)
+	}
 	return p.(*Tuning)
 }
 
