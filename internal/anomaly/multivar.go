@@ -163,22 +163,30 @@ func matrixSeed(data []float64) uint64 {
 	return h.Sum64()
 }
 
-// fitCandidates fits every model type on train (row-major, len(impute)
-// columns). reps is aligned with models; a type that cannot be fitted is in
-// failed with its error.
-func fitCandidates(train []float64, impute []float64, o fitOptions) (models []*hostModel, reps, failed []CandidateReport) {
+// fitCandidates fits every model type (or only the types named) on train
+// (row-major, len(impute) columns). reps is aligned with models; a type that
+// cannot be fitted is in failed with its error.
+func fitCandidates(train []float64, impute []float64, o fitOptions, only ...string) (models []*hostModel, reps, failed []CandidateReport) {
 	cols := len(impute)
+	want := func(typ string) bool { return len(only) == 0 || slices.Contains(only, typ) }
 	start := time.Now()
-	forest, err := iforest.FitMatrix(train, cols, iforest.Options{Trees: o.trees, SampleSize: o.sampleSize, Seed: matrixSeed(train)})
-	if err == nil {
-		scores := make([]float64, len(train)/cols)
-		if err = forest.ScoreMatrix(train, scores); err == nil {
-			models = append(models, &hostModel{typ: TypeIForest, forest: forest, calib: calibrate(forest, train, cols, scores, o.contamination), impute: impute})
-			reps = append(reps, CandidateReport{Type: TypeIForest, TrainSeconds: time.Since(start).Seconds()})
+	var forest *iforest.Forest
+	var err error
+	if want(TypeIForest) {
+		forest, err = iforest.FitMatrix(train, cols, iforest.Options{Trees: o.trees, SampleSize: o.sampleSize, Seed: matrixSeed(train)})
+		if err == nil {
+			scores := make([]float64, len(train)/cols)
+			if err = forest.ScoreMatrix(train, scores); err == nil {
+				models = append(models, &hostModel{typ: TypeIForest, forest: forest, calib: calibrate(forest, train, cols, scores, o.contamination), impute: impute})
+				reps = append(reps, CandidateReport{Type: TypeIForest, TrainSeconds: time.Since(start).Seconds()})
+			}
+		}
+		if err != nil {
+			failed = append(failed, CandidateReport{Type: TypeIForest, Error: err.Error()})
 		}
 	}
-	if err != nil {
-		failed = append(failed, CandidateReport{Type: TypeIForest, Error: err.Error()})
+	if !want(TypePCA) {
+		return models, reps, failed
 	}
 	start = time.Now()
 	rows := make([][]float64, len(train)/cols)
@@ -349,7 +357,16 @@ func fitHostModel(train, holdout, impute []float64, o fitOptions, thr float64, e
 	if i == len(cands) {
 		return nil, cands, sel, nil
 	}
-	return cands[i], cands, sel, nil
+	if len(holdout) == 0 {
+		return cands[i], cands, sel, nil
+	}
+	// The holdout has done its work; the kept model learns from it too, as
+	// the most recent normal rows are the likeliest to resemble what comes.
+	all, _, refitFailed := fitCandidates(append(slices.Clone(train), holdout...), impute, o, cands[i].typ)
+	if len(all) == 0 {
+		return nil, cands, sel, fmt.Errorf("refit %s on training and holdout rows: %s", cands[i].typ, refitFailed[0].Error)
+	}
+	return all[0], cands, sel, nil
 }
 
 // HostReport says which hosts got a model of their own.
