@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +198,54 @@ func TestVersion1ArtifactStillLoads(t *testing.T) {
 		if _, err := decodeArtifact(info, bad); err == nil {
 			t.Errorf("artifact of %d bytes accepted", len(bad))
 		}
+	}
+}
+
+// BenchmarkHostModelBaseline scores the rows of ../shared/tools/iforest-baseline's
+// data set (IFOREST_DATA; fit on the first half, as that tool does) through
+// the service's scoring step, hostModel.scoreRows, for each model type: the
+// figure to set beside the tool's batch_rows_per_s.
+//
+//	/usr/bin/python3 ../shared/tools/iforest-baseline make /tmp/if.csv
+//	IFOREST_DATA=/tmp/if.csv go test -run '^$' -bench HostModelBaseline ./internal/anomaly/
+func BenchmarkHostModelBaseline(b *testing.B) {
+	path := os.Getenv("IFOREST_DATA")
+	if path == "" {
+		b.Skip("IFOREST_DATA is not set; make the file with ../shared/tools/iforest-baseline make /tmp/if.csv")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		b.Skipf("IFOREST_DATA: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")[1:]
+	var rows [][]float64
+	for _, l := range lines {
+		f := strings.Split(l, ",")
+		r := make([]float64, len(f)-1)
+		for j := range r {
+			r[j], _ = strconv.ParseFloat(f[j], 64)
+		}
+		rows = append(rows, r)
+	}
+	cols := len(rows[0])
+	var train []float64
+	for _, r := range rows[:len(rows)/2] {
+		train = append(train, r...)
+	}
+	impute := make([]float64, cols)
+	cands, reps, failed := fitCandidates(train, impute, fitOptions{contamination: 0.005})
+	if len(failed) > 0 {
+		b.Fatal(failed)
+	}
+	out := make([]float64, len(rows))
+	for i, m := range cands {
+		b.Run(reps[i].Type, func(b *testing.B) {
+			for b.Loop() {
+				if err := m.scoreRows(rows, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }
