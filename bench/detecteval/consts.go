@@ -23,8 +23,9 @@ type ConstCount struct {
 	// Literals are the distinct numeric literals other than 0, 1 and 2 in
 	// function bodies, with their number of occurrences.
 	Literals map[string]int
-	// OptionsFields is the number of fields of Options.
-	OptionsFields int
+	// OptionsFields is the number of fields of Options, TuningFields of
+	// Tuning (the shape constants chosen on scores, nested in Options).
+	OptionsFields, TuningFields int
 }
 
 // CountConstants parses the non-test Go files of dir.
@@ -64,9 +65,15 @@ func CountConstants(dir string) (ConstCount, error) {
 							}
 						}
 					case *ast.TypeSpec:
-						if st, ok := s.Type.(*ast.StructType); ok && s.Name.Name == "Options" {
+						if st, ok := s.Type.(*ast.StructType); ok && (s.Name.Name == "Options" || s.Name.Name == "Tuning") {
+							n := 0
 							for _, fl := range st.Fields.List {
-								c.OptionsFields += max(len(fl.Names), 1)
+								n += max(len(fl.Names), 1)
+							}
+							if s.Name.Name == "Options" {
+								c.OptionsFields = n
+							} else {
+								c.TuningFields = n
 							}
 						}
 					}
@@ -147,5 +154,5 @@ func printConstants(w io.Writer, dir string, c ConstCount) {
 	fmt.Fprintf(w, "- %d named constants with a literal value: %s\n", len(c.Free), strings.Join(c.Free, ", "))
 	fmt.Fprintf(w, "- %d named constants derived from others: %s\n", len(c.Derived), strings.Join(c.Derived, ", "))
 	fmt.Fprintf(w, "- %d distinct numeric literals other than 0, 1, 2 in function bodies (%d occurrences): %s\n", len(c.Literals), occ, strings.Join(lits, " "))
-	fmt.Fprintf(w, "- Options has %d fields\n\n", c.OptionsFields)
+	fmt.Fprintf(w, "- Options has %d fields, one of them Tuning with %d\n\n", c.OptionsFields, c.TuningFields)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,27 +37,8 @@ func ParseGrid(spec string) ([]Candidate, error) {
 		for _, c := range cands {
 			for _, v := range strings.Split(vals, ",") {
 				o := c.Opt
-				n, err := strconv.Atoi(v)
-				if err != nil && key != "NoSeasonality" {
-					return nil, fmt.Errorf("-grid: %s=%q: not an integer", key, v)
-				}
-				switch key {
-				case "WarmUp":
-					o.WarmUp = n
-				case "Refractory":
-					o.Refractory = n
-				case "History":
-					o.History = n
-				case "Short":
-					o.Short = n
-				case "NoSeasonality":
-					b, err := strconv.ParseBool(v)
-					if err != nil {
-						return nil, fmt.Errorf("-grid: NoSeasonality=%q: not a boolean", v)
-					}
-					o.NoSeasonality = b
-				default:
-					return nil, fmt.Errorf("-grid: unknown field %q (WarmUp, Refractory, History, Short, NoSeasonality)", key)
+				if err := setOption(&o, key, v); err != nil {
+					return nil, err
 				}
 				if _, err := stream.New(o); err != nil {
 					return nil, fmt.Errorf("-grid: %s=%s: %w", key, v, err)
@@ -71,6 +53,50 @@ func ParseGrid(spec string) ([]Candidate, error) {
 		cands = next
 	}
 	return cands, nil
+}
+
+// setOption sets the Options field, or the Tuning field, named key to v.
+// Tuning is copied, so candidates never share one.
+func setOption(o *stream.Options, key, v string) error {
+	t := stream.DefaultTuning()
+	if o.Tuning != nil {
+		t = *o.Tuning
+	}
+	if key == "Threshold" {
+		return fmt.Errorf("-grid: Threshold is what every fold tunes on its own; it is not a candidate option")
+	}
+	var f reflect.Value
+	if sf, ok := reflect.TypeOf(*o).FieldByName(key); ok && sf.Name != "Tuning" && sf.IsExported() {
+		f = reflect.ValueOf(o).Elem().FieldByIndex(sf.Index)
+	} else if sf, ok := reflect.TypeOf(t).FieldByName(key); ok && sf.IsExported() {
+		f = reflect.ValueOf(&t).Elem().FieldByIndex(sf.Index)
+	} else {
+		return fmt.Errorf("-grid: unknown field %q (a field of stream.Options or stream.Tuning)", key)
+	}
+	switch f.Kind() {
+	case reflect.Int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("-grid: %s=%q: not an integer", key, v)
+		}
+		f.SetInt(int64(n))
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("-grid: %s=%q: not a number", key, v)
+		}
+		f.SetFloat(x)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("-grid: %s=%q: not a boolean", key, v)
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("-grid: %s: a %s cannot be set from the command line", key, f.Kind())
+	}
+	o.Tuning = &t
+	return nil
 }
 
 // LoadNAB runs every candidate over every labelled file under root (a NAB

@@ -136,6 +136,11 @@ func TestParseGrid(t *testing.T) {
 		{"Refractory=x", 0, true},
 		{"Short=5000", 0, true}, // Short must stay below History
 		{"Refractory", 0, true},
+		{"Corroboration=0.15,0.3 LikMin=50", 2, false}, // Tuning fields too
+		{"Corroboration=2", 0, true},                   // out of range
+		{"Period=1h", 0, true},                         // a duration: not a grid option
+		{"Tuning=1", 0, true},
+		{"Bogus=1", 0, true},
 	} {
 		c, err := ParseGrid(tc.spec)
 		if (err != nil) != tc.bad || (!tc.bad && len(c) != tc.n) {

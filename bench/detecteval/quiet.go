@@ -70,6 +70,12 @@ type QuietRow struct {
 	Alerts int
 	// MaxScore is the highest score after warm-up.
 	MaxScore float64
+	// Anomalous is the number of points whose state was anomalous (what a
+	// dashboard would colour), alerted or not.
+	Anomalous int
+	// Threshold is the alert threshold in force at the end (raised for the
+	// 10 s step, see stream.Detector.Threshold).
+	Threshold float64
 }
 
 // PerDay is alerts per series-day.
@@ -95,7 +101,11 @@ func QuietFleet(days int, seed uint64) ([]QuietRow, error) {
 			if res.IsAnomaly {
 				row.Alerts++
 			}
+			if res.Anomalous {
+				row.Anomalous++
+			}
 			row.MaxScore = math.Max(row.MaxScore, res.Score)
+			row.Threshold = res.Threshold
 		}
 		rows = append(rows, row)
 	}
@@ -104,14 +114,16 @@ func QuietFleet(days int, seed uint64) ([]QuietRow, error) {
 
 func printQuiet(w io.Writer, rows []QuietRow, days int) {
 	fmt.Fprintf(w, "Quiet fleet: %d days at %s, no incident, default Options (every alert is false):\n\n", days, quietStep)
-	fmt.Fprintln(w, "| series | points | alerts | alerts per series-day | max score |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
-	var alerts, points int
+	fmt.Fprintln(w, "| series | points | alerts | alerts per series-day | max score | threshold | points in anomalous state |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	var alerts, points, anom int
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.3f |\n", r.Name, r.Points, r.Alerts, r.PerDay(), r.MaxScore)
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.3f | %.3f | %.3f%% |\n", r.Name, r.Points, r.Alerts, r.PerDay(), r.MaxScore,
+			r.Threshold, 100*float64(r.Anomalous)/float64(r.Points))
 		alerts += r.Alerts
 		points += r.Points
+		anom += r.Anomalous
 	}
 	all := QuietRow{Points: points, Alerts: alerts}
-	fmt.Fprintf(w, "| **all** | %d | %d | %.2f | |\n\n", points, alerts, all.PerDay())
+	fmt.Fprintf(w, "| **all** | %d | %d | %.2f | | | %.3f%% |\n\n", points, alerts, all.PerDay(), 100*float64(anom)/float64(points))
 }

@@ -63,6 +63,7 @@ func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 // job is one forest row waiting to be scored.
 type job struct {
 	model *activeModel
+	host  *hostModel // the model of model that scores row
 	row   []float64
 	score float64 // written by the worker
 	call  *call

@@ -22,7 +22,7 @@ type PredictionCache interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 }
 
-// cacheKey is "anomaly:pred:<model version>:<sha256 of the feature vector's
+// cacheKey is "anomaly:pred2:<model scope>:<sha256 of the feature vector's
 // bits>": exact, so two vectors share an entry only when every feature is
 // bit-for-bit equal, and short whatever the vector's width.
 func cacheKey(version string, row []float64) string {
@@ -32,7 +32,7 @@ func cacheKey(version string, row []float64) string {
 		binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
 		h.Write(b[:])
 	}
-	return "anomaly:pred:" + version + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+	return "anomaly:pred2:" + version + ":" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func encodeScore(v float64) []byte { return binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)) }

@@ -70,7 +70,7 @@ func TestPredictionCacheRedis(t *testing.T) {
 	rc := newRedisCache(t)
 	testPredictionCache(t, rc)
 	// The entry carries the documented TTL.
-	keys, err := rc.c.Keys(context.Background(), rc.prefix+"anomaly:pred:*").Result()
+	keys, err := rc.c.Keys(context.Background(), rc.prefix+"anomaly:pred2:*").Result()
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("stored predictions = %v, %v; want 2 (one per distinct vector)", keys, err)
 	}

@@ -3,6 +3,7 @@ package anomaly
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"testing"
@@ -83,6 +84,23 @@ func FuzzDecodeArtifact(f *testing.F) {
 	f.Add(good[:len(good)/2])
 	f.Add(append([]byte(nil), good[:len(artifactMagic)+4]...))
 	f.Add([]byte("not a model"))
+	// A version-2 artifact with a fleet model and per-host models (PCA and
+	// tiny forests), and the version-1 layout of the forest above.
+	am, _, err := trainModel(buildTrainingSet(roleHistory(3, 300, func(h int) bool { return h == 0 }), holdoutShare),
+		fitOptions{trees: 2, sampleSize: 8, contamination: 0.005}, 0.5, 256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	hosts, err := encodeArtifact(am)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(hosts)
+	old := fitModelWith(f, "iforest-v1", iforest.Options{Trees: 2, SampleSize: 8, Seed: 9})
+	fb, _ := old.fleet.forest.MarshalBinary()
+	hdr, _ := json.Marshal(artifactHeader{Columns: old.columns, Impute: old.fleet.impute, Calib: old.fleet.calib})
+	v1 := append(append(append([]byte("SCOANOM1"), binary.LittleEndian.AppendUint32(nil, uint32(len(hdr)))...), hdr...), fb...)
+	f.Add(v1)
 	s, _ := newService(f, nil)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -92,8 +110,9 @@ func FuzzDecodeArtifact(f *testing.F) {
 		}
 		s.model.Store(am)
 		defer s.model.Store(nil)
-		for _, cpu := range []float64{50, MaxMetricMagnitude, -MaxMetricMagnitude} {
-			smp, err := Normalize(Sample{Host: "art-1", Timestamp: t0, Metrics: map[string]float64{MetricCPU: cpu, MetricMemory: 57, MetricRequestRate: 270}})
+		for i, cpu := range []float64{50, MaxMetricMagnitude, -MaxMetricMagnitude} {
+			host := []string{"art-1", "h00", "h01"}[i]
+			smp, err := Normalize(Sample{Host: host, Timestamp: t0, Metrics: map[string]float64{MetricCPU: cpu, MetricMemory: 57, MetricRequestRate: 270}})
 			if err != nil {
 				t.Fatal(err)
 			}

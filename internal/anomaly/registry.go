@@ -3,7 +3,6 @@ package anomaly
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,7 +22,7 @@ import (
 // training to measure the forest on data it has not seen.
 const holdoutShare = 0.2
 
-// Train fits a forest on the store's history of the training window, stores
+// Train fits the host models on the store's history of the training window, stores
 // it as a new version with its parameters and validation figures, and makes
 // it the active model when activate is set. It fails with ErrBusy while
 // another training or activation runs, and with ErrNotEnoughData when the
@@ -82,45 +81,20 @@ func (s *Service) train(ctx context.Context, activate bool) (ModelInfo, error) {
 	if cols == 0 || len(ts.train)/cols < s.opt.MinTrainingRows/2 {
 		return ModelInfo{}, fmt.Errorf("anomaly: train: no metric is reported by half the samples, or too few samples before the holdout: %w", ErrNotEnoughData)
 	}
-	var seedBytes [8]byte
-	_, _ = rand.Read(seedBytes[:])
-	seed := binary.LittleEndian.Uint64(seedBytes[:])
-	start := time.Now()
-	forest, err := iforest.FitMatrix(ts.train, cols, iforest.Options{Trees: s.opt.Trees, SampleSize: s.opt.SampleSize, Seed: seed})
+	fo := fitOptions{trees: s.opt.Trees, sampleSize: s.opt.SampleSize, contamination: s.opt.Contamination}
+	am, val, err := trainModel(ts, fo, s.opt.Threshold, s.opt.MinTrainingRows)
 	if err != nil {
-		return ModelInfo{}, fmt.Errorf("anomaly: train: fit forest: %w", err)
-	}
-	trainSecs := time.Since(start).Seconds()
-	trainScores := make([]float64, len(ts.train)/cols)
-	start = time.Now()
-	if err := forest.ScoreMatrix(ts.train, trainScores); err != nil {
-		return ModelInfo{}, fmt.Errorf("anomaly: train: score training rows: %w", err)
-	}
-	scoreSecs := time.Since(start).Seconds()
-	calib := calibrate(forest, ts, trainScores, s.opt.Contamination)
-	val := Validation{TrainRows: len(trainScores), ScoreMedian: calib.Median, ScoreThreshold: calib.Threshold, TrainSeconds: trainSecs}
-	if scoreSecs > 0 {
-		val.ScoreRowsPerSec = math.Round(float64(len(trainScores)) / scoreSecs)
-	}
-	val.TrainFlagRate = flagRate(trainScores, calib.Threshold)
-	if n := len(ts.holdout) / cols; n > 0 {
-		hs := make([]float64, n)
-		if err := forest.ScoreMatrix(ts.holdout, hs); err != nil {
-			return ModelInfo{}, fmt.Errorf("anomaly: train: score holdout rows: %w", err)
-		}
-		val.HoldoutRows = n
-		val.HoldoutFlagRate = flagRate(hs, calib.Threshold)
-		sum := 0.0
-		for _, v := range hs {
-			sum += calib.apply(v)
-		}
-		val.HoldoutMeanScore = sum / float64(n)
+		return ModelInfo{}, fmt.Errorf("anomaly: train: %w", err)
 	}
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
-	version := "iforest-" + now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:])
-	params := Parameters{Trees: forest.NumTrees(), SampleSize: forest.SampleSize(), Seed: seed, Contamination: s.opt.Contamination,
-		Columns: ts.columns, Window: s.opt.TrainingWindow.String(), HoldoutShare: holdoutShare}
+	version := am.fleet.typ + "-" + now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:])
+	params := Parameters{Trees: fo.trees, SampleSize: fo.sampleSize, Contamination: s.opt.Contamination,
+		Columns: ts.columns, Window: s.opt.TrainingWindow.String(), HoldoutShare: holdoutShare,
+		Candidates: []string{TypeIForest, TypePCA}, MaxHostModels: maxHostModels}
+	if val.forest != nil {
+		params.Trees, params.SampleSize, params.Seed = val.forest.NumTrees(), val.forest.SampleSize(), val.forest.Seed()
+	}
 	pj, err := json.Marshal(params)
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("anomaly: train: parameters: %w", err)
@@ -129,9 +103,13 @@ func (s *Service) train(ctx context.Context, activate bool) (ModelInfo, error) {
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("anomaly: train: validation: %w", err)
 	}
-	info := ModelInfo{Version: version, Kind: ModelKind, Active: activate, TrainedAt: now, TrainingFrom: ts.from, TrainingTo: ts.to,
-		TrainingRows: int64(len(hist)), Parameters: pj, Validation: vj}
-	am := &activeModel{info: info, forest: forest, columns: ts.columns, impute: ts.impute, calib: calib}
+	info := ModelInfo{Version: version, Kind: ModelKind, ModelType: am.fleet.typ, HostModels: len(am.hosts), Active: activate,
+		TrainedAt: now, TrainingFrom: ts.from, TrainingTo: ts.to, TrainingRows: int64(len(hist)), Parameters: pj, Validation: vj}
+	am.info = info
+	am.fleet.scope = version
+	for h, m := range am.hosts {
+		m.scope = version + "@" + h
+	}
 	art, err := encodeArtifact(am)
 	if err != nil {
 		return ModelInfo{}, err
@@ -146,7 +124,8 @@ func (s *Service) train(ctx context.Context, activate bool) (ModelInfo, error) {
 		s.loadErrMsg.Store(nil)
 	}
 	s.log.InfoContext(ctx, "anomaly: model trained", slog.String("version", version), slog.Int("rows", len(hist)),
-		slog.Int("columns", cols), slog.Bool("active", activate), slog.Float64("holdout_flag_rate", val.HoldoutFlagRate))
+		slog.Int("columns", cols), slog.Bool("active", activate), slog.String("type", am.fleet.typ),
+		slog.Int("host_models", len(am.hosts)), slog.String("why", val.Selection.Reason))
 	return info, nil
 }
 
@@ -154,14 +133,13 @@ func (s *Service) train(ctx context.Context, activate bool) (ModelInfo, error) {
 // quantile of the training scores, and the score of a row past the training
 // range on every metric. A degenerate training set (constant metrics) gives
 // every row the same score; the result is kept well-formed so it still loads.
-func calibrate(f *iforest.Forest, ts trainingSet, trainScores []float64, contamination float64) calibration {
+func calibrate(f *iforest.Forest, train []float64, cols int, trainScores []float64, contamination float64) calibration {
 	c := calibration{Median: quantile(trainScores, 0.5), Threshold: quantile(trainScores, 1-contamination)}
-	cols := len(ts.columns)
 	far := make([]float64, cols)
 	for j := range cols {
 		lo, hi := math.Inf(1), math.Inf(-1)
-		for i := j; i < len(ts.train); i += cols {
-			lo, hi = min(lo, ts.train[i]), max(hi, ts.train[i])
+		for i := j; i < len(train); i += cols {
+			lo, hi = min(lo, train[i]), max(hi, train[i])
 		}
 		far[j] = hi + (hi - lo) + 1
 	}
@@ -326,7 +304,7 @@ func (s *Service) Stats() Stats {
 	if am := s.model.Load(); am != nil {
 		info := am.info
 		st.ActiveModel = &info
-		st.Mode = "iforest+stream+threshold"
+		st.Mode = am.fleet.typ + "+stream+threshold"
 	}
 	for i, sev := range []Severity{SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical} {
 		st.AnomaliesBySeverity[string(sev)] = s.severities[i].Load()

@@ -316,9 +316,9 @@ func (s *Service) scoreBatch(batch []*job) {
 	i := sort.SearchInts(batchBuckets[:], len(batch))
 	s.batchSizes[i].Add(1)
 	for start := 0; start < len(batch); {
-		m := batch[start].model
+		m := batch[start].host
 		end := start + 1
-		for end < len(batch) && batch[end].model == m {
+		for end < len(batch) && batch[end].host == m {
 			end++
 		}
 		rows := make([][]float64, end-start)
@@ -326,11 +326,11 @@ func (s *Service) scoreBatch(batch []*job) {
 			rows[k] = batch[start+k].row
 		}
 		out := make([]float64, len(rows))
-		if err := m.forest.ScoreBatch(rows, out); err != nil {
+		if err := m.scoreRows(rows, out); err != nil {
 			// Rows are built from the model's own columns with finite
 			// values, so this is a bug; score them as unknown rather than
 			// failing the requests.
-			s.log.Error("anomaly: forest batch scoring", slog.String("error", err.Error()))
+			s.log.Error("anomaly: model batch scoring", slog.String("error", err.Error()))
 			for k := range out {
 				out[k] = math.NaN()
 			}
@@ -542,7 +542,8 @@ type prepared struct {
 	obs    []observation
 	feats  map[string]float64
 	row    []float64
-	raw    float64 // forest score, NaN when none
+	sub    *hostModel // the model that scores row: the host's or the fleet's
+	raw    float64    // the model's calibrated score, NaN when none
 	cached bool
 	key    string
 }
@@ -551,7 +552,7 @@ func (s *Service) prepare(smp Sample, m *activeModel, observe func(Sample, map[s
 	p := prepared{sample: smp, feats: make(map[string]float64, 4*len(smp.Metrics)), raw: math.NaN()}
 	p.obs = observe(smp, p.feats)
 	if m != nil {
-		p.row = m.row(smp)
+		p.sub, p.row = m.row(smp)
 	}
 	return p
 }
@@ -572,7 +573,7 @@ func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepa
 			continue
 		}
 		if useCache && s.opt.Cache != nil {
-			p.key = cacheKey(m.info.Version, p.row)
+			p.key = cacheKey(p.sub.scope, p.row)
 			b, ok, err := s.opt.Cache.Get(ctx, p.key)
 			switch {
 			case err != nil:
@@ -592,7 +593,7 @@ func (s *Service) scoreForest(ctx context.Context, m *activeModel, preps []prepa
 			}
 		}
 		misses = append(misses, i)
-		jobs = append(jobs, &job{model: m, row: p.row, span: span})
+		jobs = append(jobs, &job{model: m, host: p.sub, row: p.row, span: span})
 	}
 	if s.batch != nil {
 		s.batch.release(*reserved - len(jobs))
@@ -698,11 +699,11 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	forestScore, forestUsed := 0.0, false
 	if m != nil && !math.IsNaN(p.raw) {
 		forestUsed = true
-		forestScore = m.calib.apply(p.raw)
+		forestScore = p.raw
 		versions = append(versions, m.info.Version)
 		decisions = append(decisions, forestScore >= thr)
-		r.Components["iforest"] = forestScore
-		contribs = append(contribs, forestContributors(m, p.row, forestScore, thr)...)
+		r.Components[p.sub.typ] = forestScore
+		contribs = append(contribs, modelContributors(m, p.sub, p.row, forestScore, thr)...)
 	}
 	if thUsed || thFloor {
 		versions = append(versions, ThresholdVersion)
@@ -858,50 +859,6 @@ func streamContributor(o observation) Contributor {
 		c.Reason += "; its baseline is held until it returns or an operator re-baselines it"
 	}
 	return c
-}
-
-// explainer is the optional attribution of package iforest; older builds of
-// it lack Explain, and the service then ranks by distance from the median.
-type explainer interface {
-	Explain(row, out []float64) error
-}
-
-// forestContributors names the metrics that isolated the row, only for rows
-// the forest scores at least 0.8 of the threshold (medium severity at the
-// default): attribution of a normal row means nothing, and walking every tree
-// again for it would double the forest's cost.
-func forestContributors(m *activeModel, row []float64, score, thr float64) []Contributor {
-	if row == nil || score < 0.8*thr {
-		return nil
-	}
-	shares := make([]float64, len(row))
-	if ex, ok := any(m.forest).(explainer); !ok || ex.Explain(row, shares) != nil {
-		total := 0.0
-		for i, v := range row {
-			shares[i] = math.Abs(v-m.impute[i]) / (math.Abs(m.impute[i]) + 1)
-			total += shares[i]
-		}
-		for i := range shares {
-			if total > 0 {
-				shares[i] /= total
-			}
-		}
-	}
-	idx := make([]int, len(row))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return shares[idx[a]] > shares[idx[b]] })
-	var out []Contributor
-	for _, i := range idx[:min(2, len(idx))] {
-		if shares[i] < 0.15 {
-			break
-		}
-		med := m.impute[i]
-		out = append(out, Contributor{Metric: m.columns[i], Value: row[i], Score: score * min(1, 0.5+shares[i]), Source: "iforest", Expected: &med,
-			Reason: fmt.Sprintf("%s is %.4g against a fleet median of %.4g (%.0f%% of what set this sample apart)", m.columns[i], row[i], med, 100*shares[i])})
-	}
-	return out
 }
 
 func (s *Service) count(r *Result) {

@@ -215,8 +215,8 @@ func fitModelWith(t testing.TB, version string, o iforest.Options) *activeModel 
 	if err := f.ScoreMatrix(ts.train, scores); err != nil {
 		t.Fatal(err)
 	}
-	return &activeModel{info: ModelInfo{Version: version, Kind: ModelKind, Active: true}, forest: f, columns: ts.columns, impute: ts.impute,
-		calib: calibrate(f, ts, scores, 0.005)}
+	return &activeModel{info: ModelInfo{Version: version, Kind: ModelKind, ModelType: TypeIForest, Active: true}, columns: ts.columns,
+		fleet: &hostModel{typ: TypeIForest, forest: f, impute: ts.impute, calib: calibrate(f, ts.train, len(ts.columns), scores, 0.005), scope: version}}
 }
 
 func TestForestScoresAndExplains(t *testing.T) {
@@ -422,7 +422,7 @@ func TestModelRoundTripThroughStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.TrainingRows != 1200 || !info.Active || !strings.HasPrefix(info.Version, "iforest-") || len(info.Validation) < 10 {
+		if info.TrainingRows != 1200 || !info.Active || !strings.HasPrefix(info.Version, info.ModelType+"-") || len(info.Validation) < 10 {
 			t.Fatalf("trained %+v", info)
 		}
 		list, err := s.Models(ctx)
@@ -442,8 +442,9 @@ func TestModelRoundTripThroughStore(t *testing.T) {
 				smp.Metrics[MetricCPU] = 99
 			}
 			a, b := detectOne(t, s, smp, DetectOptions{NoCache: true}), detectOne(t, s2, smp, DetectOptions{NoCache: true})
-			if a.Components["iforest"] != b.Components["iforest"] || a.Components["iforest"] == 0 {
-				t.Fatalf("row %d: forest %v before the round trip, %v after", i, a.Components["iforest"], b.Components["iforest"])
+			k := info.ModelType
+			if a.Components[k] != b.Components[k] || a.Components[k] == 0 {
+				t.Fatalf("row %d: %s %v before the round trip, %v after", i, k, a.Components[k], b.Components[k])
 			}
 		}
 	})
@@ -516,9 +517,14 @@ func TestActivateAndRollbackUnderLoad(t *testing.T) {
 							return
 						}
 						m := ref[v]
-						want := m.calib.apply(m.forest.Score(m.row(batch[k])))
-						if r.Components["iforest"] != want {
-							errs <- fmt.Sprintf("forest score %v under %s; that model gives %v", r.Components["iforest"], v, want)
+						h, row := m.row(batch[k])
+						want := []float64{0}
+						if err := h.scoreRows([][]float64{row}, want); err != nil {
+							errs <- err.Error()
+							return
+						}
+						if r.Components[h.typ] != want[0] {
+							errs <- fmt.Sprintf("model score %v under %s; that model gives %v", r.Components[h.typ], v, want[0])
 							return
 						}
 						mu.Lock()

@@ -75,8 +75,9 @@ func TestTracingBatchLinksItsRequests(t *testing.T) {
 	tr := tp.Tracer("test")
 	_, a := tr.Start(context.Background(), "request a")
 	_, b := tr.Start(context.Background(), "request b")
-	row := func() []float64 { return m.row(normalHost(rng, "h", t0)) }
-	s.scoreBatch([]*job{{model: m, row: row(), span: a}, {model: m, row: row(), span: a}, {model: m, row: row(), span: b}})
+	row := func() []float64 { _, r := m.row(normalHost(rng, "h", t0)); return r }
+	h := m.fleet
+	s.scoreBatch([]*job{{model: m, host: h, row: row(), span: a}, {model: m, host: h, row: row(), span: a}, {model: m, host: h, row: row(), span: b}})
 	batches := spantest.Named(rec.Ended(), spanBatch)
 	if len(batches) != 1 {
 		t.Fatalf("%d batch spans", len(batches))

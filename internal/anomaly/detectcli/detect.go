@@ -16,8 +16,9 @@
 // value is the value of the metric with the largest score (the one an
 // operator should look at first), named in an added anomaly_metric column.
 // --explain adds a reasons column ("cpu:level,cpu:change") naming the views
-// that fired. --train-rows N also fits a PCA model on the first N rows and
-// adds its pca_score (see runTrained).
+// that fired. --train-rows N (or --train FILE) also fits the service's host
+// models on the first N rows (or on FILE) and adds their model_score (see
+// runTrained).
 package detectcli
 
 import (
@@ -53,9 +54,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	output := fs.String("output", "-", "output CSV `file` (\"-\" for standard output)")
 	threshold := fs.Float64("threshold", 0, "score at which is_anomaly is 1 (default 0.5)")
 	explain := fs.Bool("explain", false, "add a reasons column naming the views that fired")
-	trainRows := fs.Int("train-rows", 0, "fit a PCA model on the first `N` rows (taken as normal) and score every row with it too")
+	trainRows := fs.Int("train-rows", 0, "fit the host models on the first `N` rows (taken as normal), as the service trains, and score every row with them too")
+	trainFile := fs.String("train", "", "fit the host models on every row of `FILE` (same columns, taken as normal) and score every input row with them too")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: smartcloudops detect [--input FILE.csv] [--output FILE.csv] [--threshold S] [--explain] [--train-rows N]\n")
+		fmt.Fprintf(stderr, "usage: smartcloudops detect [--input FILE.csv] [--output FILE.csv] [--threshold S] [--explain] [--train-rows N | --train FILE.csv]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +72,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *trainRows < 0 || *trainRows > maxTrainRows {
 		return fmt.Errorf("%w: --train-rows %d not in [0, %d]", ErrUsage, *trainRows, maxTrainRows)
+	}
+	if *trainRows > 0 && *trainFile != "" {
+		return fmt.Errorf("%w: --train-rows and --train both name training rows; give one", ErrUsage)
+	}
+	if *trainFile == "-" {
+		return fmt.Errorf("%w: --train must name a file (standard input is the input)", ErrUsage)
 	}
 	opt := stream.Options{Threshold: *threshold}
 	if _, err := stream.New(opt); err != nil {
@@ -91,8 +99,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if *trainRows > 0 {
-		err = runTrained(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *threshold, *trainRows, *explain, prog)
+	if *trainRows > 0 || *trainFile != "" {
+		err = runTrained(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *threshold, *trainRows, *trainFile, *explain, prog)
 	} else {
 		err = run(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *explain, prog)
 	}
@@ -172,7 +180,7 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 
 // outputHeader is the output's header: the four NAB columns, then with
 // several metrics the metric that scored highest and each metric's score,
-// then any extra columns (a trained run's pca_score), then the reasons when
+// then any extra columns (a trained run's model_score), then the reasons when
 // explained.
 func outputHeader(names []string, multi, explain bool, extra ...string) []string {
 	header := []string{"timestamp", "value", "anomaly_score", "is_anomaly"}

@@ -68,7 +68,7 @@ func TestTrainRowsCatchesWhatStreamingAbsorbs(t *testing.T) {
 			if len(recs) != n+1 {
 				t.Fatalf("%d output rows for %d input rows", len(recs)-1, n)
 			}
-			score, pcaScore, flag := col(t, recs, "anomaly_score"), col(t, recs, "pca_score"), col(t, recs, "is_anomaly")
+			score, pcaScore, flag := col(t, recs, "anomaly_score"), col(t, recs, "model_score"), col(t, recs, "is_anomaly")
 			// The second half of the fault, long after any streaming
 			// detector has absorbed it, is still flagged nearly everywhere.
 			late := 0
@@ -77,10 +77,12 @@ func TestTrainRowsCatchesWhatStreamingAbsorbs(t *testing.T) {
 					late++
 				}
 				if score[i] < pcaScore[i] {
-					t.Fatalf("row %d: anomaly_score %g below pca_score %g", i, score[i], pcaScore[i])
+					t.Fatalf("row %d: anomaly_score %g below model_score %g", i, score[i], pcaScore[i])
 				}
 			}
-			if late < length/2*9/10 {
+			// Per row, unsmoothed, as the service scores a sample: a row of a
+			// broken correlation can fall inside the limits by chance.
+			if late < length/2*4/5 {
 				t.Errorf("%d of %d late fault rows flagged", late, length/2)
 			}
 			over := 0
@@ -123,7 +125,7 @@ func TestTrainRowsDeterministicAndExplained(t *testing.T) {
 	if !slices.EqualFunc(a, b, slices.Equal[[]string]) {
 		t.Fatal("two runs differ")
 	}
-	want := "timestamp,value,anomaly_score,is_anomaly,anomaly_metric,flow_score,pressure_score,temp_score,pca_score,reasons"
+	want := "timestamp,value,anomaly_score,is_anomaly,anomaly_metric,flow_score,pressure_score,temp_score,model_score,reasons"
 	if got := strings.Join(a[0], ","); got != want {
 		t.Fatalf("header %q, want %q", got, want)
 	}
@@ -146,7 +148,9 @@ func TestTrainRowsRefused(t *testing.T) {
 		{"negative", synth(10), []string{"--train-rows", "-1"}, "--train-rows -1"},
 		{"too many", synth(10), []string{"--train-rows", "99999999"}, "--train-rows 99999999"},
 		{"longer than input", synth(10), []string{"--train-rows", "50"}, "only 10 rows"},
-		{"fewer rows than columns", wide, []string{"--train-rows", "2"}, "fewer training rows than columns"},
+		{"too few rows before the holdout", wide, []string{"--train-rows", "2"}, "not enough training data"},
+		{"both training flags", synth(10), []string{"--train-rows", "5", "--train", "x.csv"}, "give one"},
+		{"training file absent", synth(10), []string{"--train", "/nonexistent/x.csv"}, "x.csv"},
 		{"not a number", synth(10), []string{"--train-rows", "x"}, "train-rows"},
 	}
 	for _, tc := range tests {
@@ -192,7 +196,7 @@ func TestTrainRowsExtremeValues(t *testing.T) {
 			if len(recs) != 101 {
 				t.Fatalf("%d output rows", len(recs)-1)
 			}
-			for _, name := range []string{"anomaly_score", "pca_score"} {
+			for _, name := range []string{"anomaly_score", "model_score"} {
 				for i, s := range col(t, recs, name) {
 					if !(s >= 0 && s <= 1) {
 						t.Fatalf("row %d: %s %g", i, name, s)

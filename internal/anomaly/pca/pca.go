@@ -29,7 +29,9 @@ const (
 	// is treated as noise and measured by Q.
 	VarianceShare = 0.95
 	// LimitQuantile is the training quantile of T² and Q taken as the control
-	// limit: about one training row in a hundred sits above it.
+	// limit by Fit: about one training row in a hundred sits above it.
+	// FitQuantile takes another (the service passes 1 - its contamination, so
+	// every model it compares aims at the same false-alarm share).
 	LimitQuantile = 0.99
 	// minEmpiricalRows is the training size from which the LimitQuantile
 	// order statistic is not simply the maximum (1/(1-0.99)). Below it the
@@ -81,8 +83,15 @@ type Model struct {
 }
 
 // Fit fits a model on rows (each of the same length, the columns), all taken
-// as normal. It copies what it keeps.
-func Fit(rows [][]float64) (*Model, error) {
+// as normal, with limits at LimitQuantile. It copies what it keeps.
+func Fit(rows [][]float64) (*Model, error) { return FitQuantile(rows, LimitQuantile) }
+
+// FitQuantile is Fit with the control limits at the q-quantile of the
+// training statistics (q in [0.5, 1)).
+func FitQuantile(rows [][]float64, q float64) (*Model, error) {
+	if !(q >= 0.5 && q < 1) {
+		return nil, fmt.Errorf("pca: limit quantile %v not in [0.5, 1)", q)
+	}
 	n := len(rows)
 	if n == 0 {
 		return nil, fmt.Errorf("%w: no rows", ErrTooFewRows)
@@ -189,9 +198,9 @@ func Fit(rows [][]float64) (*Model, error) {
 	for i, r := range rows {
 		t2s[i], qs[i] = m.stats(r, buf, nil)
 	}
-	m.limT2 = limit(t2s, chiSquareLimit(float64(k)))
+	m.limT2 = limit(t2s, chiSquareLimit(float64(k), q), q)
 	resid := vals[:d-k] // the eigenvalues left out (ascending order: the smallest)
-	m.limQ = limit(qs, boxLimit(resid))
+	m.limQ = limit(qs, boxLimit(resid, q), q)
 	return m, nil
 }
 
@@ -235,15 +244,16 @@ func quantileSorted(s []float64, p float64) float64 {
 	return s[lo] + f*(s[lo+1]-s[lo])
 }
 
-// limit is the control limit from the training statistics xs: the
-// LimitQuantile order statistic, or with fewer than minEmpiricalRows rows the
-// larger of the training maximum and the parametric limit.
-func limit(xs []float64, parametric float64) float64 {
+// limit is the control limit from the training statistics xs: the q order
+// statistic, or when the rows are too few for it to be anything but the
+// maximum (fewer than minEmpiricalRows, or than 1/(1-q)) the larger of the
+// training maximum and the parametric limit.
+func limit(xs []float64, parametric, q float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	var l float64
-	if len(s) >= minEmpiricalRows {
-		l = s[int(math.Ceil(LimitQuantile*float64(len(s))))-1]
+	if len(s) >= minEmpiricalRows && float64(len(s))*(1-q) >= 1 {
+		l = s[int(math.Ceil(q*float64(len(s))))-1]
 	} else {
 		l = max(s[len(s)-1], parametric)
 	}
@@ -253,18 +263,18 @@ func limit(xs []float64, parametric float64) float64 {
 	return min(l, maxState)
 }
 
-// chiSquareLimit is the LimitQuantile of χ² with k degrees of freedom, the
+// chiSquareLimit is the q-quantile of χ² with k degrees of freedom, the
 // distribution of T² for Gaussian rows (0 when k is 0).
-func chiSquareLimit(k float64) float64 {
+func chiSquareLimit(k, q float64) float64 {
 	if k <= 0 {
 		return 0
 	}
-	return distuv.ChiSquared{K: k}.Quantile(LimitQuantile)
+	return distuv.ChiSquared{K: k}.Quantile(q)
 }
 
-// boxLimit approximates Q's LimitQuantile by Box's g·χ²_h, matching the mean
+// boxLimit approximates Q's q-quantile by Box's g·χ²_h, matching the mean
 // and variance of a weighted sum of χ²₁ with the left-out eigenvalues as weights.
-func boxLimit(resid []float64) float64 {
+func boxLimit(resid []float64, q float64) float64 {
 	t1, t2 := 0.0, 0.0
 	for _, v := range resid {
 		v = max(v, 0)
@@ -275,7 +285,7 @@ func boxLimit(resid []float64) float64 {
 		return 0
 	}
 	g, h := t2/t1, t1*t1/t2
-	return g * distuv.ChiSquared{K: h}.Quantile(LimitQuantile)
+	return g * distuv.ChiSquared{K: h}.Quantile(q)
 }
 
 // clampValue takes v into ±MaxAbsValue; NaN becomes nan (the median).
@@ -367,4 +377,39 @@ func ScoreOf(ratio float64) float64 {
 	}
 	l := math.Log1p(min(ratio, math.MaxFloat64))
 	return l / (l + math.Ln2)
+}
+
+// Explain writes into out (length Columns) each column's share, summing to 1,
+// of the statistic that is further past its limit: for Q the squared
+// residuals, for T² the usual contributions z_j·Σ_c p_jc·t_c/λ_c (negative
+// ones taken as 0). All zeros means the row sits exactly on the training
+// centre.
+func (m *Model) Explain(row, out []float64) error {
+	if len(out) != m.d {
+		return fmt.Errorf("pca: explain: %d outputs for %d columns", len(out), m.d)
+	}
+	buf := make([]float64, m.d+m.k)
+	t2, q := m.stats(row, buf, out)
+	if t2/m.limT2 > q/m.limQ {
+		z, proj := buf[:m.d], buf[m.d:]
+		for j := 0; j < m.d; j++ {
+			s := 0.0
+			for c := 0; c < m.k; c++ {
+				s += m.comp[j*m.k+c] * proj[c] / m.eig[c]
+			}
+			out[j] = max(0, z[j]*s)
+		}
+	}
+	total := 0.0
+	for _, v := range out {
+		total += v
+	}
+	for j := range out {
+		if total > 0 && !math.IsInf(total, 1) {
+			out[j] /= total
+		} else {
+			out[j] = 0
+		}
+	}
+	return nil
 }

@@ -17,7 +17,7 @@ var ErrBadState = errors.New("stream: bad detector state")
 // retrain instead of misreading them.
 const (
 	stateMagic   = "SCDS"
-	stateVersion = 3
+	stateVersion = 4
 )
 
 // MarshalBinary encodes the detector's options and complete state in a fixed
@@ -42,6 +42,12 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 		b = append(b, 1)
 	} else {
 		b = append(b, 0)
+	}
+	for _, f := range o.Tuning.floats() {
+		f64(*f)
+	}
+	for _, n := range o.Tuning.ints() {
+		u64(uint64(*n))
 	}
 
 	u64(d.n)
@@ -153,6 +159,23 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	o.Short = int(r.u64())
 	o.Period = time.Duration(r.u64())
 	o.NoSeasonality = r.u8() == 1
+	var t Tuning
+	for _, f := range t.floats() {
+		*f = r.f64()
+		if *f == 0 || math.IsNaN(*f) {
+			// Zero would silently become the default; NaN slips past
+			// range checks.
+			return fmt.Errorf("%w: tuning value %v", ErrBadState, *f)
+		}
+	}
+	for _, n := range t.ints() {
+		u := r.u64()
+		if u == 0 || u > 1<<31 {
+			return fmt.Errorf("%w: tuning count %d", ErrBadState, u)
+		}
+		*n = int(u)
+	}
+	o.Tuning = &t
 	if r.err != nil {
 		return r.err
 	}
@@ -213,7 +236,7 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("%w: quantised level %d out of range", ErrBadState, q)
 		}
 	}
-	if n.memAge >= memGen {
+	if n.memAge >= uint32(o.Tuning.MemGen) {
 		return fmt.Errorf("%w: memory age %d out of range", ErrBadState, n.memAge)
 	}
 	// Update never stores a NaN or an infinity, nor a negative spread, and

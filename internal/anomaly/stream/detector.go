@@ -178,48 +178,14 @@ type Result struct {
 // as errors rather than lose information.
 const MaxAbsValue = 1e30
 
-// Model constants. They are time scales in points and shapes of the maths,
-// chosen once for all series.
+// Model constants that are definitions rather than choices; the choices are
+// in Tuning.
 const (
-	// levelAlpha gives the level a memory of about 20 points: long enough that a
-	// spike does not drag the baseline, short enough that a level shift is
-	// absorbed within a refractory period.
-	levelAlpha = 0.05
-	// scaleAlpha gives the error scales a memory of about 100 points.
-	scaleAlpha = 0.01
-	// spreadAlpha is the memory (about 10 points) of the recent typical step.
-	spreadAlpha = 0.1
-	// baseAlpha is the slow level (about 200 points) that the seasonal profile
-	// is measured from, so the profile holds the shape and not the level.
-	baseAlpha = 0.005
-	// seasonalBeta is the slowest per-bin learning rate of the profile: about
-	// 20 visits, a few days at 5-minute steps.
-	seasonalBeta = 0.05
-	// seasonalGain is how much smaller the seasonal error must be than the error
-	// against the slow level before the seasonal view is trusted.
-	seasonalGain = 0.7
-	// tailNu is the shape of the heavy tail that turns an error into decades
-	// of surprise (a Student-like tail with 3 degrees of freedom).
-	tailNu = 3
 	// mad2sd converts a mean absolute deviation to a standard deviation
 	// (√(π/2), exact for Gaussian errors).
 	mad2sd = 1.2533
-	// envelopeForget is how fast, per point and relative to History, the
-	// envelope shrinks back towards the level: a tenth of History's rate, so an
-	// extreme is remembered for about ten histories.
-	envelopeForget = 0.1
-	// likStart is the number of points the views settle for before their
-	// surprises feed the likelihood; likMin the likelihood samples needed
-	// before a view scores.
-	likStart = 20
-	likMin   = 50
-	// sigmaFloor bounds the spread of a short-average surprise from below, so a
-	// perfectly regular series does not turn rounding noise into certainty.
-	sigmaFloor = 0.02
 	// logTailScale maps -log10(tail) to the score: 10 decades span [0,1].
 	logTailScale = 10
-	// corroboration is the weight of the runner-up view in the score.
-	corroboration = 0.3
 	// refStepSec is the sampling interval at which Options.Threshold holds
 	// as it is: five minutes, the step of most of NAB, where the default
 	// was chosen. A series sampled faster has more points a day, so its
@@ -238,8 +204,7 @@ const (
 	numFacts    = 5    // patterns looked up per point
 	memBits     = 4096 // bits per generation (512 bytes)
 	memWords    = memBits / 64
-	memGen      = 4000 // points per generation
-	quantLevels = 16   // levels across the envelope
+	quantLevels = 16 // levels across the envelope
 )
 
 // likelihood is the calibration of one view's surprise.
@@ -355,15 +320,15 @@ func ewma(m, x, a float64, k uint64) float64 {
 // surprise is -log10 of the two-sided tail of a Student-like distribution at
 // z, (1+z²/ν)^(-ν/2): 0 for a perfect prediction, ≈ 3·log10(z) for a large
 // error, so a ten-times larger error is three more decades, not a hundred.
-func surprise(z float64) float64 {
+func surprise(z, nu float64) float64 {
 	if math.IsNaN(z) || z <= 0 {
 		return 0
 	}
 	if z > 1e100 {
 		// z² would overflow; at this size 1+z²/ν is z²/ν to the last bit.
-		return tailNu / 2 * (2*math.Log10(z) - math.Log10(tailNu))
+		return nu / 2 * (2*math.Log10(z) - math.Log10(nu))
 	}
-	return tailNu / 2 * math.Log10(1+z*z/tailNu)
+	return nu / 2 * math.Log10(1+z*z/nu)
 }
 
 // ratio is |num|/(mad2sd·den) with den floored, so a series that was
@@ -386,6 +351,7 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 	}
 	d.learnStep(t)
 	thr := d.Threshold()
+	tn := d.opt.Tuning
 	d.n++
 	k := d.n
 	if k == 1 {
@@ -397,19 +363,19 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 	floor := 1e-3*(d.hi-d.lo) + 1e-9*math.Abs(d.level) + 1e-12
 
 	e := v - d.level
-	raw[ViewLevel] = surprise(ratio(e, d.levelDev, floor))
+	raw[ViewLevel] = surprise(ratio(e, d.levelDev, floor), tn.TailNu)
 	obs[ViewLevel], exp[ViewLevel] = v, d.level
 
 	step := v - d.prev
-	raw[ViewChange] = surprise(ratio(step, d.stepDev, floor))
+	raw[ViewChange] = surprise(ratio(step, d.stepDev, floor), tn.TailNu)
 	obs[ViewChange], exp[ViewChange] = v, d.prev
 
 	// Spread: the log ratio of the recent to the long-run typical step, against
 	// its own history (log, so doubling and halving are equally far).
-	stepFast := ewma(d.stepFast, math.Abs(step), spreadAlpha, k-1)
+	stepFast := ewma(d.stepFast, math.Abs(step), tn.SpreadAlpha, k-1)
 	sr := math.Log((stepFast + floor) / (d.stepDev + floor))
 	if k > 2 {
-		raw[ViewSpread] = surprise(ratio(sr-d.sprMean, d.sprDev, 1e-3))
+		raw[ViewSpread] = surprise(ratio(sr-d.sprMean, d.sprDev, 1e-3), tn.TailNu)
 	}
 	obs[ViewSpread], exp[ViewSpread] = stepFast, d.stepDev
 
@@ -431,12 +397,12 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 		if d.profN[i0] > 0 && d.profN[i1] > 0 {
 			pred := d.base + (1-f)*float64(d.prof[i0]) + f*float64(d.prof[i1])
 			es := v - pred
-			raw[ViewSeasonal] = surprise(ratio(es, d.seasDev, floor))
+			raw[ViewSeasonal] = surprise(ratio(es, d.seasDev, floor), tn.TailNu)
 			obs[ViewSeasonal], exp[ViewSeasonal] = v, pred
-			seasActive = d.seasN >= likMin && d.seasDev < seasonalGain*d.baseDev
+			seasActive = d.seasN >= uint32(tn.LikMin) && d.seasDev < tn.SeasonalGain*d.baseDev
 			d.seasN++
-			d.seasDev = ewma(d.seasDev, math.Abs(es), scaleAlpha, uint64(d.seasN))
-			if d.seasN > likStart {
+			d.seasDev = ewma(d.seasDev, math.Abs(es), tn.ScaleAlpha, uint64(d.seasN))
+			if d.seasN > uint32(tn.LikStart) {
 				seasScore = d.lik[ViewSeasonal].update(raw[ViewSeasonal], d.opt)
 			}
 		}
@@ -451,7 +417,7 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 			if seasActive {
 				score[w] = seasScore
 			}
-		case k > likStart:
+		case k > uint64(tn.LikStart):
 			score[w] = d.lik[w].update(raw[w], d.opt)
 		}
 		if score[w] > first {
@@ -460,7 +426,7 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 			second = score[w]
 		}
 	}
-	best := math.Min(1, first+corroboration*second)
+	best := math.Min(1, first+tn.Corroboration*second)
 	best = d.recurDiscount(t, best, thr)
 
 	// The hold's reference and prediction come from the state before this
@@ -539,7 +505,7 @@ func (d *Detector) learnStep(t time.Time) {
 		d.stepSec = dt
 		return
 	}
-	d.stepSec += scaleAlpha * (math.Min(dt, 2*d.stepSec) - d.stepSec)
+	d.stepSec += d.opt.Tuning.ScaleAlpha * (math.Min(dt, 2*d.stepSec) - d.stepSec)
 }
 
 // Threshold is the alert threshold in force: Options.Threshold at a
@@ -558,8 +524,10 @@ func (d *Detector) Threshold() float64 {
 // learn moves the level, scale and envelope estimates after the point was
 // scored (causality: the scores used only earlier points' state).
 func (d *Detector) learn(v, e, step, stepFast, sr float64, k uint64) {
+	tn := d.opt.Tuning
+	scaleAlpha := tn.ScaleAlpha
 	d.levelDev = ewma(d.levelDev, math.Abs(e), scaleAlpha, k-1)
-	d.level = ewma(d.level, v, levelAlpha, k)
+	d.level = ewma(d.level, v, tn.LevelAlpha, k)
 	if k > 1 {
 		d.stepDev = ewma(d.stepDev, math.Abs(step), scaleAlpha, k-1)
 		d.stepFast = stepFast
@@ -569,8 +537,8 @@ func (d *Detector) learn(v, e, step, stepFast, sr float64, k uint64) {
 		}
 	}
 	d.baseDev = ewma(d.baseDev, math.Abs(v-d.base), scaleAlpha, k-1)
-	d.base = ewma(d.base, v, baseAlpha, k)
-	forget := envelopeForget / float64(d.opt.History)
+	d.base = ewma(d.base, v, tn.BaseAlpha, k)
+	forget := tn.EnvelopeForget / float64(d.opt.History)
 	d.hi = math.Max(v, d.hi-forget*(d.hi-d.base))
 	d.lo = math.Min(v, d.lo+forget*(d.base-d.lo))
 	d.prev = v
@@ -620,7 +588,7 @@ func (d *Detector) learnProfile(i0, i1 int, f, dev float64) {
 		if d.profN[b.i] < math.MaxUint16 {
 			d.profN[b.i]++
 		}
-		a := math.Max(1/float64(d.profN[b.i]), seasonalBeta) * math.Max(b.w, 0.25)
+		a := math.Max(1/float64(d.profN[b.i]), d.opt.Tuning.SeasonalBeta) * math.Max(b.w, 0.25)
 		d.prof[b.i] += float32(a * (dev - float64(d.prof[b.i])))
 	}
 }
@@ -670,7 +638,7 @@ func (d *Detector) novelty(v float64, facts *[numFacts]uint32) float64 {
 // (and the bitset never fills up).
 func (d *Detector) remember(facts *[numFacts]uint32) {
 	d.memAge++
-	if d.memAge >= memGen {
+	if d.memAge >= uint32(d.opt.Tuning.MemGen) {
 		d.memAge = 0
 		d.mem[1] = d.mem[0]
 		d.mem[0] = [memWords]uint64{}
@@ -685,7 +653,7 @@ func (d *Detector) remember(facts *[numFacts]uint32) {
 // distribution as learned before this sample.
 func (l *likelihood) update(r float64, o Options) float64 {
 	l.short += 2 / float64(o.Short+1) * (r - l.short)
-	s := l.score()
+	s := l.score(o.Tuning)
 	l.n++
 	// A running mean until History samples, then an exponential window of
 	// about History samples (Welford-style update of the weighted variance).
@@ -697,11 +665,11 @@ func (l *likelihood) update(r float64, o Options) float64 {
 }
 
 // score is the calibrated score of the current short average.
-func (l *likelihood) score() float64 {
-	if l.n < likMin {
+func (l *likelihood) score(tn *Tuning) float64 {
+	if l.n < uint32(tn.LikMin) {
 		return 0
 	}
-	sigma := math.Max(math.Sqrt(l.vari), sigmaFloor)
+	sigma := math.Max(math.Sqrt(l.vari), tn.SigmaFloor)
 	z := (l.short - l.mean) / sigma
 	if z <= 0 {
 		return 0

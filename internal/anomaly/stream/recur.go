@@ -14,17 +14,11 @@ const (
 	// recurDays is how many previous days an event must have come back on
 	// (at about the same time) to count as recurring.
 	recurDays = 2
-	// recurSpan is how many slots either side still count as "the same time
-	// of day" (±1 hour): scheduled jobs drift with load and with their start.
-	recurSpan = 2
 	// recurSlots is the ring length: the slots of today and of the previous
 	// recurDays days, which covers every slot a lookup can reach.
 	recurSlots = (recurDays + 1) * recurDay
 	// recurQuant is the resolution of a stored score (one byte over [0,1]).
 	recurQuant = 255
-	// recurGate is the share of the threshold a score must reach to be
-	// remembered: the same "notable" level at which a result lists reasons.
-	recurGate = 0.5
 )
 
 // slotOf is the absolute half-hour slot of t (floor division, so instants
@@ -63,12 +57,12 @@ func (d *Detector) recurDiscount(t time.Time, score, thr float64) float64 {
 	past := uint8(math.MaxUint8)
 	for j := int64(1); j <= recurDays; j++ {
 		peak := uint8(0)
-		for o := -int64(recurSpan); o <= recurSpan; o++ {
+		for o := -int64(d.opt.Tuning.RecurSpan); o <= int64(d.opt.Tuning.RecurSpan); o++ {
 			peak = max(peak, d.recur[ringIndex(h-j*recurDay+o)])
 		}
 		past = min(past, peak)
 	}
-	if score >= recurGate*thr {
+	if score >= d.opt.Tuning.RecurGate*thr {
 		c := &d.recur[ringIndex(h)]
 		*c = max(*c, uint8(math.Round(score*recurQuant)))
 	}

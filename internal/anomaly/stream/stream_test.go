@@ -58,6 +58,8 @@ func TestOptionsValidation(t *testing.T) {
 	bad := []Options{
 		{WarmUp: -1}, {Threshold: 1.5}, {Threshold: -0.1}, {Refractory: -3},
 		{History: 5}, {Short: 3000}, {Period: time.Hour},
+		{Tuning: &Tuning{TailNu: 0.1}}, {Tuning: &Tuning{Corroboration: 2}}, {Tuning: &Tuning{LevelAlpha: -0.5}},
+		{Tuning: &Tuning{LikMin: -1}}, {Tuning: &Tuning{RecurSpan: 100}}, {Tuning: &Tuning{SigmaFloor: math.NaN()}},
 	}
 	for _, o := range bad {
 		if _, err := New(o); !errors.Is(err, ErrInvalidOptions) {
@@ -67,6 +69,26 @@ func TestOptionsValidation(t *testing.T) {
 	d := mustNew(t, Options{})
 	if got := d.Options(); got.WarmUp != defaultWarmUp || got.Threshold != defaultThreshold || got.Period != 24*time.Hour {
 		t.Errorf("defaults not applied: %+v", got)
+	}
+	if got := *d.Options().Tuning; got != DefaultTuning() {
+		t.Errorf("tuning defaults not applied: %+v", got)
+	}
+	// Spelled-out defaults are the defaults: the same results, one shared copy.
+	def := DefaultTuning()
+	e := mustNew(t, Options{Tuning: &def})
+	if d.Options().Tuning != e.Options().Tuning {
+		t.Error("equal tunings are not shared between detectors")
+	}
+	vals := series(2000, 4, daily, 2)
+	if !reflect.DeepEqual(runAll(d, vals, 0), runAll(e, vals, 0)) {
+		t.Error("DefaultTuning spelled out scores differently from nil")
+	}
+	// A changed field changes the model.
+	other := DefaultTuning()
+	other.Corroboration = 0.1
+	vals[1500] += 30
+	if reflect.DeepEqual(runAll(mustNew(t, Options{}), vals, 0), runAll(mustNew(t, Options{Tuning: &other}), vals, 0)) {
+		t.Error("Corroboration 0.1 scores exactly like the default 0.3")
 	}
 }
 
