@@ -13,7 +13,9 @@ package detectcli
 // The output adds a model_score column: the model's calibrated score, 0.5 at
 // its limit, which is the service's model component for the same values.
 // anomaly_score is the larger of it and the streaming score, and is_anomaly
-// is 1 when either model flags, as in the service. Max, because both scores
+// is the service's "sustained" verdict, the state and not the alert: 1 when a
+// stream is in an anomalous state (held away from its normal) or the row is
+// past the model's limit, on every row of a fault, as SKAB labels faults. Max, because both scores
 // are calibrated to their own limit, so the max is exactly "past either
 // model's limit": the streaming detectors catch a sudden change of one metric
 // early, but absorb a sustained fault into their "normal" level within
@@ -183,7 +185,7 @@ func runTrained(ctx context.Context, in io.Reader, out io.Writer, opt stream.Opt
 			if res.Score > best {
 				best, top = res.Score, i
 			}
-			flag = flag || res.IsAnomaly
+			flag = flag || res.Anomalous
 			scores[i] = formatScore(res.Score)
 			if explain {
 				for _, why := range res.Reasons {
