@@ -17,10 +17,12 @@
 //     and it decides "anomaly" when any series' detector does (a detector
 //     holds back for a refractory period after a flag, so one incident pages
 //     once).
-//   - iforest (version "iforest-…"): the active forest's score of the host's
-//     metric vector, mapped piecewise-linearly through its training-score
-//     quantiles: the median training score maps to 0.2, the 1-Contamination
-//     quantile to 0.5, and 1 to 1. It decides "anomaly" at 0.5.
+//   - iforest or pca (version "iforest-…" or "pca-…"): the active host
+//     model's score of the host's metric vector (the host's own model where
+//     one won its selection, else the fleet's), mapped piecewise-linearly
+//     through its training-score quantiles: the median training score maps
+//     to 0.2, the 1-Contamination quantile to 0.5, and 1 to 1. It decides
+//     "anomaly" at 0.5. See multivar.go for how the type is chosen.
 //   - threshold ("threshold-v1"): for a metric whose series is still warming
 //     up (or for a late point the stream cannot take), the static thresholds
 //     (cpu > 90, memory > 90, disk > 95, error rate > 5 by default). A value v
