@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/smartcloudops/smartcloudops/internal/metrictest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -24,26 +24,6 @@ import (
 func memorySample(rng *rand.Rand, host string, i int, level float64) Sample {
 	return Sample{Host: host, Timestamp: t0.Add(time.Duration(i) * time.Minute),
 		Metrics: map[string]float64{MetricMemory: level + rng.NormFloat64()}}
-}
-
-// gathered is the value of the unlabelled metric name in reg.
-func gathered(t *testing.T, reg prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if g := m.GetGauge(); g != nil {
-				return g.GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
 }
 
 // TestSustainedFaultStaysVisible: memory steps from 55% to 80% and stays
@@ -86,7 +66,7 @@ func TestSustainedFaultStaysVisible(t *testing.T) {
 	if alerts != 1 {
 		t.Fatalf("%d alerts for one sustained fault; want 1", alerts)
 	}
-	if got := gathered(t, reg, "smartcloudops_anomaly_series_sustained"); got != 1 {
+	if got := metrictest.Value(t, reg, "smartcloudops_anomaly_series_sustained"); got != 1 {
 		t.Fatalf("sustained series gauge = %v during the fault", got)
 	}
 
@@ -113,7 +93,7 @@ func TestSustainedFaultStaysVisible(t *testing.T) {
 			t.Fatalf("point %d after the re-baseline still anomalous: %+v", i, r)
 		}
 	}
-	if got := gathered(t, reg, "smartcloudops_anomaly_series_sustained"); got != 0 {
+	if got := metrictest.Value(t, reg, "smartcloudops_anomaly_series_sustained"); got != 0 {
 		t.Fatalf("sustained series gauge = %v after the re-baseline", got)
 	}
 	if got := testutil.ToFloat64(s.alerts.rebaselined); got != 1 {

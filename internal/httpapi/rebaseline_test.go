@@ -18,31 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
+	"github.com/smartcloudops/smartcloudops/internal/metrictest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
 const rebaselinePath = "/performance/anomaly/series/rebaseline"
-
-// metricValue is the value of the unlabelled metric name in reg.
-func metricValue(t *testing.T, reg prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if g := m.GetGauge(); g != nil {
-				return g.GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
 
 // memoryBatch is n samples of host's memory around level, one a minute
 // from the i-th minute of the day before testNow.
@@ -104,7 +85,7 @@ func TestRebaselineOverHTTP(t *testing.T) {
 		if err != nil || len(list.Anomalies) != 1 {
 			t.Fatalf("stored anomalies of the incident: %+v, %v; want its alert only", list.Anomalies, err)
 		}
-		if g := metricValue(t, reg, "smartcloudops_anomaly_series_sustained"); g != 1 {
+		if g := metrictest.Value(t, reg, "smartcloudops_anomaly_series_sustained"); g != 1 {
 			t.Fatalf("sustained series gauge = %v during the fault", g)
 		}
 
@@ -118,7 +99,7 @@ func TestRebaselineOverHTTP(t *testing.T) {
 				t.Fatalf("%s: %d %s; want %d", name, w.Code, w.Body, want)
 			}
 		}
-		if g := metricValue(t, reg, "smartcloudops_anomaly_series_sustained"); g != 1 {
+		if g := metrictest.Value(t, reg, "smartcloudops_anomaly_series_sustained"); g != 1 {
 			t.Fatalf("a refused re-baseline changed the series: gauge %v", g)
 		}
 		w := f.do(t, "POST", rebaselinePath, admin, "application/json", body)
@@ -135,10 +116,10 @@ func TestRebaselineOverHTTP(t *testing.T) {
 				t.Fatalf("after the re-baseline: %+v", r)
 			}
 		}
-		if g := metricValue(t, reg, "smartcloudops_anomaly_series_sustained"); g != 0 {
+		if g := metrictest.Value(t, reg, "smartcloudops_anomaly_series_sustained"); g != 0 {
 			t.Fatalf("sustained series gauge = %v after the re-baseline", g)
 		}
-		if c := metricValue(t, reg, "smartcloudops_anomaly_series_rebaselined_total"); c != 1 {
+		if c := metrictest.Value(t, reg, "smartcloudops_anomaly_series_rebaselined_total"); c != 1 {
 			t.Fatalf("re-baselined counter = %v", c)
 		}
 		var audits []map[string]any
@@ -244,7 +225,7 @@ func TestRebaselineBadInput(t *testing.T) {
 			}
 		})
 	}
-	if c := metricValue(t, reg, "smartcloudops_anomaly_series_rebaselined_total"); c != 0 {
+	if c := metrictest.Value(t, reg, "smartcloudops_anomaly_series_rebaselined_total"); c != 0 {
 		t.Fatalf("bad requests re-baselined %v series", c)
 	}
 	// Any spelling a sample may use names the series.
