@@ -53,7 +53,7 @@ func FuzzScoringStaysFinite(f *testing.F) {
 			if err != nil {
 				t.Fatalf("values %v, %v refused: %v", a, b, err)
 			}
-			learned, err := s.learn(ctx, []Sample{n})
+			learned, err := s.learn(ctx, []Sample{n}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

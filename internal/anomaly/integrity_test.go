@@ -222,7 +222,7 @@ func TestScoringStaysFinite(t *testing.T) {
 				if err != nil {
 					t.Fatalf("point %d: %v", i, err)
 				}
-				learned, err := s.learn(ctx, []Sample{n})
+				learned, err := s.learn(ctx, []Sample{n}, 0)
 				if err != nil {
 					t.Fatalf("point %d: learn: %v", i, err)
 				}
@@ -311,7 +311,7 @@ func TestSeriesMemoryEstimate(t *testing.T) {
 		for k := range 3 {
 			smp := Sample{Host: fmt.Sprintf("host-%06d.example.internal", i), Timestamp: t0.Add(time.Duration(k) * time.Minute),
 				Metrics: map[string]float64{MetricCPU: 1, MetricMemory: 2, MetricDisk: 3, MetricNetworkIn: 4}}
-			if _, err := s.learn(context.Background(), []Sample{smp}); err != nil {
+			if _, err := s.learn(context.Background(), []Sample{smp}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -468,17 +468,28 @@ func (s *Service) QueueDepth() int {
 // level and spread. A full queue returns a *QueueFullError.
 func (s *Service) Detect(ctx context.Context, samples []Sample, o DetectOptions) ([]Result, error) {
 	if s.tracer == nil {
-		return s.detect(ctx, samples, o, false)
+		return s.detect(ctx, samples, o, false, 0)
 	}
 	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
-	out, err := s.detect(ctx, samples, o, false)
+	out, err := s.detect(ctx, samples, o, false, 0)
 	endDetect(sp, out, err)
 	return out, err
 }
 
 // detect scores samples; learn says whether they teach the shared series
-// state (ingest) or are read against a copy of it (Detect).
-func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions, learn bool) ([]Result, error) {
+// state (ingest) or are read against a copy of it (Detect). held is queue
+// room the caller already reserved for these samples (Ingest); detect
+// takes it over and releases what it does not use, so a caller that stored
+// the samples first cannot be refused for a full queue after the fact.
+func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions, learn bool, held int) ([]Result, error) {
+	reserved := held
+	release := func() {
+		if reserved > 0 {
+			s.batch.release(reserved)
+			reserved = 0
+		}
+	}
+	defer release()
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -487,21 +498,13 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions,
 	}
 	start := time.Now()
 	m := s.model.Load()
-	reserved := 0
-	if m != nil && s.batch != nil {
-		if err := s.batch.reserve(len(samples)); err != nil {
+	if m != nil && s.batch != nil && reserved < len(samples) {
+		if err := s.batch.reserve(len(samples) - reserved); err != nil {
 			s.metrics.rejected.Inc()
 			return nil, err
 		}
 		reserved = len(samples)
 	}
-	release := func() {
-		if reserved > 0 {
-			s.batch.release(reserved)
-			reserved = 0
-		}
-	}
-	defer release()
 
 	observe := s.series.observe
 	if !learn {
@@ -901,15 +904,22 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 	if s.closed.Load() {
 		return IngestReport{}, ErrClosed
 	}
-	// Reserve queue room before storing, so a full queue refuses the whole
-	// request before anything is written.
+	// Reserve queue room before storing and keep it for scoring, so a full
+	// queue refuses the whole request before anything is written ("nothing
+	// was stored or scored" is then true) and never after.
+	held := 0
 	if s.batch != nil && s.model.Load() != nil {
 		if err := s.batch.reserve(len(samples)); err != nil {
 			s.metrics.rejected.Inc()
 			return IngestReport{}, err
 		}
-		s.batch.release(len(samples))
+		held = len(samples)
 	}
+	defer func() {
+		if held > 0 {
+			s.batch.release(held)
+		}
+	}()
 	rows := make([]store.MetricSample, len(samples))
 	for i, smp := range samples {
 		rows[i] = ToStore(smp)
@@ -918,7 +928,8 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 	if err != nil {
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
-	results, err := s.learn(ctx, samples)
+	results, err := s.learn(ctx, samples, held)
+	held = 0 // learn took the reservation over
 	if err != nil {
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
@@ -942,13 +953,13 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 }
 
 // learn scores samples and teaches the series: the scoring step of Ingest,
-// traced like Detect.
-func (s *Service) learn(ctx context.Context, samples []Sample) ([]Result, error) {
+// traced like Detect. held is queue room Ingest reserved; learn owns it.
+func (s *Service) learn(ctx context.Context, samples []Sample, held int) ([]Result, error) {
 	if s.tracer == nil {
-		return s.detect(ctx, samples, DetectOptions{}, true)
+		return s.detect(ctx, samples, DetectOptions{}, true, held)
 	}
 	ctx, sp := s.tracer.Start(ctx, spanDetect, trace.WithAttributes(attrSamples.Int(len(samples))))
-	out, err := s.detect(ctx, samples, DetectOptions{}, true)
+	out, err := s.detect(ctx, samples, DetectOptions{}, true, held)
 	endDetect(sp, out, err)
 	return out, err
 }

@@ -65,7 +65,7 @@ func learnOne(t testing.TB, s *Service, smp Sample) Result {
 	if err != nil {
 		t.Fatalf("Normalize: %v", err)
 	}
-	res, err := s.learn(context.Background(), []Sample{n})
+	res, err := s.learn(context.Background(), []Sample{n}, 0)
 	if err != nil {
 		t.Fatalf("learn: %v", err)
 	}
@@ -628,4 +628,85 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("New(%+v) accepted", o)
 		}
 	}
+}
+
+// fillingStore stores samples and then lets fill take every free slot of the
+// scoring queue, as concurrent requests would between storing and scoring.
+type fillingStore struct {
+	Store
+	fill func()
+}
+
+func (f *fillingStore) InsertMetrics(ctx context.Context, rows []store.MetricSample) (int64, error) {
+	n, err := f.Store.InsertMetrics(ctx, rows)
+	f.fill()
+	return n, err
+}
+
+// TestIngestQueueFullMeansNothingStored holds the 503 text ("nothing was
+// stored or scored") true: a full queue refuses Ingest before it writes, and
+// a queue that fills after the write cannot refuse the scoring it reserved.
+func TestIngestQueueFullMeansNothingStored(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		st := openStore(t, url)
+		fs := &fillingStore{Store: st}
+		s, _ := newService(t, func(o *Options) { o.Store = fs; o.MaxBatch = 10; o.QueueSize = 20 })
+		s.model.Store(fitModel(t, "iforest-test", 1))
+		rng := rand.New(rand.NewPCG(5, 6))
+		batch := func(at time.Time) []Sample {
+			out := make([]Sample, 5)
+			for i := range out {
+				n, err := Normalize(normalHost(rng, fmt.Sprintf("web-%d", i), at))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[i] = n
+			}
+			return out
+		}
+		stored := func() int {
+			h, err := st.MetricHistory(ctx, store.HistoryQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(h)
+		}
+
+		// The queue fills while the samples are being stored.
+		taken := 0
+		fs.fill = func() {
+			taken = s.batch.capacity - s.batch.queued()
+			if err := s.batch.reserve(taken); err != nil {
+				t.Errorf("fill the queue: %v", err)
+			}
+		}
+		rep, err := s.Ingest(ctx, batch(t0))
+		if err != nil || rep.Stored != 5 || len(rep.Results) != 5 {
+			t.Fatalf("ingest while the queue fills: %+v, %v; want 5 stored and scored", rep, err)
+		}
+		if got := stored(); got != 5 {
+			t.Fatalf("stored rows = %d, want 5", got)
+		}
+
+		// The queue is full before the request: refused whole, nothing written.
+		fs.fill = func() {}
+		more := s.batch.capacity - s.batch.queued()
+		if err := s.batch.reserve(more); err != nil {
+			t.Fatal(err)
+		}
+		taken += more
+		_, err = s.Ingest(ctx, batch(t0.Add(time.Minute)))
+		var full *QueueFullError
+		if !errors.As(err, &full) {
+			t.Fatalf("ingest into a full queue = %v; want *QueueFullError", err)
+		}
+		if got := stored(); got != 5 {
+			t.Fatalf("a refused ingest stored rows: %d, want still 5", got)
+		}
+		s.batch.release(taken)
+		if got := s.batch.queued(); got != 0 {
+			t.Fatalf("queue depth after the requests = %d, want 0 (a reservation leaked)", got)
+		}
+	})
 }
