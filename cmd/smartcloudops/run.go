@@ -134,8 +134,10 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens and migrates the database. reg and qc may be nil (the
-// migrate command has no metrics and no cache).
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc store.ResultCache, tp trace.TracerProvider) (*store.Store, error) {
+// migrate command has no metrics and no cache). Its duration is logged as
+// a "call" record (func store.open), so a slow start names its step.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc store.ResultCache, tp trace.TracerProvider) (_ *store.Store, err error) {
+	defer logs.Time(ctx, log, "store.open")(&err)
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	slow := cfg.SlowQueryThreshold
@@ -211,7 +213,10 @@ func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Co
 	return m
 }
 
-func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (*anomaly.Service, error) {
+// newAnomaly starts anomaly detection, which loads the active model; the
+// duration is logged as func anomaly.start.
+func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (_ *anomaly.Service, err error) {
+	defer logs.Time(ctx, log, "anomaly.start")(&err)
 	a := cfg.Anomaly
 	o := anomaly.Options{
 		Store:           st,
@@ -368,6 +373,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	var c *cache.Cache
 	if cfg.EnableCache {
+		done := logs.Time(ctx, log, "cache.start")
 		c, err = cache.New(ctx, cache.Options{
 			RedisURL:             cfg.EffectiveRedisURL(),
 			KeyPrefix:            cfg.CacheKeyPrefix,
@@ -383,6 +389,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 			Logger:               log,
 			TracerProvider:       tp,
 		})
+		done(&err)
 		if err != nil {
 			return err
 		}
@@ -414,7 +421,9 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		// scored and their anomalies stored while the database is still open.
 		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		if cerr := an.Close(cctx); cerr != nil {
+		var cerr error
+		defer logs.Time(ctx, log, "anomaly.close")(&cerr)
+		if cerr = an.Close(cctx); cerr != nil {
 			log.Error("closing anomaly detection", slog.String("error", cerr.Error()))
 		}
 	}()

@@ -10,30 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/smartcloudops/smartcloudops/internal/logtest"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's log writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func envOf(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 
@@ -41,7 +23,7 @@ type running struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan int
-	stderr *syncBuffer
+	stderr *logtest.Buffer
 	logDir string
 }
 
@@ -53,7 +35,7 @@ func start(t *testing.T, env map[string]string, wrap func(http.Handler) http.Han
 		env["LOG_DIR"] = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}, logDir: env["LOG_DIR"]}
+	r := &running{cancel: cancel, done: make(chan int, 1), stderr: &logtest.Buffer{}, logDir: env["LOG_DIR"]}
 	addrc := make(chan net.Addr, 1)
 	go func() {
 		r.done <- runWith(ctx, []string{"serve"}, envOf(env), strings.NewReader(""), io.Discard, r.stderr,
@@ -155,6 +137,13 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		if !bytes.Contains(data, []byte(`"route":"GET /performance/health"`)) || !bytes.Contains(data, []byte(`"msg":"stopped"`)) {
 			t.Errorf("log file lacks the access line or the shutdown line:\n%s", data)
+		}
+		// Startup and shutdown steps are timed (logs.Time), so a slow start
+		// or a slow drain names its step.
+		for _, step := range []string{"store.open", "anomaly.start", "anomaly.close"} {
+			if !bytes.Contains(data, []byte(`"msg":"call","func":"`+step+`","duration_seconds":`)) {
+				t.Errorf("log file lacks the timing of %s:\n%s", step, data)
+			}
 		}
 	})
 }

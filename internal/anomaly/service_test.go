@@ -282,7 +282,7 @@ func testPredictionCache(t *testing.T, c PredictionCache) {
 
 func TestPredictionCacheMemory(t *testing.T) {
 	clock := newFakeClock()
-	c := NewMemoryCache(10, clock.Now)
+	c := newMemoryCache(10, clock.Now)
 	testPredictionCache(t, c)
 	ctx := context.Background()
 	if err := c.Set(ctx, "k", []byte("v"), 300*time.Second); err != nil {
@@ -456,7 +456,7 @@ func TestActivateAndRollbackUnderLoad(t *testing.T) {
 		st := openStore(t, url)
 		clock := newFakeClock()
 		s, _ := newService(t, func(o *Options) {
-			o.Store, o.Clock, o.Cache, o.BatchSize, o.BatchTimeout = st, clock, NewMemoryCache(0, clock.Now), 16, time.Millisecond
+			o.Store, o.Clock, o.Cache, o.BatchSize, o.BatchTimeout = st, clock, newMemoryCache(0, clock.Now), 16, time.Millisecond
 		})
 		seedHistory(t, st, 3, 300, clock.Now())
 		a, err := s.Train(ctx, true)

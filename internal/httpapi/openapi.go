@@ -12,9 +12,6 @@ import (
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// OpenAPIDocument returns a copy of the embedded OpenAPI 3.1 description.
-func OpenAPIDocument() []byte { return append([]byte(nil), openAPIDocument...) }
-
 // openAPI serves GET /performance/openapi.json.
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")

@@ -71,7 +71,7 @@ type oaSpec struct {
 
 func loadOASpec(t *testing.T) *oaSpec {
 	t.Helper()
-	sp := &oaSpec{raw: OpenAPIDocument(), compiled: map[string]*jsonschema.Schema{}, covered: map[string]int{}}
+	sp := &oaSpec{raw: openAPIDocument, compiled: map[string]*jsonschema.Schema{}, covered: map[string]int{}}
 	if err := json.Unmarshal(sp.raw, &sp.doc); err != nil {
 		t.Fatalf("openapi.json is not JSON: %v", err)
 	}

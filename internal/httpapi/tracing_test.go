@@ -1,15 +1,11 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,38 +19,9 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/logtest"
 	"github.com/smartcloudops/smartcloudops/internal/spantest"
 )
-
-// lockedBuffer collects log lines written from the handler's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// accessLines returns the access-log records, decoded.
-func (l *lockedBuffer) accessLines(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if m["msg"] == "http request" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 const (
 	callerTrace  = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -70,7 +37,7 @@ func TestTracingServerSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	f := newFixture(t, func(d *Deps) {
 		d.Cache = c
 		d.MaxBodyBytes = 4096
@@ -124,7 +91,7 @@ func TestTracingServerSpan(t *testing.T) {
 		t.Errorf("cache span attributes %v", a)
 	}
 
-	lines := logs.accessLines(t)
+	lines := logs.Records(t, "http request")
 	if len(lines) != 1 || lines[0]["trace_id"] != callerTrace {
 		t.Errorf("access line lacks the trace id: %v", lines)
 	}
@@ -132,7 +99,7 @@ func TestTracingServerSpan(t *testing.T) {
 
 func TestTracingStatusAndUnmatchedRoutes(t *testing.T) {
 	tp, rec := spantest.Recorder(t)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	f := newFixture(t, func(d *Deps) {
 		d.TracerProvider = tp
 		d.Logger = slog.New(slog.NewJSONHandler(logs, nil))
@@ -165,7 +132,7 @@ func TestTracingStatusAndUnmatchedRoutes(t *testing.T) {
 	if brew.Name() != "_OTHER" {
 		t.Errorf("unknown method named %q", brew.Name())
 	}
-	lines := logs.accessLines(t)
+	lines := logs.Records(t, "http request")
 	if len(lines) != 4 {
 		t.Fatalf("%d access lines", len(lines))
 	}
@@ -180,7 +147,7 @@ func TestTracingStatusAndUnmatchedRoutes(t *testing.T) {
 }
 
 func TestTracingOffLeavesLogsAlone(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	f := newFixture(t, func(d *Deps) { d.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
 	if _, wrapped := f.srv.log.Handler().(traceIDHandler); wrapped {
 		t.Error("the logger is wrapped with tracing off")
@@ -188,7 +155,7 @@ func TestTracingOffLeavesLogsAlone(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/livez", nil)
 	r.Header.Set("Traceparent", "00-"+callerTrace+"-"+callerParent+"-01")
 	f.srv.ServeHTTP(httptest.NewRecorder(), r)
-	for _, l := range logs.accessLines(t) {
+	for _, l := range logs.Records(t, "http request") {
 		if _, ok := l["trace_id"]; ok {
 			t.Errorf("tracing off, yet a trace_id was logged: %v", l)
 		}

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/logtest"
 )
 
 // TestNothingLost: P producers × M tagged records through a tiny size
@@ -126,7 +127,7 @@ func TestDropAccounting(t *testing.T) {
 			entered := make(chan struct{})
 			release := make(chan struct{})
 			var once sync.Once
-			fallback := &syncBuffer{}
+			fallback := &logtest.Buffer{}
 			reg := prometheus.NewRegistry()
 			l, err := New(Options{
 				Dir:          dir,
@@ -217,7 +218,7 @@ func TestDropAccounting(t *testing.T) {
 // file and turns UP.
 func TestUnwritableDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "logs")
-	fallback := &syncBuffer{}
+	fallback := &logtest.Buffer{}
 	l, err := New(Options{Dir: dir, FileName: "app", CopyLevel: "off", Fallback: fallback, RecoveryInterval: 5 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +279,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Symlink("/dev/full", cur); err != nil {
 		t.Fatal(err)
 	}
-	fallback := &syncBuffer{}
+	fallback := &logtest.Buffer{}
 	l, err := New(Options{Dir: dir, FileName: "app", CopyLevel: "off", Fallback: fallback, RecoveryInterval: 5 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -327,7 +328,7 @@ func TestCloseDeadline(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
-	fallback := &syncBuffer{}
+	fallback := &logtest.Buffer{}
 	l, err := New(Options{Dir: t.TempDir(), CopyLevel: "off", Fallback: fallback, beforeWrite: func() {
 		once.Do(func() { close(entered) })
 		<-release
@@ -364,7 +365,7 @@ func TestCloseDeadline(t *testing.T) {
 
 func TestSynchronous(t *testing.T) {
 	dir := t.TempDir()
-	copyBuf := &syncBuffer{}
+	copyBuf := &logtest.Buffer{}
 	l, err := New(Options{Dir: dir, Synchronous: true, Copy: copyBuf, MaxFileSize: 200}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -676,7 +677,7 @@ func TestFallbackBounded(t *testing.T) {
 	if err := os.Symlink("/dev/full", filepath.Join(dir, "app.log")); err != nil {
 		t.Fatal(err)
 	}
-	fallback := &syncBuffer{}
+	fallback := &logtest.Buffer{}
 	const budget = 2000
 	reg := prometheus.NewRegistry()
 	l, err := New(Options{Dir: dir, FileName: "app", CopyLevel: "off", Fallback: fallback, FallbackBytesPerSecond: budget, RecoveryInterval: 5 * time.Millisecond}, reg)

@@ -2,11 +2,8 @@ package logs
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -42,76 +39,6 @@ func Time(ctx context.Context, logger *slog.Logger, name string) func(errp *erro
 		}
 		LogAttrs(ctx, logger, level, "call", slog.String("func", name),
 			slog.Float64("duration_seconds", d.Seconds()), slog.String("outcome", "ok"))
-	}
-}
-
-// RequestIDHeader carries the request id in and out of the middleware.
-const RequestIDHeader = "X-Request-Id"
-
-// Middleware logs every request: method, route (the ServeMux pattern when
-// there is one, else the path), status, bytes, duration_seconds and
-// outcome ("ok", "client_error", "error" for 5xx, "panic"). It puts the
-// request id (from X-Request-Id, or a new one) in the context so every
-// record of the request carries it, and echoes it in the response.
-func Middleware(logger *slog.Logger) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			ctx := r.Context()
-			id, ok := RequestID(ctx)
-			if !ok {
-				id = r.Header.Get(RequestIDHeader)
-				if id == "" || len(id) > 128 {
-					id = strconv.FormatUint(rand.Uint64(), 16)
-				}
-				ctx = WithRequestID(ctx, id)
-				r = r.WithContext(ctx)
-			}
-			w.Header().Set(RequestIDHeader, id)
-			rw := &ResponseRecorder{ResponseWriter: w}
-			defer func() {
-				outcome, level := "ok", slog.LevelInfo
-				var perr error
-				p := recover()
-				switch {
-				case p != nil:
-					outcome, level = "panic", slog.LevelError
-					perr = fmt.Errorf("panic: %v", p)
-					if rw.Status == 0 {
-						rw.Status = http.StatusInternalServerError
-					}
-				case rw.Status >= 500:
-					outcome, level = "error", slog.LevelError
-				case rw.Status >= 400:
-					outcome = "client_error"
-				}
-				if logger.Enabled(ctx, level) {
-					route := r.Pattern
-					if route == "" {
-						route = r.URL.Path
-					}
-					status := rw.Status
-					if status == 0 {
-						status = http.StatusOK
-					}
-					attrs := []slog.Attr{
-						slog.String("method", r.Method), slog.String("route", route),
-						slog.Int("status", status), slog.Int64("bytes", rw.Bytes),
-						slog.Float64("duration_seconds", time.Since(start).Seconds()),
-						slog.String("outcome", outcome),
-					}
-					if perr != nil {
-						attrs = append(attrs, slog.String("error", perr.Error()))
-					}
-					LogAttrs(ctx, logger, level, "http request", attrs...)
-				}
-				if p != nil {
-					// Logged; the server still decides what a panic means.
-					panic(p)
-				}
-			}()
-			next.ServeHTTP(rw, r)
-		})
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 )
 
@@ -55,43 +53,5 @@ func TestTime(t *testing.T) {
 	}
 	if recs[1]["error"] != "disk on fire" {
 		t.Errorf("error = %v", recs[1]["error"])
-	}
-}
-
-func TestMiddleware(t *testing.T) {
-	dir := t.TempDir()
-	l, err := New(Options{Dir: dir, Synchronous: true, CopyLevel: "off"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if id, _ := RequestID(r.Context()); id != "abc" {
-			t.Errorf("handler sees request id %q", id)
-		}
-		_, _ = w.Write([]byte("hello"))
-	})
-	mux.HandleFunc("GET /boom", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "no", http.StatusServiceUnavailable)
-	})
-	h := Middleware(l.Slog())(mux)
-	req := httptest.NewRequest("GET", "/items/7", nil)
-	req.Header.Set(RequestIDHeader, "abc")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Header().Get(RequestIDHeader) != "abc" {
-		t.Errorf("response request id %q", rec.Header().Get(RequestIDHeader))
-	}
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/boom", nil))
-	closeLogger(t, l)
-	recs := readRecords(t, dir)
-	if len(recs) != 2 {
-		t.Fatalf("%d records, want 2", len(recs))
-	}
-	if r := recs[0]; r["route"] != "GET /items/{id}" || r["status"] != 200.0 || r["bytes"] != 5.0 || r["outcome"] != "ok" || r["request_id"] != "abc" {
-		t.Errorf("ok request: %v", r)
-	}
-	if r := recs[1]; r["status"] != 503.0 || r["outcome"] != "error" || r["level"] != "ERROR" || r["request_id"] == nil {
-		t.Errorf("failed request: %v", r)
 	}
 }
