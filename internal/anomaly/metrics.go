@@ -2,8 +2,6 @@ package anomaly
 
 import (
 	"fmt"
-	"sort"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -65,34 +63,4 @@ func newMetrics(reg prometheus.Registerer, queueDepth, series, seriesBytes, mode
 		m.trainings.WithLabelValues(o)
 	}
 	return m, nil
-}
-
-// latencyWindow keeps the most recent request latencies for the quantiles
-// on /performance/anomaly/stats: a ring, so memory is fixed and the figures
-// describe now rather than the whole uptime.
-type latencyWindow struct {
-	mu   sync.Mutex
-	ring [2048]float64
-	n    int
-}
-
-func (w *latencyWindow) add(ms float64) {
-	w.mu.Lock()
-	w.ring[w.n%len(w.ring)] = ms
-	w.n++
-	w.mu.Unlock()
-}
-
-// quantiles returns p50, p90, p99 of the window, in milliseconds.
-func (w *latencyWindow) quantiles() (n int, p50, p90, p99 float64) {
-	w.mu.Lock()
-	k := min(w.n, len(w.ring))
-	s := append([]float64(nil), w.ring[:k]...)
-	w.mu.Unlock()
-	if k == 0 {
-		return 0, 0, 0, 0
-	}
-	sort.Float64s(s)
-	at := func(q float64) float64 { return s[min(k-1, int(q*float64(k)))] }
-	return k, at(0.5), at(0.9), at(0.99)
 }

@@ -315,8 +315,9 @@ func (s *Service) Stats() Stats {
 	for i, name := range []string{"idle", "size", "timeout", "close"} {
 		st.BatchFlushes[name] = s.flushes[i].Load()
 	}
-	n, p50, p90, p99 := s.lat.quantiles()
-	st.Latency = LatencyStats{Window: n, P50: p50, P90: p90, P99: p99}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	lat := s.lat.Summary()
+	st.Latency = LatencyStats{Window: lat.N, P50: ms(lat.P50), P90: ms(lat.P90), P99: ms(lat.P99)}
 	st.Cache = CacheStats{Enabled: s.opt.Cache != nil, Hits: s.cacheHits.Load(), Misses: s.cacheMisses.Load(), Errors: s.cacheErrors.Load()}
 	if total := st.Cache.Hits + st.Cache.Misses; total > 0 {
 		st.Cache.HitRate = float64(st.Cache.Hits) / float64(total)

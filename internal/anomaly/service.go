@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
@@ -45,8 +46,8 @@ type Service struct {
 	thresholds atomic.Pointer[Thresholds]
 	batch      *batcher // nil when batching is disabled
 	metrics    *metrics
-	tracer     trace.Tracer // nil when tracing is off
-	lat        latencyWindow
+	tracer     trace.Tracer   // nil when tracing is off
+	lat        latency.Window // request latencies for /performance/anomaly/stats
 
 	// adminMu serialises training and activation, so two admins cannot
 	// interleave a store swap and a pointer swap.
@@ -220,14 +221,15 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions,
 		view = &overlay{base: s.incidents}
 	}
 	out := make([]Result, len(samples))
-	elapsed := float64(time.Since(start).Microseconds()) / 1000
+	took := time.Since(start)
+	elapsed := float64(took.Microseconds()) / 1000
 	for i := range preps {
 		out[i] = s.combine(&preps[i], m, view)
 		out[i].ProcessingTimeMS = elapsed
 		s.count(&out[i])
 	}
-	s.lat.add(elapsed)
-	s.metrics.latency.Observe(elapsed / 1000)
+	s.lat.Record(took)
+	s.metrics.latency.Observe(took.Seconds())
 	return out, nil
 }
 

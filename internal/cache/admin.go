@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/smartcloudops/smartcloudops/internal/health"
 )
 
 // clearBatch is the SCAN COUNT hint and the most keys unlinked per command.
@@ -186,7 +187,7 @@ func (c *Cache) Stats(ctx context.Context) Stats {
 		st.Compress.Ratio = float64(st.Compress.BytesOut) / float64(st.Compress.BytesIn)
 	}
 	for o := range numOps {
-		st.Latency[opLabel[o]] = s.latency[o].quantiles()
+		st.Latency[opLabel[o]] = summary(&s.latency[o])
 	}
 	if c.redisOpt == nil {
 		return st

@@ -159,7 +159,7 @@ func (c *Cache) begin(ctx context.Context) error {
 func (c *Cache) observe(o op, t0 time.Time) {
 	d := time.Since(t0)
 	c.met.durations[o].Observe(d.Seconds())
-	c.stats.latency[o].record(d)
+	c.stats.latency[o].Record(d)
 }
 
 func (c *Cache) ttlOrDefault(ttl time.Duration) (time.Duration, error) {

@@ -1,11 +1,11 @@
 package cache
 
 import (
-	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 )
 
 // Tier tells which tier answered a read; the HTTP layer sends it as X-Cache.
@@ -64,35 +64,10 @@ const (
 
 var opLabel = [numOps]string{"get", "set", "delete", "exists", "ttl", "get_or_load", "clear"}
 
-// ringSize samples per operation kept for the quantiles in Stats: enough
-// for a stable p99, small enough to sort on every stats request.
-const ringSize = 2048
-
-// latencyRing keeps the most recent latencies of one operation. Writers
-// never block each other; a reader may see a sample being overwritten,
-// which only blurs an estimate.
-type latencyRing struct {
-	next atomic.Uint64
-	vals [ringSize]atomic.Int64
-}
-
-func (r *latencyRing) record(d time.Duration) {
-	i := r.next.Add(1) - 1
-	r.vals[i%ringSize].Store(int64(d))
-}
-
-func (r *latencyRing) quantiles() LatencyStats {
-	n := min(r.next.Load(), ringSize)
-	if n == 0 {
-		return LatencyStats{}
-	}
-	s := make([]int64, n)
-	for i := range s {
-		s[i] = r.vals[i].Load()
-	}
-	slices.Sort(s)
-	q := func(p float64) float64 { return time.Duration(s[int(p*float64(n-1))]).Seconds() }
-	return LatencyStats{Samples: int(n), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: time.Duration(s[n-1]).Seconds()}
+// summary is an operation's latency quantiles, in seconds.
+func summary(w *latency.Window) LatencyStats {
+	s := w.Summary()
+	return LatencyStats{Samples: s.N, P50: s.P50.Seconds(), P90: s.P90.Seconds(), P99: s.P99.Seconds(), Max: s.Max.Seconds()}
 }
 
 // counters are the package's own statistics: Stats reads them and the
@@ -105,7 +80,7 @@ type counters struct {
 	decodeErrors atomic.Uint64
 	loads        atomic.Uint64
 	loadErrors   atomic.Uint64
-	latency      [numOps]latencyRing
+	latency      [numOps]latency.Window
 }
 
 func (s *counters) inc(t tierIdx, r result) { s.req[t][r].Add(1) }

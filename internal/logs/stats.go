@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 )
 
 // Drop reasons, the values of the "reason" label.
@@ -195,10 +197,7 @@ func quantile(counts *[histBuckets]uint64, total uint64, q float64) time.Duratio
 	if total == 0 {
 		return 0
 	}
-	rank := uint64(q * float64(total))
-	if rank == 0 {
-		rank = 1
-	}
+	rank := latency.Rank(total, q)
 	var seen uint64
 	for i, n := range counts {
 		seen += n
