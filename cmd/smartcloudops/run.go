@@ -254,32 +254,22 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 	return an, nil
 }
 
-// logOptions maps the configuration onto the log pipeline, whose "off" is a
-// negative number where the configuration's is 0.
+// logOptions maps the configuration onto the log pipeline; both read 0 as
+// off.
 func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.Options {
-	off := func(n int) int {
-		if n == 0 {
-			return -1
-		}
-		return n
-	}
-	o := logs.Options{
-		Dir:              cfg.LogDir,
-		MaxFileSize:      cfg.LogMaxFileSize,
-		RotationInterval: cfg.LogRotationInterval,
-		CompressionLevel: off(cfg.LogCompressionLevel),
-		MaxFiles:         off(cfg.LogMaxFiles),
-		MaxAge:           time.Duration(off(cfg.LogMaxAgeDays)) * 24 * time.Hour,
-		Synchronous:      !cfg.EnableAsyncLogging,
-		OnFull:           logs.Overflow(cfg.LogQueuePolicy),
-		Level:            level,
-		Copy:             stderr,
-		CopyLevel:        strings.ToUpper(cfg.LogStderrLevel),
-		Fallback:         stderr,
-	}
-	if o.RotationInterval == 0 {
-		o.RotationInterval = -1
-	}
+	o := logs.DefaultOptions()
+	o.Dir = cfg.LogDir
+	o.MaxFileSize = cfg.LogMaxFileSize
+	o.RotationInterval = cfg.LogRotationInterval
+	o.CompressionLevel = cfg.LogCompressionLevel
+	o.MaxFiles = cfg.LogMaxFiles
+	o.MaxAge = time.Duration(cfg.LogMaxAgeDays) * 24 * time.Hour
+	o.Synchronous = !cfg.EnableAsyncLogging
+	o.OnFull = logs.Overflow(cfg.LogQueuePolicy)
+	o.Level = level
+	o.Copy = stderr
+	o.CopyLevel = strings.ToUpper(cfg.LogStderrLevel)
+	o.Fallback = stderr
 	if cfg.LogStderrLevel == "off" {
 		o.CopyLevel = "off"
 	}

@@ -30,25 +30,11 @@ func tunables(log *slog.Logger, level *slog.LevelVar, lg *logs.Logger, c *cache.
 		func() int64 { return lg.Limits().MaxFileSize },
 		func(n int64) { setLimits(func(l *logs.Limits) { l.MaxFileSize = n }) }))
 	r.Add(tuning.Integer("logs.max_files", "rotated log files kept; 0 keeps all", 0, 100000,
-		func() int64 { return int64(max(lg.Limits().MaxFiles, 0)) },
-		func(n int64) {
-			setLimits(func(l *logs.Limits) {
-				l.MaxFiles = int(n)
-				if n == 0 {
-					l.MaxFiles = -1
-				}
-			})
-		}, nil))
+		func() int64 { return int64(lg.Limits().MaxFiles) },
+		func(n int64) { setLimits(func(l *logs.Limits) { l.MaxFiles = int(n) }) }, nil))
 	r.Add(tuning.Integer("logs.max_age_days", "remove rotated log files older than this many days; 0 keeps them", 0, 36500,
-		func() int64 { return int64(max(lg.Limits().MaxAge, 0) / (24 * time.Hour)) },
-		func(n int64) {
-			setLimits(func(l *logs.Limits) {
-				l.MaxAge = time.Duration(n) * 24 * time.Hour
-				if n == 0 {
-					l.MaxAge = -1
-				}
-			})
-		}, nil))
+		func() int64 { return int64(lg.Limits().MaxAge / (24 * time.Hour)) },
+		func(n int64) { setLimits(func(l *logs.Limits) { l.MaxAge = time.Duration(n) * 24 * time.Hour }) }, nil))
 
 	if c != nil {
 		r.Add(tuning.Duration("cache.default_ttl", "TTL of cache entries written without one", time.Second, cache.MaxTTL,

@@ -13,11 +13,12 @@ const minFileSize = 1024
 // Limits are the rotation and retention limits an operator may change while
 // the service runs (PUT /performance/config).
 type Limits struct {
-	// MaxFileSize rotates the current file before it passes this many bytes.
+	// MaxFileSize rotates the current file before it passes this many
+	// bytes; 0 turns size rotation off.
 	MaxFileSize int64 `json:"max_file_size"`
-	// MaxFiles bounds the rotated files kept; negative keeps all.
+	// MaxFiles bounds the rotated files kept; 0 keeps all.
 	MaxFiles int `json:"max_files"`
-	// MaxAge removes rotated files older than this; negative keeps them.
+	// MaxAge removes rotated files older than this; 0 keeps them.
 	MaxAge time.Duration `json:"max_age"`
 }
 
@@ -40,14 +41,14 @@ func newLimits(o Options) *limits {
 
 func (l Limits) validate() error {
 	var errs []error
-	if l.MaxFileSize < minFileSize {
-		errs = append(errs, fmt.Errorf("max file size %d: must be at least %d bytes", l.MaxFileSize, minFileSize))
+	if l.MaxFileSize != 0 && l.MaxFileSize < minFileSize {
+		errs = append(errs, fmt.Errorf("max file size %d: must be 0 (off) or at least %d bytes", l.MaxFileSize, minFileSize))
 	}
-	if l.MaxFiles == 0 {
-		errs = append(errs, errors.New("max files 0: use a negative number to keep all"))
+	if l.MaxFiles < 0 {
+		errs = append(errs, fmt.Errorf("max files %d: must be 0 (keep all) or more", l.MaxFiles))
 	}
-	if l.MaxAge == 0 {
-		errs = append(errs, errors.New("max age 0: use a negative duration to keep files regardless of age"))
+	if l.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max age %s: must be 0 (keep regardless of age) or more", l.MaxAge))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("logs: limits: %w", errors.Join(errs...))

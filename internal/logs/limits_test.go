@@ -11,11 +11,13 @@ import (
 func TestSetLimitsLive(t *testing.T) {
 	dir := t.TempDir()
 	clock := newFakeClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
-	l, err := New(Options{Dir: dir, FileName: "app", CompressionLevel: -1, Copy: io.Discard, Fallback: io.Discard, Now: clock.Now}, nil)
+	o := DefaultOptions()
+	o.Dir, o.FileName, o.CompressionLevel, o.Copy, o.Fallback, o.Now = dir, "app", 0, io.Discard, io.Discard, clock.Now
+	l, err := New(o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []Limits{{MaxFileSize: 10, MaxFiles: 1, MaxAge: time.Hour}, {MaxFileSize: 4096, MaxFiles: 0, MaxAge: time.Hour}, {MaxFileSize: 4096, MaxFiles: 1}} {
+	for _, bad := range []Limits{{MaxFileSize: 10, MaxFiles: 1, MaxAge: time.Hour}, {MaxFileSize: 4096, MaxFiles: -1, MaxAge: time.Hour}, {MaxFileSize: 4096, MaxFiles: 1, MaxAge: -time.Hour}} {
 		if err := l.SetLimits(bad); err == nil {
 			t.Errorf("SetLimits(%+v) accepted", bad)
 		}
@@ -23,7 +25,7 @@ func TestSetLimitsLive(t *testing.T) {
 	if got := l.Limits(); got.MaxFileSize != DefaultMaxFileSize || got.MaxFiles != DefaultMaxFiles {
 		t.Fatalf("a refused change altered the limits: %+v", got)
 	}
-	want := Limits{MaxFileSize: 4096, MaxFiles: 2, MaxAge: -1}
+	want := Limits{MaxFileSize: 4096, MaxFiles: 2, MaxAge: 0}
 	if err := l.SetLimits(want); err != nil || l.Limits() != want {
 		t.Fatalf("SetLimits: %v, %+v", err, l.Limits())
 	}

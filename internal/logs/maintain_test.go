@@ -53,8 +53,8 @@ func TestRetention(t *testing.T) {
 		wantKept         []int           // indexes into ages
 		wantCount, wantA int64
 	}{
-		{"count", 3, -1, []time.Duration{6 * time.Hour, 5 * time.Hour, 4 * time.Hour, 3 * time.Hour, 2 * time.Hour, time.Hour}, []int{3, 4, 5}, 3, 0},
-		{"age", -1, 72 * time.Hour, []time.Duration{100 * time.Hour, 73 * time.Hour, 71 * time.Hour, time.Hour}, []int{2, 3}, 0, 2},
+		{"count", 3, 0, []time.Duration{6 * time.Hour, 5 * time.Hour, 4 * time.Hour, 3 * time.Hour, 2 * time.Hour, time.Hour}, []int{3, 4, 5}, 3, 0},
+		{"age", 0, 72 * time.Hour, []time.Duration{100 * time.Hour, 73 * time.Hour, 71 * time.Hour, time.Hour}, []int{2, 3}, 0, 2},
 		{"both", 2, 72 * time.Hour, []time.Duration{100 * time.Hour, 50 * time.Hour, 40 * time.Hour, 30 * time.Hour}, []int{2, 3}, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +65,7 @@ func TestRetention(t *testing.T) {
 			}
 			names := makeBackups(t, dir, times)
 			c := &counters{}
-			o := Options{Dir: dir, FileName: "app", MaxFiles: tc.maxFiles, MaxAge: tc.maxAge, CompressionLevel: -1, Now: func() time.Time { return now }}
+			o := Options{Dir: dir, FileName: "app", MaxFiles: tc.maxFiles, MaxAge: tc.maxAge, Now: func() time.Time { return now }}
 			m := newMaintainer(o, c, newLimits(o))
 			defer m.cancel()
 			m.pass()

@@ -43,7 +43,11 @@ const (
 	DefaultFallbackBytesPerSecond = 256 << 10
 )
 
-// Options configures a Logger. The zero value is usable: every zero field
+// Options configures a Logger. Zero means off for every limit that can be
+// switched off (size and time rotation, compression, retention by count and
+// by age, the fallback's rate bound), as it does in the configuration, so
+// nothing between the two flips a sign; DefaultOptions holds the documented
+// defaults. Every other zero field (directory, names, queue, levels, clock)
 // takes the default documented beside it.
 type Options struct {
 	// Dir holds the current file and the rotated ones. Default "./logs".
@@ -55,21 +59,21 @@ type Options struct {
 	// that names sort by time. Default "smartcloudops".
 	FileName string
 	// MaxFileSize rotates the current file before a record would take it
-	// past this many bytes. Default 10 MiB; see ParseSize for text forms.
+	// past this many bytes; 0 turns size rotation off. DefaultOptions: 10 MiB.
 	MaxFileSize int64
 	// RotationInterval rotates at wall-clock boundaries of this length
-	// (midnight-aligned in Location when it divides a day). Default 24h;
-	// negative disables time rotation.
+	// (midnight-aligned in Location when it divides a day); 0 turns time
+	// rotation off. DefaultOptions: 24h.
 	RotationInterval time.Duration
 	// Location aligns time rotation. Default time.UTC.
 	Location *time.Location
-	// CompressionLevel is the gzip level (1-9) of rotated files. Default 6;
-	// negative keeps rotated files uncompressed.
+	// CompressionLevel is the gzip level (1-9) of rotated files; 0 keeps
+	// them uncompressed. DefaultOptions: 6.
 	CompressionLevel int
-	// MaxFiles bounds the rotated files kept. Default 10; negative keeps all.
+	// MaxFiles bounds the rotated files kept; 0 keeps all. DefaultOptions: 10.
 	MaxFiles int
-	// MaxAge removes rotated files rotated longer ago than this.
-	// Default 30 days; negative keeps them regardless of age.
+	// MaxAge removes rotated files rotated longer ago than this; 0 keeps
+	// them regardless of age. DefaultOptions: 30 days.
 	MaxAge time.Duration
 
 	// Synchronous writes on the caller's goroutine instead of through the
@@ -98,7 +102,7 @@ type Options struct {
 	Fallback io.Writer
 	// FallbackBytesPerSecond bounds the bytes written to Fallback in each
 	// second; whole records past it are dropped and counted with reason
-	// "fallback_limit". Default 256 KiB; negative means no bound.
+	// "fallback_limit"; 0 means no bound. DefaultOptions: 256 KiB.
 	FallbackBytesPerSecond int64
 
 	// RecoveryInterval is how often a faulted pipeline retries the
@@ -112,7 +116,21 @@ type Options struct {
 	beforeWrite func()
 }
 
-// withDefaults returns o with zero fields replaced by their defaults.
+// DefaultOptions returns the documented defaults of every limit that zero
+// turns off; callers change what they need and pass the result to New.
+func DefaultOptions() Options {
+	return Options{
+		MaxFileSize:            DefaultMaxFileSize,
+		RotationInterval:       DefaultRotationInterval,
+		CompressionLevel:       DefaultCompressionLevel,
+		MaxFiles:               DefaultMaxFiles,
+		MaxAge:                 DefaultMaxAge,
+		FallbackBytesPerSecond: DefaultFallbackBytesPerSecond,
+	}
+}
+
+// withDefaults returns o with the zero fields that cannot be off replaced
+// by their defaults.
 func (o Options) withDefaults() Options {
 	if o.Dir == "" {
 		o.Dir = DefaultDir
@@ -120,23 +138,8 @@ func (o Options) withDefaults() Options {
 	if o.FileName == "" {
 		o.FileName = DefaultFileName
 	}
-	if o.MaxFileSize == 0 {
-		o.MaxFileSize = DefaultMaxFileSize
-	}
-	if o.RotationInterval == 0 {
-		o.RotationInterval = DefaultRotationInterval
-	}
 	if o.Location == nil {
 		o.Location = time.UTC
-	}
-	if o.CompressionLevel == 0 {
-		o.CompressionLevel = DefaultCompressionLevel
-	}
-	if o.MaxFiles == 0 {
-		o.MaxFiles = DefaultMaxFiles
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = DefaultMaxAge
 	}
 	if o.QueueRecords == 0 {
 		o.QueueRecords = DefaultQueueRecords
@@ -159,9 +162,6 @@ func (o Options) withDefaults() Options {
 	if o.RecoveryInterval == 0 {
 		o.RecoveryInterval = DefaultRecoveryInterval
 	}
-	if o.FallbackBytesPerSecond == 0 {
-		o.FallbackBytesPerSecond = DefaultFallbackBytesPerSecond
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -172,10 +172,22 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	var errs []error
 	if o.MaxFileSize < 0 {
-		errs = append(errs, fmt.Errorf("MaxFileSize %d is negative", o.MaxFileSize))
+		errs = append(errs, fmt.Errorf("MaxFileSize %d is negative (0 turns size rotation off)", o.MaxFileSize))
 	}
-	if o.CompressionLevel > 9 {
-		errs = append(errs, fmt.Errorf("CompressionLevel %d is above 9", o.CompressionLevel))
+	if o.CompressionLevel < 0 || o.CompressionLevel > 9 {
+		errs = append(errs, fmt.Errorf("CompressionLevel %d is not 0 (off) to 9", o.CompressionLevel))
+	}
+	if o.RotationInterval < 0 {
+		errs = append(errs, fmt.Errorf("RotationInterval %s is negative (0 turns time rotation off)", o.RotationInterval))
+	}
+	if o.MaxFiles < 0 {
+		errs = append(errs, fmt.Errorf("MaxFiles %d is negative (0 keeps all)", o.MaxFiles))
+	}
+	if o.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("MaxAge %s is negative (0 keeps files regardless of age)", o.MaxAge))
+	}
+	if o.FallbackBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("FallbackBytesPerSecond %d is negative (0 means no bound)", o.FallbackBytesPerSecond))
 	}
 	if strings.ContainsAny(o.FileName, `/\`) {
 		errs = append(errs, fmt.Errorf("FileName %q contains a path separator", o.FileName))

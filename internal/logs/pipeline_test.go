@@ -35,8 +35,6 @@ func TestNothingLost(t *testing.T) {
 		MaxFileSize:      16 << 10,
 		RotationInterval: time.Second,
 		CompressionLevel: 1,
-		MaxFiles:         -1,
-		MaxAge:           -1,
 		QueueRecords:     64,
 		QueueBytes:       8 << 10,
 		OnFull:           OverflowBlock,
@@ -394,6 +392,11 @@ func TestOptionsValidate(t *testing.T) {
 		{CopyLevel: "loud"},
 		{FileName: "a/b"},
 		{MaxFileSize: -1},
+		{CompressionLevel: -1},
+		{RotationInterval: -time.Second},
+		{MaxFiles: -1},
+		{MaxAge: -time.Hour},
+		{FallbackBytesPerSecond: -1},
 	} {
 		if _, err := New(o, nil); err == nil {
 			t.Errorf("New(%+v) succeeded, want a validation error", o)
@@ -417,7 +420,7 @@ func TestNextBoundary(t *testing.T) {
 			t.Errorf("nextBoundary(%s) = %s, want %s", tc.d, got, tc.want)
 		}
 	}
-	s.o = Options{RotationInterval: -1, Location: time.UTC}
+	s.o = Options{RotationInterval: 0, Location: time.UTC}
 	if got := s.nextBoundary(at); !got.IsZero() {
 		t.Errorf("disabled rotation has a boundary %s", got)
 	}

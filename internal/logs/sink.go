@@ -284,7 +284,7 @@ func (s *sink) write(batch []entry, slab []byte) {
 		b := slab[e.off : e.off+e.n]
 		if s.f != nil {
 			pending := s.size + int64(len(s.buf))
-			if pending > 0 && pending+int64(len(b)) > s.lim.maxFileSize.Load() {
+			if limit := s.lim.maxFileSize.Load(); limit > 0 && pending > 0 && pending+int64(len(b)) > limit {
 				s.flush()
 				s.rotate(now, causeSize)
 			}
