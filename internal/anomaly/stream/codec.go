@@ -17,7 +17,7 @@ var ErrBadState = errors.New("stream: bad detector state")
 // retrain instead of misreading them.
 const (
 	stateMagic   = "SCDS"
-	stateVersion = 4
+	stateVersion = 5
 )
 
 // MarshalBinary encodes the detector's options and complete state in a fixed
@@ -80,9 +80,10 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 		hf |= 2
 	}
 	b = append(b, hf)
-	for _, x := range [...]float64{d.hold.ref, d.hold.dev, d.hold.mean, d.hold.pred, d.lastT, d.stepSec} {
+	for _, x := range [...]float64{d.hold.ref, d.hold.dev, d.hold.mean, d.hold.pred, d.lastT, d.stepSec, d.tail.peak, d.tail.beta} {
 		f64(x)
 	}
+	b = le.AppendUint32(b, d.tail.n)
 	b = le.AppendUint32(b, uint32(len(d.prof)))
 	for i := range d.prof {
 		b = le.AppendUint32(b, math.Float32bits(d.prof[i]))
@@ -206,6 +207,7 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	hf := r.u8()
 	n.hold = hold{on: hf&1 != 0, seasonal: hf&2 != 0, ref: r.f64(), dev: r.f64(), mean: r.f64(), pred: r.f64()}
 	n.lastT, n.stepSec = r.f64(), r.f64()
+	n.tail = tail{peak: r.f64(), beta: r.f64(), n: r.u32()}
 	if hf > 3 || (n.hold.seasonal && o.NoSeasonality) {
 		return fmt.Errorf("%w: hold flags %#x", ErrBadState, hf)
 	}
@@ -245,6 +247,10 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	// it would overflow into NaN.
 	finite := []float64{n.prev, n.level, n.lo, n.hi, n.base, n.sprMean, n.hold.ref, n.hold.mean, n.hold.pred, n.lastT}
 	spreads := []float64{n.levelDev, n.stepDev, n.stepFast, n.sprDev, n.baseDev, n.seasDev, n.hold.dev, n.stepSec}
+	// A peak and a mean excess are scores, in [0, 1]; the count saturates.
+	if !(n.tail.peak >= 0 && n.tail.peak <= 1 && n.tail.beta >= 0 && n.tail.beta <= 1) || n.tail.n > tailPeaks {
+		return fmt.Errorf("%w: score tail %+v out of range", ErrBadState, n.tail)
+	}
 	for _, l := range n.lik {
 		finite = append(finite, l.short, l.mean)
 		spreads = append(spreads, l.vari)

@@ -79,9 +79,11 @@
 //
 // The alert threshold is a per-point rarity, so a series sampled every 10
 // seconds, with 30 times the points of a 5-minute one, would page 30 times
-// as often on noise alone. Detector.Threshold raises it by log10 of that
-// factor for series sampled faster than every five minutes, keeping the
-// rate of chance alerts per day, which is what an on-call rota pays for.
+// as often on noise alone. Detector.Threshold raises it for series sampled
+// faster than every five minutes by as much as this series' own score needs
+// to become that factor rarer (its upper tail measured as peaks over a
+// threshold, tail.go; log10 of the factor if the score were exact), keeping
+// the rate of chance alerts per day, which is what an on-call rota pays for.
 package stream
 
 import (
@@ -189,10 +191,10 @@ const (
 	// refStepSec is the sampling interval at which Options.Threshold holds
 	// as it is: five minutes, the step of most of NAB, where the default
 	// was chosen. A series sampled faster has more points a day, so its
-	// threshold rises by log10(refStepSec/step) decades to keep the same
-	// rate of chance alerts per day (an on-call budget is per day, not per
-	// point); a slower one keeps Options.Threshold, the per-point rarity
-	// below which nothing alerts.
+	// threshold rises until its chance excursions are refStepSec/step times
+	// rarer (Threshold), to keep the same rate of chance alerts per day (an
+	// on-call budget is per day, not per point); a slower one keeps
+	// Options.Threshold, the per-point rarity below which nothing alerts.
 	refStepSec = 300
 	// maxThreshold caps the raised threshold below 1, so that a score can
 	// still exceed it on a series sampled every millisecond.
@@ -249,6 +251,7 @@ type Detector struct {
 	recur   [recurSlots]uint8 // notable scores per slot, ring over the last days
 
 	hold hold // sustained-anomaly hold (hold.go)
+	tail tail // the score's measured upper tail (tail.go)
 
 	lastT   float64 // latest timestamp seen, in Unix seconds
 	stepSec float64 // typical sampling interval in seconds (0 until known)
@@ -261,7 +264,7 @@ func New(opt Options) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Detector{opt: o, sinceFl: math.MaxUint32}
+	d := &Detector{opt: o, sinceFl: math.MaxUint32, tail: tail{beta: nominalBeta}}
 	if !o.NoSeasonality {
 		bins := profileBins(o.Period)
 		d.prof = make([]float32, bins)
@@ -450,6 +453,7 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 	if res.Warming {
 		return res
 	}
+	d.tail.observe(best, tailBase*d.opt.Threshold)
 	res.State = best
 	if d.hold.on {
 		res.State = math.Max(best, held)
@@ -509,14 +513,17 @@ func (d *Detector) learnStep(t time.Time) {
 }
 
 // Threshold is the alert threshold in force: Options.Threshold at a
-// sampling interval of five minutes or more, plus log10(300 s / interval)/10
-// for faster series (0.648 at 10 s), at most 0.95. A score is a per-point
-// rarity; raising the bar by the factor by which a day has more points keeps
-// the expected number of chance alerts per day the same at every interval.
+// sampling interval of five minutes or more, plus β·ln(300 s / interval) for
+// faster series, at most 0.95. A score is a per-point rarity; raising the bar
+// by the factor by which a day has more points keeps the expected number of
+// chance alerts per day the same at every interval. β is how fast chance
+// excursions of this series' score thin out as the level rises (tail.go):
+// 1/(10·ln 10) if the score were an exact probability (0.648 at 10 s), more
+// where its measured tail is heavier.
 func (d *Detector) Threshold() float64 {
 	thr := d.opt.Threshold
 	if d.stepSec > 0 && d.stepSec < refStepSec {
-		thr += math.Log10(refStepSec/d.stepSec) / logTailScale
+		thr += d.tail.slope() * math.Log(refStepSec/d.stepSec)
 	}
 	return math.Min(thr, math.Max(maxThreshold, d.opt.Threshold))
 }

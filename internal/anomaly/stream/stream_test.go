@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -152,6 +153,18 @@ func TestUnmarshalRejects(t *testing.T) {
 		"version":   append(append([]byte{}, good[:4]...), append([]byte{99}, good[5:]...)...),
 		"truncated": good[:len(good)-3],
 		"trailing":  append(append([]byte{}, good...), 0),
+	}
+	// The score tail's peak, mean excess and count close the state's fixed
+	// part, just before the profile's length and bins.
+	tailAt := len(good) - 4 - len(d.prof)*6 - 20
+	for name, patch := range map[string]func(b []byte){
+		"tail peak above 1":  func(b []byte) { binary.LittleEndian.PutUint64(b[tailAt:], math.Float64bits(2)) },
+		"tail beta NaN":      func(b []byte) { binary.LittleEndian.PutUint64(b[tailAt+8:], math.Float64bits(math.NaN())) },
+		"tail count too big": func(b []byte) { binary.LittleEndian.PutUint32(b[tailAt+16:], tailPeaks+1) },
+	} {
+		b := append([]byte{}, good...)
+		patch(b)
+		cases[name] = b
 	}
 	for name, b := range cases {
 		before, _ := d.MarshalBinary()
