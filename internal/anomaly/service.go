@@ -641,6 +641,13 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	// a component alerts on at this point (the stream's alert, a limit
 	// crossed or not), all sorted as p.obs is.
 	var sustained, open, alerted []string
+	// With a host model scoring the row, the model judges the state of the
+	// metrics it was fitted on: one limit for the whole row, set on the
+	// host's normal rows at a stated false-alarm share, rather than that
+	// limit or-ed with each covered series' own hold, which adds the false
+	// alarms of every series (docs/anomaly-models.md, "State with a model").
+	// The stream still alerts on them, and its alert point is state.
+	modelJudges := m != nil && !math.IsNaN(p.raw)
 	for _, o := range p.obs {
 		r.Late = r.Late || o.late
 		if o.scored {
@@ -668,7 +675,8 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 				over = true
 				contribs = append(contribs, thresholdContributor(o, sc, isOver, limits[o.metric]))
 			}
-			if inState || isOver {
+			judged := modelJudges && slices.Contains(m.columns, o.metric)
+			if o.res.IsAnomaly || inState && !judged || isOver {
 				sustained = append(sustained, o.metric)
 			}
 			if inState || isOver || o.res.Holding {
