@@ -366,7 +366,26 @@ func fitHostModel(train, holdout, impute []float64, o fitOptions, thr float64, e
 	if len(all) == 0 {
 		return nil, cands, sel, fmt.Errorf("refit %s on training and holdout rows: %s", cands[i].typ, refitFailed[0].Error)
 	}
-	return all[0], cands, sel, nil
+	kept := all[0]
+	if kept.typ == TypePCA {
+		// The limits were taken on the rows the model was fitted on. Rows
+		// after them sit further out (the process drifts; neighbouring rows
+		// are alike, so the training rows are fewer independent draws than
+		// they look), and the later rows are what it will score. The
+		// holdout is such rows for the candidate fitted without it: the
+		// kept model's limits are widened by as much as the candidate's had
+		// to be for its 1 − contamination quantile of them, the same
+		// false-alarm share as the training limits.
+		rows := make([][]float64, len(holdout)/cols)
+		for r := range rows {
+			rows[r] = holdout[r*cols : (r+1)*cols : (r+1)*cols]
+		}
+		if f := cands[i].pca.OutOfSampleFactor(rows, 1-o.contamination); f > 1 {
+			kept.pca = kept.pca.Widened(f)
+			sel.Reason += fmt.Sprintf("; the kept model's limits are widened ×%.3g, to the holdout's %g%% quantile (rows it was not fitted on)", f, 100*(1-o.contamination))
+		}
+	}
+	return kept, cands, sel, nil
 }
 
 // HostReport says which hosts got a model of their own.

@@ -301,6 +301,43 @@ func clampValue(v, nan float64) float64 {
 	return v
 }
 
+// Widened returns a copy of m with both control limits multiplied by f
+// (f ≥ 1; smaller factors leave m as it is). It is how a limit taken on the
+// training rows is raised to what rows the model was not fitted on need
+// (see OutOfSampleFactor).
+func (m *Model) Widened(f float64) *Model {
+	if !(f > 1) {
+		return m
+	}
+	c := *m
+	c.limT2 = min(m.limT2*f, maxState)
+	c.limQ = min(m.limQ*f, maxState)
+	return &c
+}
+
+// OutOfSampleFactor is how far past m's limits the q-quantile of rows' limit
+// ratios lies (Ratio): 1 or less when the limits hold q of rows at or under
+// them. rows should be ones m was not fitted on, later in time, so the
+// factor measures what drift and autocorrelation hide from a quantile taken
+// on the training rows. When rows are too few for the q order statistic to
+// be anything but the maximum, the maximum is taken. 0 for no rows.
+func (m *Model) OutOfSampleFactor(rows [][]float64, q float64) float64 {
+	if len(rows) == 0 {
+		return 0
+	}
+	rs := make([]float64, len(rows))
+	buf := make([]float64, m.d+m.k)
+	for i, r := range rows {
+		t2, qv := m.stats(r, buf, nil)
+		rs[i] = max(t2/m.limT2, qv/m.limQ)
+	}
+	slices.Sort(rs)
+	if float64(len(rs))*(1-q) < 1 {
+		return rs[len(rs)-1]
+	}
+	return rs[int(math.Ceil(q*float64(len(rs))))-1]
+}
+
 // Columns is the number of columns the model scores.
 func (m *Model) Columns() int { return m.d }
 

@@ -286,3 +286,64 @@ func BenchmarkScore(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestOutOfSampleFactor: rows like the training rows need little or no
+// widening; rows that drifted need it, and the widened model holds them
+// at its limit, the q order statistic (the maximum when rows are few).
+func TestOutOfSampleFactor(t *testing.T) {
+	m, err := FitQuantile(correlated(400, 3), 0.99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drifted := func(n int, by float64) [][]float64 {
+		rows := correlated(n, 4)
+		for _, r := range rows {
+			r[2] += by
+		}
+		return rows
+	}
+	tests := []struct {
+		name     string
+		rows     [][]float64
+		min, max float64
+	}{
+		{"no rows", nil, 0, 0},
+		{"same process, many rows", correlated(4000, 5), 0.7, 1.4},
+		{"same process, 50 rows (the maximum)", correlated(50, 6), 0.2, 1.6},
+		{"drifted by 3 sd", drifted(400, 3), 2, math.Inf(1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := m.OutOfSampleFactor(tc.rows, 0.99)
+			if !(f >= tc.min && f <= tc.max) {
+				t.Fatalf("factor %g, want within [%g, %g]", f, tc.min, tc.max)
+			}
+			w := m.Widened(f)
+			if f <= 1 {
+				if w != m {
+					t.Fatalf("factor %g ≤ 1 changed the model", f)
+				}
+				return
+			}
+			if g := w.OutOfSampleFactor(tc.rows, 0.99); math.Abs(g-1) > 1e-12 {
+				t.Fatalf("widened by %g, the rows' quantile is %g of the new limit, want 1", f, g)
+			}
+			lt, lq := m.Limits()
+			wt, wq := w.Limits()
+			if wt != lt*f || wq != lq*f {
+				t.Fatalf("limits %g, %g widened by %g to %g, %g", lt, lq, f, wt, wq)
+			}
+			b, err := w.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := &Model{}
+			if err := back.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if bt, bq := back.Limits(); bt != wt || bq != wq {
+				t.Fatalf("widened limits %g, %g read back as %g, %g", wt, wq, bt, bq)
+			}
+		})
+	}
+}
