@@ -653,10 +653,14 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 		if o.scored {
 			streamUsed = true
 			streamScore = max(streamScore, o.res.Score)
-			streamState = max(streamState, o.res.State)
 			// The stream's own verdict on its state: its threshold may be
 			// raised above thr for a fast series (stream.Result.Threshold).
-			inState := o.res.IsAnomaly || o.res.Anomalous
+			// On a metric the model judges, only its alert point counts.
+			judged := modelJudges && slices.Contains(m.columns, o.metric)
+			inState := o.res.IsAnomaly || o.res.Anomalous && !judged
+			if !judged || o.res.IsAnomaly {
+				streamState = max(streamState, o.res.State)
+			}
 			streamInState = streamInState || inState
 			if o.res.IsAnomaly {
 				alerted = append(alerted, o.metric)
@@ -675,11 +679,10 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 				over = true
 				contribs = append(contribs, thresholdContributor(o, sc, isOver, limits[o.metric]))
 			}
-			judged := modelJudges && slices.Contains(m.columns, o.metric)
-			if o.res.IsAnomaly || inState && !judged || isOver {
+			if inState || isOver {
 				sustained = append(sustained, o.metric)
 			}
-			if inState || isOver || o.res.Holding {
+			if inState || o.res.Anomalous || isOver || o.res.Holding {
 				open = append(open, o.metric)
 			}
 			if isOver && !o.res.IsAnomaly {
