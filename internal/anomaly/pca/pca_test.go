@@ -287,11 +287,14 @@ func BenchmarkScore(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
-// TestOutOfSampleFactor: rows like the training rows need little or no
-// widening; rows that drifted need it, and the widened model holds them
-// at its limit, the q order statistic (the maximum when rows are few).
-func TestOutOfSampleFactor(t *testing.T) {
-	m, err := FitQuantile(correlated(400, 3), 0.99)
+// TestDriftFactor: rows like the training rows need no widening; rows that
+// drifted need it, and the widened model scores them as the original scored
+// its training rows (the same median ratio); an incident among the later
+// rows, a tenth of them far outside, leaves the factor near 1, so a model
+// trained just after an incident is not blinded by it.
+func TestDriftFactor(t *testing.T) {
+	train := correlated(400, 3)
+	m, err := FitQuantile(train, 0.99)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,19 +305,24 @@ func TestOutOfSampleFactor(t *testing.T) {
 		}
 		return rows
 	}
+	incident := correlated(400, 7)
+	for _, r := range incident[100:140] {
+		r[1] -= 200 // b far off its relation to a: Q hundreds of times its limit
+	}
 	tests := []struct {
 		name     string
-		rows     [][]float64
+		later    [][]float64
 		min, max float64
 	}{
 		{"no rows", nil, 0, 0},
-		{"same process, many rows", correlated(4000, 5), 0.7, 1.4},
-		{"same process, 50 rows (the maximum)", correlated(50, 6), 0.2, 1.6},
-		{"drifted by 3 sd", drifted(400, 3), 2, math.Inf(1)},
+		{"same process", correlated(400, 5), 0.8, 1.25},
+		{"same process, 50 rows", correlated(50, 6), 0.6, 1.6},
+		{"drifted by 3 sd", drifted(400, 3), 3, math.Inf(1)},
+		{"a tenth of the rows an incident", incident, 0.8, 1.4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := m.OutOfSampleFactor(tc.rows, 0.99)
+			f := m.DriftFactor(tc.later, train)
 			if !(f >= tc.min && f <= tc.max) {
 				t.Fatalf("factor %g, want within [%g, %g]", f, tc.min, tc.max)
 			}
@@ -325,8 +333,8 @@ func TestOutOfSampleFactor(t *testing.T) {
 				}
 				return
 			}
-			if g := w.OutOfSampleFactor(tc.rows, 0.99); math.Abs(g-1) > 1e-12 {
-				t.Fatalf("widened by %g, the rows' quantile is %g of the new limit, want 1", f, g)
+			if got, want := w.medianRatio(tc.later), m.medianRatio(train); math.Abs(got-want) > 1e-9*want {
+				t.Fatalf("widened by %g, the later rows' median ratio is %g, the training rows' was %g", f, got, want)
 			}
 			lt, lq := m.Limits()
 			wt, wq := w.Limits()
