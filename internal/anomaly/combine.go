@@ -103,15 +103,26 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	// a component alerts on at this point (the stream's alert, a limit
 	// crossed or not), all sorted as p.obs is.
 	var sustained, open, alerted []string
+	// With a host model scoring the row, the model judges the state of the
+	// metrics it was fitted on: one limit for the whole row, set on the
+	// host's normal rows at a stated false-alarm share, rather than that
+	// limit or-ed with each covered series' own hold, which adds the false
+	// alarms of every series (docs/anomaly-models.md, "State with a model").
+	// The stream still alerts on them, and its alert point is state.
+	modelJudges := m != nil && !math.IsNaN(p.raw)
 	for _, o := range p.obs {
 		r.Late = r.Late || o.late
 		if o.scored {
 			streamUsed = true
 			streamScore = max(streamScore, o.res.Score)
-			streamState = max(streamState, o.res.State)
 			// The stream's own verdict on its state: its threshold may be
 			// raised above thr for a fast series (stream.Result.Threshold).
-			inState := o.res.IsAnomaly || o.res.Anomalous
+			// On a metric the model judges, only its alert point counts.
+			judged := modelJudges && slices.Contains(m.columns, o.metric)
+			inState := o.res.IsAnomaly || o.res.Anomalous && !judged
+			if !judged || o.res.IsAnomaly {
+				streamState = max(streamState, o.res.State)
+			}
 			streamInState = streamInState || inState
 			if o.res.IsAnomaly {
 				alerted = append(alerted, o.metric)
@@ -133,7 +144,7 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 			if inState || isOver {
 				sustained = append(sustained, o.metric)
 			}
-			if inState || isOver || o.res.Holding {
+			if inState || o.res.Anomalous || isOver || o.res.Holding {
 				open = append(open, o.metric)
 			}
 			if isOver && !o.res.IsAnomaly {

@@ -69,14 +69,18 @@ func (h *hostModel) scoreRows(rows [][]float64, out []float64) error {
 	return nil
 }
 
-// scoreMatrix scores a row-major matrix of len(h.impute) columns.
-func (h *hostModel) scoreMatrix(data []float64, out []float64) error {
-	cols := len(h.impute)
+// matrixRows views a row-major matrix of cols columns as rows.
+func matrixRows(data []float64, cols int) [][]float64 {
 	rows := make([][]float64, len(data)/cols)
 	for i := range rows {
 		rows[i] = data[i*cols : (i+1)*cols : (i+1)*cols]
 	}
-	return h.scoreRows(rows, out)
+	return rows
+}
+
+// scoreMatrix scores a row-major matrix of len(h.impute) columns.
+func (h *hostModel) scoreMatrix(data []float64, out []float64) error {
+	return h.scoreRows(matrixRows(data, len(h.impute)), out)
 }
 
 // shares attributes the row's score to its columns (shares summing to 1):
@@ -189,11 +193,7 @@ func fitCandidates(train []float64, impute []float64, o fitOptions, only ...stri
 		return models, reps, failed
 	}
 	start = time.Now()
-	rows := make([][]float64, len(train)/cols)
-	for i := range rows {
-		rows[i] = train[i*cols : (i+1)*cols : (i+1)*cols]
-	}
-	pm, err := pca.FitQuantile(rows, 1-o.contamination)
+	pm, err := pca.FitQuantile(matrixRows(train, cols), 1-o.contamination)
 	if err != nil {
 		failed = append(failed, CandidateReport{Type: TypePCA, Error: err.Error()})
 	} else {
@@ -366,7 +366,23 @@ func fitHostModel(train, holdout, impute []float64, o fitOptions, thr float64, e
 	if len(all) == 0 {
 		return nil, cands, sel, fmt.Errorf("refit %s on training and holdout rows: %s", cands[i].typ, refitFailed[0].Error)
 	}
-	return all[0], cands, sel, nil
+	kept := all[0]
+	if kept.typ == TypePCA {
+		// The limits were taken on the rows the model was fitted on. Rows
+		// after them sit further out when the process drifts, or when the
+		// training rows, alike from one to the next, showed less of its
+		// range than they seem to; later rows are what it will score. The
+		// holdout is such rows for the candidate fitted without it: the
+		// kept model's limits are widened by how much further out the
+		// holdout lies than the candidate's training rows (medians, so an
+		// incident in the holdout does not blind the model).
+		f := cands[i].pca.DriftFactor(matrixRows(holdout, cols), matrixRows(train, cols))
+		if f > 1 {
+			kept.pca = kept.pca.Widened(f)
+			sel.Reason += fmt.Sprintf("; the kept model's limits are widened ×%.3g, as much as the holdout's median limit ratio exceeds the training rows' (drift)", f)
+		}
+	}
+	return kept, cands, sel, nil
 }
 
 // HostReport says which hosts got a model of their own.

@@ -111,9 +111,10 @@ func TestPerHostModelsBeatTheFleetAndRoundTrip(t *testing.T) {
 			t.Fatalf("%s: %v before the round trip, %v after", host, a[0], c[0])
 		}
 	}
-	// The db hosts score their own normal rows as normal, where the fleet
-	// model calls most of them outliers.
-	own, fleet := 0, 0
+	// The db hosts score their own normal rows as normal, and their own
+	// model sees a broken db pattern (memory and disk, which rise together
+	// on a db host, moving apart) that the mostly-web fleet model misses.
+	own, fleet, ownBroken, fleetBroken := 0, 0, 0, 0
 	for range 200 {
 		smp := roleHost(rng, "h00", true, t0)
 		_, row := am.row(smp)
@@ -123,10 +124,20 @@ func TestPerHostModelsBeatTheFleetAndRoundTrip(t *testing.T) {
 		if s := score1(t, am.fleet, row); s >= 0.5 {
 			fleet++
 		}
+		load := (smp.Metrics[MetricMemory] - 80) / 5
+		smp.Metrics[MetricDisk] = 70 - 4*load + 0.5*rng.NormFloat64()
+		_, row = am.row(smp)
+		if s := score1(t, am.modelFor("h00"), row); s >= 0.5 {
+			ownBroken++
+		}
+		if s := score1(t, am.fleet, row); s >= 0.5 {
+			fleetBroken++
+		}
 	}
-	if own > 20 || fleet <= own {
-		t.Errorf("db host's normal rows flagged: %d by its own model, %d by the fleet model", own, fleet)
+	if own > 20 || ownBroken <= fleetBroken {
+		t.Errorf("db host's rows flagged by its own model, the fleet model: normal %d, %d; broken pattern %d, %d", own, fleet, ownBroken, fleetBroken)
 	}
+	t.Logf("db host's rows flagged by its own model, the fleet model: normal %d, %d; broken pattern %d, %d", own, fleet, ownBroken, fleetBroken)
 }
 
 func score1(t *testing.T, h *hostModel, row []float64) float64 {

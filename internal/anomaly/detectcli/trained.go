@@ -166,6 +166,13 @@ func runTrained(ctx context.Context, in io.Reader, out io.Writer, opt stream.Opt
 			return fmt.Errorf("detect: %w", err)
 		}
 	}
+	// judged[i]: the model was fitted on input column i, so it judges that
+	// metric's state (the stream's alert point still counts), as the
+	// service's combine does.
+	judged := make([]bool, len(dets))
+	for _, j := range perm {
+		judged[j] = true
+	}
 	multi := len(dets) > 1
 	bw := bufio.NewWriterSize(out, 64<<10)
 	w := csv.NewWriter(bw)
@@ -185,7 +192,7 @@ func runTrained(ctx context.Context, in io.Reader, out io.Writer, opt stream.Opt
 			if res.Score > best {
 				best, top = res.Score, i
 			}
-			flag = flag || res.Anomalous
+			flag = flag || res.IsAnomaly || res.Anomalous && !judged[i]
 			scores[i] = formatScore(res.Score)
 			if explain {
 				for _, why := range res.Reasons {

@@ -301,6 +301,49 @@ func clampValue(v, nan float64) float64 {
 	return v
 }
 
+// Widened returns a copy of m with both control limits multiplied by f
+// (f ≥ 1; smaller factors leave m as it is). It is how a limit taken on the
+// training rows is raised to what later rows need (see DriftFactor).
+func (m *Model) Widened(f float64) *Model {
+	if !(f > 1) {
+		return m
+	}
+	c := *m
+	c.limT2 = min(m.limT2*f, maxState)
+	c.limQ = min(m.limQ*f, maxState)
+	return &c
+}
+
+// DriftFactor is how much further from the training centre later rows lie
+// than the rows m was fitted on: the median of later's limit ratios (Ratio)
+// over the median of fitted's. Above 1 the process has moved on (drift, or
+// training rows too alike to show its range). Medians, so that an incident
+// among the later rows, up to half of them, does not set the factor, as a
+// tail quantile of a short holdout would. 0 when either set is empty or
+// fitted's median is 0.
+func (m *Model) DriftFactor(later, fitted [][]float64) float64 {
+	a, b := m.medianRatio(later), m.medianRatio(fitted)
+	if !(a > 0 && b > 0) {
+		return 0
+	}
+	return a / b
+}
+
+// medianRatio is the median of rows' limit ratios, 0 for no rows.
+func (m *Model) medianRatio(rows [][]float64) float64 {
+	if len(rows) == 0 {
+		return 0
+	}
+	rs := make([]float64, len(rows))
+	buf := make([]float64, m.d+m.k)
+	for i, r := range rows {
+		t2, q := m.stats(r, buf, nil)
+		rs[i] = max(t2/m.limT2, q/m.limQ)
+	}
+	slices.Sort(rs)
+	return quantileSorted(rs, 0.5)
+}
+
 // Columns is the number of columns the model scores.
 func (m *Model) Columns() int { return m.d }
 

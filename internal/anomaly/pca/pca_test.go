@@ -286,3 +286,72 @@ func BenchmarkScore(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestDriftFactor: rows like the training rows need no widening; rows that
+// drifted need it, and the widened model scores them as the original scored
+// its training rows (the same median ratio); an incident among the later
+// rows, a tenth of them far outside, leaves the factor near 1, so a model
+// trained just after an incident is not blinded by it.
+func TestDriftFactor(t *testing.T) {
+	train := correlated(400, 3)
+	m, err := FitQuantile(train, 0.99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drifted := func(n int, by float64) [][]float64 {
+		rows := correlated(n, 4)
+		for _, r := range rows {
+			r[2] += by
+		}
+		return rows
+	}
+	incident := correlated(400, 7)
+	for _, r := range incident[100:140] {
+		r[1] -= 200 // b far off its relation to a: Q hundreds of times its limit
+	}
+	tests := []struct {
+		name     string
+		later    [][]float64
+		min, max float64
+	}{
+		{"no rows", nil, 0, 0},
+		{"same process", correlated(400, 5), 0.8, 1.25},
+		{"same process, 50 rows", correlated(50, 6), 0.6, 1.6},
+		{"drifted by 3 sd", drifted(400, 3), 3, math.Inf(1)},
+		{"a tenth of the rows an incident", incident, 0.8, 1.4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := m.DriftFactor(tc.later, train)
+			if !(f >= tc.min && f <= tc.max) {
+				t.Fatalf("factor %g, want within [%g, %g]", f, tc.min, tc.max)
+			}
+			w := m.Widened(f)
+			if f <= 1 {
+				if w != m {
+					t.Fatalf("factor %g ≤ 1 changed the model", f)
+				}
+				return
+			}
+			if got, want := w.medianRatio(tc.later), m.medianRatio(train); math.Abs(got-want) > 1e-9*want {
+				t.Fatalf("widened by %g, the later rows' median ratio is %g, the training rows' was %g", f, got, want)
+			}
+			lt, lq := m.Limits()
+			wt, wq := w.Limits()
+			if wt != lt*f || wq != lq*f {
+				t.Fatalf("limits %g, %g widened by %g to %g, %g", lt, lq, f, wt, wq)
+			}
+			b, err := w.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := &Model{}
+			if err := back.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if bt, bq := back.Limits(); bt != wt || bq != wq {
+				t.Fatalf("widened limits %g, %g read back as %g, %g", wt, wq, bt, bq)
+			}
+		})
+	}
+}
