@@ -33,7 +33,7 @@ func newFuzzRegistry() *fuzzRegistry {
 	return f
 }
 
-// parseSizeForTest stands in for logs.ParseSize (which this package must
+// parseSizeForTest stands in for config.ParseSize (which this package must
 // not import): digits with an optional KiB or MiB suffix.
 func parseSizeForTest(s string) (int64, error) {
 	mult := int64(1)
