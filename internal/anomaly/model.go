@@ -13,7 +13,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/pca"
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // ModelKind is the models.kind slot of the host model: at most one version
@@ -124,7 +124,7 @@ type ModelInfo struct {
 	Validation   json.RawMessage `json:"validation"`
 }
 
-func infoFromStore(m store.Model) ModelInfo {
+func infoFromStore(m domain.Model) ModelInfo {
 	info := ModelInfo{Version: m.Version, Kind: m.Kind, ModelType: TypeIForest, Active: m.Active, TrainedAt: m.TrainedAt, TrainingFrom: m.TrainingFrom,
 		TrainingTo: m.TrainingTo, TrainingRows: m.TrainingRows, Parameters: m.Parameters, Validation: m.Validation}
 	var v struct {
@@ -394,7 +394,7 @@ const maxColumns = 32
 // samples, well-known ones first, at most maxColumns), imputes missing
 // values with the column median, and holds out the most recent share of the
 // window for validation.
-func buildTrainingSet(history []store.MetricSample, holdoutShare float64) trainingSet {
+func buildTrainingSet(history []domain.MetricSample, holdoutShare float64) trainingSet {
 	var ts trainingSet
 	samples := make([]Sample, len(history))
 	counts := map[string]int{}

@@ -18,19 +18,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
-// Store is what the service needs from the database part; *store.Store
-// implements it.
+// Store is what the service needs of storage, in the domain's types, so
+// this package does not depend on the database part (*store.Store implements
+// it; the service's tests check that). Model and ActiveModel wrap
+// domain.ErrModelNotFound when no version matches; InsertMetrics and
+// InsertAnomalies return how many rows were new, skipping a sample or an
+// anomaly already stored for the same host and timestamp.
 type Store interface {
-	InsertMetrics(ctx context.Context, samples []store.MetricSample) (int64, error)
-	InsertAnomalies(ctx context.Context, rows []store.Anomaly) (int64, error)
-	MetricHistory(ctx context.Context, q store.HistoryQuery) ([]store.MetricSample, error)
-	SaveModel(ctx context.Context, m store.Model) error
-	Models(ctx context.Context, kind string) ([]store.Model, error)
-	Model(ctx context.Context, version string) (store.Model, error)
-	ActiveModel(ctx context.Context, kind string) (store.Model, error)
+	InsertMetrics(ctx context.Context, samples []domain.MetricSample) (int64, error)
+	InsertAnomalies(ctx context.Context, rows []domain.Anomaly) (int64, error)
+	MetricHistory(ctx context.Context, q domain.HistoryQuery) ([]domain.MetricSample, error)
+	SaveModel(ctx context.Context, m domain.Model) error
+	Models(ctx context.Context, kind string) ([]domain.Model, error)
+	Model(ctx context.Context, version string) (domain.Model, error)
+	ActiveModel(ctx context.Context, kind string) (domain.Model, error)
 	ActivateModel(ctx context.Context, version string) error
 }
 
@@ -286,7 +290,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 
 func (s *Service) loadActive(ctx context.Context) error {
 	rec, err := s.opt.Store.ActiveModel(ctx, ModelKind)
-	if errors.Is(err, store.ErrModelNotFound) {
+	if errors.Is(err, domain.ErrModelNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -342,37 +346,13 @@ func (s *Service) scoreBatch(batch []*job) {
 	}
 }
 
-// Severity grades an anomaly score.
-type Severity string
-
-// The severities, by anomaly score.
-const (
-	SeverityLow      Severity = "low"      // < 0.4
-	SeverityMedium   Severity = "medium"   // ≥ 0.4
-	SeverityHigh     Severity = "high"     // ≥ 0.6
-	SeverityCritical Severity = "critical" // ≥ 0.8
-)
-
-// SeverityOf returns the severity of score.
-func SeverityOf(score float64) Severity {
-	switch {
-	case score >= 0.8:
-		return SeverityCritical
-	case score >= 0.6:
-		return SeverityHigh
-	case score >= 0.4:
-		return SeverityMedium
-	}
-	return SeverityLow
-}
-
-func severityIndex(s Severity) int {
+func severityIndex(s domain.Severity) int {
 	switch s {
-	case SeverityMedium:
+	case domain.SeverityMedium:
 		return 1
-	case SeverityHigh:
+	case domain.SeverityHigh:
 		return 2
-	case SeverityCritical:
+	case domain.SeverityCritical:
 		return 3
 	}
 	return 0
@@ -425,8 +405,8 @@ type Result struct {
 	Confidence float64 `json:"confidence"`
 	// Severity grades the worse of AnomalyScore and State, so a sustained
 	// fault keeps its severity after its alert.
-	Severity     Severity `json:"severity"`
-	ModelVersion string   `json:"model_version"`
+	Severity     domain.Severity `json:"severity"`
+	ModelVersion string          `json:"model_version"`
 	// Components holds each component's own score (stream, iforest, threshold).
 	Components map[string]float64 `json:"components"`
 	// Features are the sample's values with their series context
@@ -758,7 +738,7 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	r.IsAnomaly = opens
 	r.Sustained = len(sustained) > 0 || forestOver
 	r.SustainedMetrics = sustained
-	r.Severity = SeverityOf(max(r.AnomalyScore, r.State))
+	r.Severity = domain.SeverityOf(max(r.AnomalyScore, r.State))
 	r.Confidence = confidence(max(r.AnomalyScore, r.State), thr, r.Sustained, decisions, !streamUsed && !forestUsed)
 
 	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].weight() > contribs[j].weight() })
@@ -910,7 +890,7 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 		}
 		s.batch.release(len(samples))
 	}
-	rows := make([]store.MetricSample, len(samples))
+	rows := make([]domain.MetricSample, len(samples))
 	for i, smp := range samples {
 		rows[i] = ToStore(smp)
 	}
@@ -923,13 +903,13 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
 	rep := IngestReport{Accepted: len(samples), Stored: stored, Duplicates: int64(len(samples)) - stored, Results: results}
-	var anomalies []store.Anomaly
+	var anomalies []domain.Anomaly
 	for _, r := range results {
 		if !r.IsAnomaly {
 			continue
 		}
-		a := store.Anomaly{Host: r.Host, DetectedAt: r.Timestamp, Score: r.AnomalyScore, Confidence: r.Confidence,
-			Severity: string(r.Severity), ModelVersion: r.ModelVersion, Features: r.Features, Explanation: r.Explanation}
+		a := domain.Anomaly{Host: r.Host, DetectedAt: r.Timestamp, Score: r.AnomalyScore, Confidence: r.Confidence,
+			Severity: r.Severity, ModelVersion: r.ModelVersion, Features: r.Features, Explanation: r.Explanation}
 		if len(r.Contributors) > 0 {
 			a.Metric = r.Contributors[0].Metric
 		}

@@ -8,7 +8,9 @@ import (
 )
 
 func TestParseTimestamp(t *testing.T) {
-	utc := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time { return time.Date(y, mo, d, h, mi, s, ns, time.UTC) }
+	utc := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time {
+		return time.Date(y, mo, d, h, mi, s, ns, time.UTC)
+	}
 	nab := utc(2014, 4, 10, 7, 15, 0, 0)
 	for _, c := range []struct {
 		in   string

@@ -330,7 +330,7 @@ func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) error {
 	resp := AnomaliesResponse{Count: len(list.Anomalies), Limit: limit, Truncated: list.Truncated, Anomalies: make([]AnomalyRecord, len(list.Anomalies))}
 	for i, a := range list.Anomalies {
 		resp.Anomalies[i] = AnomalyRecord{ID: a.ID, Host: a.Host, Metric: a.Metric, DetectedAt: a.DetectedAt, Score: a.Score,
-			Confidence: a.Confidence, Severity: a.Severity, Status: a.Status, ModelVersion: a.ModelVersion,
+			Confidence: a.Confidence, Severity: string(a.Severity), Status: a.Status, ModelVersion: a.ModelVersion,
 			Features: a.Features, Explanation: a.Explanation}
 	}
 	writeJSON(w, r, http.StatusOK, resp)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -32,20 +33,20 @@ func seriesFixture(t *testing.T, url string, mod func(d *Deps), hosts ...string)
 		t.Fatal(err)
 	}
 	var (
-		samples   []store.MetricSample
-		anomalies []store.Anomaly
+		samples   []domain.MetricSample
+		anomalies []domain.Anomaly
 	)
 	for _, h := range hosts {
 		for i := range 10 {
 			cpu := float64(i)
-			m := store.MetricSample{Host: h, Timestamp: seriesStart.Add(time.Duration(i) * time.Minute), CPUUsage: &cpu}
+			m := domain.MetricSample{Host: h, Timestamp: seriesStart.Add(time.Duration(i) * time.Minute), CPUUsage: &cpu}
 			if i%2 == 0 {
 				mem := 50.0
 				m.MemoryUsage = &mem
 			}
 			samples = append(samples, m)
 		}
-		anomalies = append(anomalies, store.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesStart.Add(7 * time.Minute),
+		anomalies = append(anomalies, domain.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesStart.Add(7 * time.Minute),
 			Score: 0.9, Confidence: 0.8, Severity: "high", ModelVersion: "threshold-v1",
 			Features: map[string]float64{"cpu_usage": 7}, Explanation: "cpu_usage 7 > 5"})
 	}
