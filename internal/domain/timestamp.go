@@ -27,8 +27,8 @@ var (
 	maxTimestamp = time.Date(9999, time.December, 31, 23, 59, 59, 999999999, time.UTC)
 )
 
-// TimestampForms names the accepted forms for error messages and help texts.
-const TimestampForms = `RFC 3339 (2006-01-02T15:04:05Z), "2006-01-02 15:04:05" (UTC), a date, or Unix seconds/milliseconds`
+// timestampForms names the accepted forms in an error message.
+const timestampForms = `RFC 3339 (2006-01-02T15:04:05Z), "2006-01-02 15:04:05" (UTC), a date, or Unix seconds (or ms, µs, ns)`
 
 // ParseTimestamp reads a timestamp, by the one rule every input follows: the
 // HTTP API's sample bodies and query windows, the detect CLI's CSV column and
@@ -207,7 +207,7 @@ func digits(s string, i int) int {
 }
 
 func notTimestamp(s string) error {
-	return fmt.Errorf("%s is not a timestamp: use %s", quoteInput(s), TimestampForms)
+	return fmt.Errorf("%s is not a timestamp: use %s", quoteInput(s), timestampForms)
 }
 
 // quoteInput quotes outside input for an error message, cut to 40 bytes (on

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -109,6 +110,12 @@ func TestSeriesEndpoints(t *testing.T) {
 		if strings.Join(s.Metrics, ",") != "cpu_usage,memory_usage" {
 			t.Fatalf("metrics present = %v", s.Metrics)
 		}
+		// The window follows the timestamp rule of every input: Unix seconds
+		// and milliseconds name the same instants.
+		numeric := fmt.Sprintf("/api/v1/hosts/acme%%2Fdb-1/metrics?from=%d&to=%d&limit=4", from.Unix(), to.UnixMilli())
+		if n := decodeBody[SeriesResponse](t, f.do(t, "GET", numeric, "", "", "")); n.Count != 4 || !n.From.Equal(from) || !n.To.Equal(to) {
+			t.Fatalf("numeric window = %+v", n)
+		}
 		for i, p := range s.Samples {
 			want := float64(4 + i) // the latest 4 of minutes 2..7, oldest first
 			if p.Metrics["cpu_usage"] != want || !p.Timestamp.Equal(seriesStart.Add(time.Duration(want)*time.Minute)) {
@@ -212,7 +219,7 @@ func TestSeriesBadParams(t *testing.T) {
 		{"/api/v1/hosts/web-1/metrics?limit=-1", "limit"},
 		{"/api/v1/hosts/web-1/metrics?limit=" + strconv.Itoa(store.MaxSeriesLimit+1), "limit"},
 		{"/api/v1/hosts/web-1/metrics?from=yesterday", "from"},
-		{"/api/v1/hosts/web-1/metrics?to=2026-11-28", "to"},
+		{"/api/v1/hosts/web-1/metrics?to=2026-11-28T25:00:00Z", "to"},
 		{"/api/v1/hosts/web-1/metrics?from=2026-11-28T12:00:00Z&to=2026-11-28T11:00:00Z", "from"},
 		{"/api/v1/hosts/web-1/metrics?from=2026-11-28T12:00:00Z&to=2026-11-28T12:00:00Z", "from"},
 		{"/api/v1/hosts/web-1/metrics?form=2026-11-28T12:00:00Z", "form"},
@@ -222,7 +229,7 @@ func TestSeriesBadParams(t *testing.T) {
 		{"/api/v1/anomalies?host=", "host"},
 		{"/api/v1/anomalies?host=a%20b", "host"},
 		{"/api/v1/anomalies?limit=" + strconv.Itoa(store.MaxAnomaliesLimit+1), "limit"},
-		{"/api/v1/anomalies?from=1700000000", "from"},
+		{"/api/v1/anomalies?from=-1700000000", "from"},
 		{"/api/v1/anomalies?severity=high&status=open", "severity,status"},
 	}
 	for _, c := range cases {
