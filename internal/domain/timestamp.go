@@ -79,35 +79,52 @@ func ParseTimestamp(s string) (time.Time, error) {
 	return t, nil
 }
 
+// textLayouts is indexed by [space separator][with seconds][with zone].
+// time.Parse takes a fraction after the seconds, of any length, without its
+// being in the layout.
+var textLayouts = [2][2][2]string{
+	{{"2006-01-02T15:04", "2006-01-02T15:04Z07:00"}, {"2006-01-02T15:04:05", "2006-01-02T15:04:05Z07:00"}},
+	{{"2006-01-02 15:04", "2006-01-02 15:04Z07:00"}, {"2006-01-02 15:04:05", "2006-01-02 15:04:05Z07:00"}},
+}
+
 // parseTimestampText picks the one layout s can match from its shape, so a
 // CSV of a million rows costs one time.Parse a row.
 func parseTimestampText(orig string) (time.Time, error) {
 	s, layout := orig, "2006-01-02"
 	if len(s) > 10 {
-		if c := s[10]; c != 'T' && c != 't' && c != ' ' {
-			return time.Time{}, notTimestamp(orig)
+		if s[10] == 't' || s[len(s)-1] == 'z' {
+			// RFC 3339's lower-case forms, which time.Parse does not take.
+			b := []byte(s)
+			if b[10] == 't' {
+				b[10] = 'T'
+			}
+			if b[len(b)-1] == 'z' {
+				b[len(b)-1] = 'Z'
+			}
+			s = string(b)
 		}
-		b := []byte(s)
-		b[10] = 'T'
-		rest := b[11:]
-		zone := ""
-		if n := len(rest); n > 0 && (rest[n-1] == 'Z' || rest[n-1] == 'z') {
-			rest[n-1] = 'Z'
-			rest, zone = rest[:n-1], "Z07:00"
-		} else if i := strings.IndexAny(string(rest), "+-"); i >= 0 {
-			rest, zone = rest[:i], "Z07:00"
-		}
-		switch strings.Count(string(rest), ":") {
-		case 1:
-			layout += "T15:04" + zone
-		case 2:
-			// time.Parse takes a fraction after the seconds without its
-			// being in the layout, of any length.
-			layout += "T15:04:05" + zone
+		space := 0
+		switch s[10] {
+		case 'T':
+		case ' ':
+			space = 1
 		default:
 			return time.Time{}, notTimestamp(orig)
 		}
-		s = string(b)
+		rest, zone := s[11:], 0
+		if strings.HasSuffix(rest, "Z") {
+			rest, zone = rest[:len(rest)-1], 1
+		} else if i := strings.IndexAny(rest, "+-"); i >= 0 {
+			rest, zone = rest[:i], 1
+		}
+		switch strings.Count(rest, ":") {
+		case 1:
+			layout = textLayouts[space][0][zone]
+		case 2:
+			layout = textLayouts[space][1][zone]
+		default:
+			return time.Time{}, notTimestamp(orig)
+		}
 	}
 	t, err := time.Parse(layout, s)
 	if err != nil {
@@ -131,12 +148,11 @@ func parseTimestampNumber(s string) (time.Time, error) {
 	if neg {
 		return time.Time{}, fmt.Errorf("%s: a Unix timestamp must not be negative (write instants before 1970 in RFC 3339)", quoteInput(s))
 	}
-	outOfRange := fmt.Errorf("%s is out of range: a Unix timestamp in nanoseconds ends at 2^63-1 (2262-04-11T23:47:16Z)", quoteInput(s))
 	if integer {
 		v, err := strconv.ParseUint(s, 10, 64)
 		switch {
 		case err != nil || v > math.MaxInt64:
-			return time.Time{}, outOfRange
+			return time.Time{}, outOfRange(s)
 		case v < unixMilliFrom:
 			return time.Unix(int64(v), 0).UTC(), nil
 		case v < unixMicroFrom:
@@ -149,7 +165,7 @@ func parseTimestampNumber(s string) (time.Time, error) {
 	v, err := strconv.ParseFloat(s, 64)
 	// 2^63 is exactly representable; anything at or above it overflows int64.
 	if err != nil || v >= math.MaxInt64 {
-		return time.Time{}, outOfRange
+		return time.Time{}, outOfRange(s)
 	}
 	unit := time.Second
 	switch {
@@ -204,6 +220,10 @@ func digits(s string, i int) int {
 		i++
 	}
 	return i
+}
+
+func outOfRange(s string) error {
+	return fmt.Errorf("%s is out of range: a Unix timestamp in nanoseconds ends at 2^63-1 (2262-04-11T23:47:16Z)", quoteInput(s))
 }
 
 func notTimestamp(s string) error {
