@@ -8,6 +8,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
+	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/tuning"
@@ -26,7 +27,7 @@ func tunables(log *slog.Logger, level *slog.LevelVar, lg *logs.Logger, c *cache.
 		f(&l)
 		_ = lg.SetLimits(l) // prepared values are within the bounds SetLimits accepts
 	}
-	r.Add(tuning.Bytes("logs.max_file_size", "rotate the current log file past this size", 1<<10, 1<<40, logs.ParseSize,
+	r.Add(tuning.Bytes("logs.max_file_size", "rotate the current log file past this size", 1<<10, 1<<40, config.ParseSize,
 		func() int64 { return lg.Limits().MaxFileSize },
 		func(n int64) { setLimits(func(l *logs.Limits) { l.MaxFileSize = n }) }))
 	r.Add(tuning.Integer("logs.max_files", "rotated log files kept; 0 keeps all", 0, 100000,
@@ -39,7 +40,7 @@ func tunables(log *slog.Logger, level *slog.LevelVar, lg *logs.Logger, c *cache.
 	if c != nil {
 		r.Add(tuning.Duration("cache.default_ttl", "TTL of cache entries written without one", time.Second, cache.MaxTTL,
 			c.DefaultTTL, func(d time.Duration) { _ = c.SetDefaultTTL(d) }, nil))
-		r.Add(tuning.Bytes("cache.compression_threshold", "compress encoded cache values from this size", 1, 1<<30, logs.ParseSize,
+		r.Add(tuning.Bytes("cache.compression_threshold", "compress encoded cache values from this size", 1, 1<<30, config.ParseSize,
 			func() int64 { return int64(c.CompressionThreshold()) },
 			func(n int64) { _ = c.SetCompressionThreshold(int(n)) }))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/metrictest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
@@ -59,7 +60,7 @@ func TestSustainedFaultStaysVisible(t *testing.T) {
 			continue
 		}
 		if !r.Sustained || r.State < 0.5 || !slices.Equal(r.SustainedMetrics, []string{MetricMemory}) ||
-			r.Severity == SeverityLow || r.Explanation == "no metric is unusual" {
+			r.Severity == domain.SeverityLow || r.Explanation == "no metric is unusual" {
 			t.Fatalf("point %d, %d into the fault, not visible: %+v", i, i-first, r)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // Contributor is one metric's part in a result, worded for an operator.
@@ -58,8 +59,8 @@ type Result struct {
 	Confidence float64 `json:"confidence"`
 	// Severity grades the worse of AnomalyScore and State, so a sustained
 	// fault keeps its severity after its alert.
-	Severity     Severity `json:"severity"`
-	ModelVersion string   `json:"model_version"`
+	Severity     domain.Severity `json:"severity"`
+	ModelVersion string          `json:"model_version"`
 	// Components holds each component's own score (stream, iforest, threshold).
 	Components map[string]float64 `json:"components"`
 	// Features are the sample's values with their series context
@@ -231,7 +232,7 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	r.IsAnomaly = opens
 	r.Sustained = len(sustained) > 0 || forestOver
 	r.SustainedMetrics = sustained
-	r.Severity = SeverityOf(max(r.AnomalyScore, r.State))
+	r.Severity = domain.SeverityOf(max(r.AnomalyScore, r.State))
 	r.Confidence = confidence(max(r.AnomalyScore, r.State), thr, r.Sustained, decisions, !streamUsed && !forestUsed)
 
 	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].weight() > contribs[j].weight() })

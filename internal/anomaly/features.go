@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // The well-known metric names. Samples may use them or the aliases that
@@ -164,8 +164,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // ToStore converts a normalized sample to the store's row: well-known
 // metrics to their columns, the rest to Extra.
-func ToStore(s Sample) store.MetricSample {
-	out := store.MetricSample{Host: s.Host, Timestamp: s.Timestamp}
+func ToStore(s Sample) domain.MetricSample {
+	out := domain.MetricSample{Host: s.Host, Timestamp: s.Timestamp}
 	for name, v := range s.Metrics {
 		v := v
 		switch name {
@@ -198,7 +198,7 @@ func ToStore(s Sample) store.MetricSample {
 }
 
 // FromStore is ToStore's inverse, used to replay stored history.
-func FromStore(m store.MetricSample) Sample {
+func FromStore(m domain.MetricSample) Sample {
 	s := Sample{Host: m.Host, Timestamp: m.Timestamp.UTC(), Metrics: make(map[string]float64, 9+len(m.Extra))}
 	for i, p := range []*float64{m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut, m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate} {
 		// Rows stored before the magnitude bound may hold values that would

@@ -6,7 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // IngestReport is the outcome of Ingest.
@@ -56,7 +56,7 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 			s.batch.release(held)
 		}
 	}()
-	rows := make([]store.MetricSample, len(samples))
+	rows := make([]domain.MetricSample, len(samples))
 	for i, smp := range samples {
 		rows[i] = ToStore(smp)
 	}
@@ -70,13 +70,13 @@ func (s *Service) ingest(ctx context.Context, samples []Sample) (IngestReport, e
 		return IngestReport{}, fmt.Errorf("anomaly: ingest: %w", err)
 	}
 	rep := IngestReport{Accepted: len(samples), Stored: stored, Duplicates: int64(len(samples)) - stored, Results: results}
-	var anomalies []store.Anomaly
+	var anomalies []domain.Anomaly
 	for _, r := range results {
 		if !r.IsAnomaly {
 			continue
 		}
-		a := store.Anomaly{Host: r.Host, DetectedAt: r.Timestamp, Score: r.AnomalyScore, Confidence: r.Confidence,
-			Severity: string(r.Severity), ModelVersion: r.ModelVersion, Features: r.Features, Explanation: r.Explanation}
+		a := domain.Anomaly{Host: r.Host, DetectedAt: r.Timestamp, Score: r.AnomalyScore, Confidence: r.Confidence,
+			Severity: r.Severity, ModelVersion: r.ModelVersion, Features: r.Features, Explanation: r.Explanation}
 		if len(r.Contributors) > 0 {
 			a.Metric = r.Contributors[0].Metric
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // verdict is what a result says about its sample, without timings.
@@ -292,7 +292,7 @@ func TestForestTrainsOnExtremeHistory(t *testing.T) {
 		}
 	}
 	huge := math.MaxFloat64
-	s := FromStore(store.MetricSample{Host: "h", Timestamp: t0, CPUUsage: &huge, Extra: map[string]float64{"q": -huge, "ok": 1}})
+	s := FromStore(domain.MetricSample{Host: "h", Timestamp: t0, CPUUsage: &huge, Extra: map[string]float64{"q": -huge, "ok": 1}})
 	if _, ok := s.Metrics[MetricCPU]; ok || s.Metrics["ok"] != 1 || len(s.Metrics) != 1 {
 		t.Fatalf("FromStore kept out-of-range values: %v", s.Metrics)
 	}

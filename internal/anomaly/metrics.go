@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // metrics are the service's Prometheus series. Labels are bounded: severity
@@ -48,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, queueDepth, series, seriesBytes, mode
 			return nil, fmt.Errorf("anomaly: register metrics: %w", err)
 		}
 	}
-	for _, s := range []Severity{SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical} {
+	for _, s := range []domain.Severity{domain.SeverityLow, domain.SeverityMedium, domain.SeverityHigh, domain.SeverityCritical} {
 		m.anomalies.WithLabelValues(string(s))
 	}
 	for _, r := range []string{"hit", "miss", "error"} {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // ModelKind is the models.kind slot of the host model: at most one version
@@ -118,7 +118,7 @@ type ModelInfo struct {
 	Validation   json.RawMessage `json:"validation"`
 }
 
-func infoFromStore(m store.Model) ModelInfo {
+func infoFromStore(m domain.Model) ModelInfo {
 	info := ModelInfo{Version: m.Version, Kind: m.Kind, ModelType: TypeIForest, Active: m.Active, TrainedAt: m.TrainedAt, TrainingFrom: m.TrainingFrom,
 		TrainingTo: m.TrainingTo, TrainingRows: m.TrainingRows, Parameters: m.Parameters, Validation: m.Validation}
 	var v struct {

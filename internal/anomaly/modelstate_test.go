@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
@@ -32,7 +32,7 @@ func TestModelJudgesTheStateOfItsMetrics(t *testing.T) {
 			MetricCPU: 40 + 2*noise*rng.NormFloat64(), MetricMemory: memory,
 			MetricDisk: 60 + 0.1*noise*rng.NormFloat64(), MetricRequestRate: 200 + 5*noise*rng.NormFloat64()}}
 	}
-	var hist []store.MetricSample
+	var hist []domain.MetricSample
 	for i := range 600 {
 		for h := range 2 {
 			at := clock.Now().Add(-time.Duration(600-i) * time.Minute)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // roleHost is a host of one of two roles: web hosts move cpu with requests,
@@ -27,9 +27,9 @@ func roleHost(rng *rand.Rand, host string, db bool, at time.Time) Sample {
 	return Sample{Host: host, Timestamp: at, Metrics: m}
 }
 
-func roleHistory(hosts, n int, db func(h int) bool) []store.MetricSample {
+func roleHistory(hosts, n int, db func(h int) bool) []domain.MetricSample {
 	rng := rand.New(rand.NewPCG(21, 22))
-	var hist []store.MetricSample
+	var hist []domain.MetricSample
 	for i := range n {
 		for h := range hosts {
 			hist = append(hist, ToStore(roleHost(rng, fmt.Sprintf("h%02d", h), db(h), t0.Add(time.Duration(i)*time.Minute))))
@@ -182,7 +182,7 @@ func TestVersion1ArtifactStillLoads(t *testing.T) {
 	hdr, _ := json.Marshal(artifactHeader{Columns: m.columns, Impute: m.fleet.impute, Calib: m.fleet.calib})
 	old := append([]byte("SCOANOM1"), binary.LittleEndian.AppendUint32(nil, uint32(len(hdr)))...)
 	old = append(append(old, hdr...), fb...)
-	rec := store.Model{Version: "iforest-old", Kind: ModelKind, Validation: json.RawMessage(`{"train_rows":10}`)}
+	rec := domain.Model{Version: "iforest-old", Kind: ModelKind, Validation: json.RawMessage(`{"train_rows":10}`)}
 	info := infoFromStore(rec)
 	if info.ModelType != TypeIForest || info.HostModels != 0 {
 		t.Fatalf("old row's info %+v", info)

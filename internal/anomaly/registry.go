@@ -14,8 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/health"
-	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
 // holdoutShare is the most recent part of the training window kept out of
@@ -69,7 +69,7 @@ func (s *Service) trainGuarded(ctx context.Context, activate bool) (ModelInfo, e
 func (s *Service) train(ctx context.Context, activate bool) (ModelInfo, error) {
 	now := s.clock.Now().UTC()
 	from := now.Add(-s.opt.TrainingWindow)
-	hist, err := s.opt.Store.MetricHistory(ctx, store.HistoryQuery{From: from, To: now.Add(time.Nanosecond), Limit: s.opt.MaxTrainingRows})
+	hist, err := s.opt.Store.MetricHistory(ctx, domain.HistoryQuery{From: from, To: now.Add(time.Nanosecond), Limit: s.opt.MaxTrainingRows})
 	if err != nil {
 		return ModelInfo{}, fmt.Errorf("anomaly: train: read history: %w", err)
 	}
@@ -114,7 +114,7 @@ func (s *Service) train(ctx context.Context, activate bool) (ModelInfo, error) {
 	if err != nil {
 		return ModelInfo{}, err
 	}
-	rec := store.Model{Version: version, Kind: ModelKind, Parameters: pj, Validation: vj, TrainedAt: now, TrainingFrom: ts.from,
+	rec := domain.Model{Version: version, Kind: ModelKind, Parameters: pj, Validation: vj, TrainedAt: now, TrainingFrom: ts.from,
 		TrainingTo: ts.to, TrainingRows: int64(len(hist)), Artifact: art, Active: activate}
 	if err := s.opt.Store.SaveModel(ctx, rec); err != nil {
 		return ModelInfo{}, fmt.Errorf("anomaly: train: %w", err)
@@ -179,7 +179,7 @@ func (s *Service) Activate(ctx context.Context, version string) (ModelInfo, erro
 	}
 	defer s.adminMu.Unlock()
 	rec, err := s.opt.Store.Model(ctx, version)
-	if errors.Is(err, store.ErrModelNotFound) {
+	if errors.Is(err, domain.ErrModelNotFound) {
 		return ModelInfo{}, fmt.Errorf("anomaly: activate %q: %w", version, ErrModelNotFound)
 	}
 	if err != nil {
@@ -306,7 +306,7 @@ func (s *Service) Stats() Stats {
 		st.ActiveModel = &info
 		st.Mode = am.fleet.typ + "+stream+threshold"
 	}
-	for i, sev := range []Severity{SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical} {
+	for i, sev := range []domain.Severity{domain.SeverityLow, domain.SeverityMedium, domain.SeverityHigh, domain.SeverityCritical} {
 		st.AnomaliesBySeverity[string(sev)] = s.severities[i].Load()
 	}
 	for i, name := range []string{"1", "2-10", "11-50", "51-100", "101+"} {

@@ -12,20 +12,24 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/latency"
-	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
-// Store is what the service needs from the database part; *store.Store
-// implements it.
+// Store is what the service needs of storage, in the domain's types, so
+// this package does not depend on the database part (*store.Store implements
+// it; the service's tests check that). Model and ActiveModel wrap
+// domain.ErrModelNotFound when no version matches; InsertMetrics and
+// InsertAnomalies return how many rows were new, skipping a sample or an
+// anomaly already stored for the same host and timestamp.
 type Store interface {
-	InsertMetrics(ctx context.Context, samples []store.MetricSample) (int64, error)
-	InsertAnomalies(ctx context.Context, rows []store.Anomaly) (int64, error)
-	MetricHistory(ctx context.Context, q store.HistoryQuery) ([]store.MetricSample, error)
-	SaveModel(ctx context.Context, m store.Model) error
-	Models(ctx context.Context, kind string) ([]store.Model, error)
-	Model(ctx context.Context, version string) (store.Model, error)
-	ActiveModel(ctx context.Context, kind string) (store.Model, error)
+	InsertMetrics(ctx context.Context, samples []domain.MetricSample) (int64, error)
+	InsertAnomalies(ctx context.Context, rows []domain.Anomaly) (int64, error)
+	MetricHistory(ctx context.Context, q domain.HistoryQuery) ([]domain.MetricSample, error)
+	SaveModel(ctx context.Context, m domain.Model) error
+	Models(ctx context.Context, kind string) ([]domain.Model, error)
+	Model(ctx context.Context, version string) (domain.Model, error)
+	ActiveModel(ctx context.Context, kind string) (domain.Model, error)
 	ActivateModel(ctx context.Context, version string) error
 }
 
@@ -127,7 +131,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 
 func (s *Service) loadActive(ctx context.Context) error {
 	rec, err := s.opt.Store.ActiveModel(ctx, ModelKind)
-	if errors.Is(err, store.ErrModelNotFound) {
+	if errors.Is(err, domain.ErrModelNotFound) {
 		return nil
 	}
 	if err != nil {

@@ -16,12 +16,16 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/iforest"
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
 var t0 = time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+
+// *store.Store is the Store the service runs with in production.
+var _ Store = (*store.Store)(nil)
 
 func newService(t testing.TB, mod func(o *Options)) (*Service, *prometheus.Registry) {
 	t.Helper()
@@ -84,17 +88,6 @@ func normalHost(rng *rand.Rand, host string, at time.Time) Sample {
 	}}
 }
 
-func TestSeverityOf(t *testing.T) {
-	for _, c := range []struct {
-		score float64
-		want  Severity
-	}{{0, SeverityLow}, {0.399, SeverityLow}, {0.4, SeverityMedium}, {0.599, SeverityMedium}, {0.6, SeverityHigh}, {0.8, SeverityCritical}, {1, SeverityCritical}} {
-		if got := SeverityOf(c.score); got != c.want {
-			t.Errorf("SeverityOf(%v) = %s; want %s", c.score, got, c.want)
-		}
-	}
-}
-
 func TestThresholdScores(t *testing.T) {
 	th := DefaultThresholds()
 	for _, c := range []struct {
@@ -132,7 +125,7 @@ func TestFallbackWhileWarming(t *testing.T) {
 			t.Fatalf("point %d: is_anomaly %v; want %v (%+v)", i, r.IsAnomaly, want, r)
 		}
 		if i == 10 {
-			if r.Severity != SeverityHigh || math.Abs(r.AnomalyScore-0.75) > 1e-9 || len(r.Contributors) == 0 ||
+			if r.Severity != domain.SeverityHigh || math.Abs(r.AnomalyScore-0.75) > 1e-9 || len(r.Contributors) == 0 ||
 				r.Contributors[0].Metric != MetricCPU || r.Contributors[0].Source != "threshold" || !strings.Contains(r.Explanation, "cpu_usage") {
 				t.Fatalf("cpu 95 while warming: %+v", r)
 			}
@@ -202,7 +195,7 @@ func fitModelWith(t testing.TB, version string, o iforest.Options) *activeModel 
 	t.Helper()
 	seed := o.Seed
 	rng := rand.New(rand.NewPCG(seed, 7))
-	var hist []store.MetricSample
+	var hist []domain.MetricSample
 	for i := range 2000 {
 		hist = append(hist, ToStore(normalHost(rng, fmt.Sprintf("h%d", i%5), t0.Add(time.Duration(i)*time.Minute))))
 	}
@@ -383,7 +376,7 @@ func TestInlineScoringMatchesBatched(t *testing.T) {
 func seedHistory(t *testing.T, st *store.Store, hosts, n int, end time.Time) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(11, 12))
-	var rows []store.MetricSample
+	var rows []domain.MetricSample
 	for i := range n {
 		for h := range hosts {
 			rows = append(rows, ToStore(normalHost(rng, fmt.Sprintf("web-%d", h), end.Add(-time.Duration(n-i)*time.Minute))))
@@ -592,7 +585,7 @@ func TestIngestPersistsWithSeverity(t *testing.T) {
 		if rep.Accepted != 5 || rep.Stored != 5 || rep.Duplicates != 0 || rep.Anomalies != 4 || len(rep.Results) != 5 {
 			t.Fatalf("report = %+v", rep)
 		}
-		want := map[string]string{"db-1": "critical", "db-2": "high", "db-3": "medium", "db-4": "medium"}
+		want := map[string]domain.Severity{"db-1": "critical", "db-2": "high", "db-3": "medium", "db-4": "medium"}
 		list, err := st.AnomalyRange(ctx, store.AnomalyRangeQuery{})
 		rows := list.Anomalies
 		if err != nil || len(rows) != 4 {
@@ -608,7 +601,7 @@ func TestIngestPersistsWithSeverity(t *testing.T) {
 		if err != nil || rep.Stored != 0 || rep.Duplicates != 5 || rep.Anomalies != 0 {
 			t.Fatalf("re-sent: %+v, %v", rep, err)
 		}
-		hist, err := st.MetricHistory(ctx, store.HistoryQuery{})
+		hist, err := st.MetricHistory(ctx, domain.HistoryQuery{})
 		if err != nil || len(hist) != 5 || hist[3].Extra["gc_ms"] != 3 {
 			t.Fatalf("stored samples = %+v, %v", hist, err)
 		}
@@ -637,7 +630,7 @@ type fillingStore struct {
 	fill func()
 }
 
-func (f *fillingStore) InsertMetrics(ctx context.Context, rows []store.MetricSample) (int64, error) {
+func (f *fillingStore) InsertMetrics(ctx context.Context, rows []domain.MetricSample) (int64, error) {
 	n, err := f.Store.InsertMetrics(ctx, rows)
 	f.fill()
 	return n, err
@@ -666,7 +659,7 @@ func TestIngestQueueFullMeansNothingStored(t *testing.T) {
 			return out
 		}
 		stored := func() int {
-			h, err := st.MetricHistory(ctx, store.HistoryQuery{})
+			h, err := st.MetricHistory(ctx, domain.HistoryQuery{})
 			if err != nil {
 				t.Fatal(err)
 			}

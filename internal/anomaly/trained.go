@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // TrainedModel is a host model fitted outside the service, exactly as Train
@@ -28,7 +28,7 @@ func FitSamples(samples []Sample, o Options) (*TrainedModel, error) {
 	if len(samples) < 2 {
 		return nil, fmt.Errorf("anomaly: fit: %d samples: %w", len(samples), ErrNotEnoughData)
 	}
-	hist := make([]store.MetricSample, len(samples))
+	hist := make([]domain.MetricSample, len(samples))
 	for i, s := range samples {
 		hist[i] = ToStore(s)
 	}

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // trainingSet is the history turned into a matrix.
@@ -29,7 +29,7 @@ const maxColumns = 32
 // samples, well-known ones first, at most maxColumns), imputes missing
 // values with the column median, and holds out the most recent share of the
 // window for validation.
-func buildTrainingSet(history []store.MetricSample, holdoutShare float64) trainingSet {
+func buildTrainingSet(history []domain.MetricSample, holdoutShare float64) trainingSet {
 	var ts trainingSet
 	samples := make([]Sample, len(history))
 	counts := map[string]int{}

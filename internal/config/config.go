@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/smartcloudops/smartcloudops/internal/logs"
 )
 
 // Source says where an effective value came from.
@@ -731,7 +729,7 @@ func parseInt(v string, lo, hi int, dst *int) error {
 }
 
 func parseSize(v string, lo, hi int64, dst *int64) error {
-	n, err := logs.ParseSize(v)
+	n, err := ParseSize(v)
 	if err != nil || n < lo || n > hi {
 		return errAllowed(fmt.Sprintf("must be a size from %d to %d bytes, as a number or with a unit (KiB, MiB, GiB, KB, MB, GB)", lo, hi))
 	}

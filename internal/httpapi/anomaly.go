@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
@@ -384,43 +385,26 @@ func parseNumber(raw json.RawMessage) (float64, error) {
 	return v, nil
 }
 
-// timestampLayouts are the string forms accepted, tried in order; those
-// without a zone are read as UTC.
-var timestampLayouts = [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"}
-
-// parseTimestamp reads an RFC 3339 string (or the same with a space or
-// without a zone, read as UTC), or Unix seconds or milliseconds as a number
-// (milliseconds from 10^11 up). Absent or null means now.
+// parseTimestamp reads a sample's timestamp, a JSON string or number, by
+// the rule every input follows (domain.ParseTimestamp); absent or null means
+// now. On top of the rule is ingest's policy: a live sample is not from
+// before 1970 nor more than maxFutureSkew ahead of the server's clock.
 func parseTimestamp(raw json.RawMessage, now time.Time) (time.Time, error) {
 	if raw == nil || isNull(raw) {
 		return now.UTC(), nil
 	}
-	var t time.Time
-	var str string
-	if err := json.Unmarshal(raw, &str); err == nil {
-		parsed := false
-		for _, layout := range timestampLayouts {
-			if t, err = time.Parse(layout, str); err == nil {
-				parsed = true
-				break
-			}
-		}
-		if !parsed {
-			return time.Time{}, fmt.Errorf("unknown timestamp format %q; use RFC 3339 (2006-01-02T15:04:05Z) or Unix seconds", truncate(str, 40))
-		}
-	} else {
-		v, err := parseNumber(raw)
-		if err != nil {
+	text := string(bytes.TrimSpace(raw))
+	switch {
+	case text != "" && text[0] == '"':
+		if err := json.Unmarshal(raw, &text); err != nil {
 			return time.Time{}, errors.New("must be an RFC 3339 string or Unix seconds")
 		}
-		if v < 0 || v > 1e14 {
-			return time.Time{}, errors.New("is out of range for Unix seconds or milliseconds")
-		}
-		if v >= 1e11 {
-			v /= 1000
-		}
-		sec, frac := math.Modf(v)
-		t = time.Unix(int64(sec), int64(frac*1e9))
+	case text == "" || !(text[0] == '-' || text[0] >= '0' && text[0] <= '9'):
+		return time.Time{}, errors.New("must be an RFC 3339 string or Unix seconds")
+	}
+	t, err := domain.ParseTimestamp(text)
+	if err != nil {
+		return time.Time{}, err
 	}
 	if t.Year() < 1970 {
 		return time.Time{}, errors.New("is before 1970")
@@ -428,12 +412,5 @@ func parseTimestamp(raw json.RawMessage, now time.Time) (time.Time, error) {
 	if t.After(now.Add(maxFutureSkew)) {
 		return time.Time{}, fmt.Errorf("is more than %s in the future", maxFutureSkew)
 	}
-	return t.UTC(), nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return t, nil
 }

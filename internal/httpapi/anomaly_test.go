@@ -19,6 +19,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
@@ -80,7 +81,7 @@ func TestAnomalyDetectShapes(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
-	if !r.IsAnomaly || r.ModelVersion != anomaly.ThresholdVersion || r.Severity != anomaly.SeverityHigh || r.Host != "web-1" ||
+	if !r.IsAnomaly || r.ModelVersion != anomaly.ThresholdVersion || r.Severity != domain.SeverityHigh || r.Host != "web-1" ||
 		len(r.Contributors) == 0 || r.Contributors[0].Metric != "cpu_usage" || r.Features["cpu_usage"] != 95.5 {
 		t.Fatalf("single result = %+v", r)
 	}
@@ -209,10 +210,10 @@ func TestAnomalyModelEndpoints(t *testing.T) {
 	if w.Code != http.StatusBadRequest || !strings.Contains(decodeProblem(t, w).Detail, "not enough") {
 		t.Fatalf("train on an empty store: %d %s", w.Code, w.Body)
 	}
-	var rows []store.MetricSample
+	var rows []domain.MetricSample
 	for i := range 300 {
 		cpu, mem := 40+float64(i%17), 50+float64(i%11)
-		rows = append(rows, store.MetricSample{Host: "web-1", Timestamp: testNow.Add(-time.Duration(i) * time.Minute), CPUUsage: &cpu, MemoryUsage: &mem})
+		rows = append(rows, domain.MetricSample{Host: "web-1", Timestamp: testNow.Add(-time.Duration(i) * time.Minute), CPUUsage: &cpu, MemoryUsage: &mem})
 	}
 	if _, err := st.InsertMetrics(context.Background(), rows); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
@@ -70,14 +71,14 @@ func newFzServer(tb testing.TB) *fzServer {
 	if _, err := x.store.Migrate(ctx, nil); err != nil {
 		tb.Fatal(err)
 	}
-	var samples []store.MetricSample
-	var found []store.Anomaly
+	var samples []domain.MetricSample
+	var found []domain.Anomaly
 	for _, h := range fzHosts {
 		for i := range 5 {
 			cpu, mem := float64(10*i), 50.0
-			samples = append(samples, store.MetricSample{Host: h, Timestamp: oaNow.Add(time.Duration(i-5) * time.Minute), CPUUsage: &cpu, MemoryUsage: &mem})
+			samples = append(samples, domain.MetricSample{Host: h, Timestamp: oaNow.Add(time.Duration(i-5) * time.Minute), CPUUsage: &cpu, MemoryUsage: &mem})
 		}
-		found = append(found, store.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: oaNow.Add(-2 * time.Minute), Score: 0.9, Confidence: 0.8,
+		found = append(found, domain.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: oaNow.Add(-2 * time.Minute), Score: 0.9, Confidence: 0.8,
 			Severity: "high", ModelVersion: "threshold-v1", Features: map[string]float64{"cpu_usage": 30}, Explanation: "cpu_usage 30 > 20"})
 	}
 	if _, err := x.store.InsertMetrics(ctx, samples); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -203,7 +204,7 @@ func TestIngestDuringPostgresRestart(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("after the restart: %d %s", w.Code, w.Body)
 	}
-	rows, err := st.MetricHistory(context.Background(), store.HistoryQuery{Host: "web-1"})
+	rows, err := st.MetricHistory(context.Background(), domain.HistoryQuery{Host: "web-1"})
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("stored samples: %d, %v; want the 2 acknowledged", len(rows), err)
 	}

@@ -1287,3 +1287,11 @@ func oaLimits(t *testing.T, sp *oaSpec) {
 		t.Errorf("write limit Retry-After %q; want 2", w.Header().Get("Retry-After"))
 	}
 }
+
+// truncate cuts s to n bytes for a failure message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
@@ -149,20 +150,20 @@ func readLimit(q url.Values, def, most int) (int, *FieldError) {
 	return n, nil
 }
 
-// readWindow parses ?from= and ?to= (RFC 3339; either may be absent) and
-// checks from is before to.
+// readWindow parses ?from= and ?to= (either may be absent) by the rule every
+// timestamp follows (domain.ParseTimestamp) and checks from is before to.
 func readWindow(q url.Values) (from, to time.Time, fields []FieldError) {
 	parse := func(name string) time.Time {
 		v := q.Get(name)
 		if v == "" {
 			return time.Time{}
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := domain.ParseTimestamp(v)
 		if err != nil {
-			fields = append(fields, FieldError{Field: name, Detail: "must be an RFC 3339 time such as 2006-01-02T15:04:05Z"})
+			fields = append(fields, FieldError{Field: name, Detail: err.Error()})
 			return time.Time{}
 		}
-		return t.UTC()
+		return t
 	}
 	from, to = parse("from"), parse("to")
 	if len(fields) == 0 && !from.IsZero() && !to.IsZero() && !from.Before(to) {
@@ -330,7 +331,7 @@ func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) error {
 	resp := AnomaliesResponse{Count: len(list.Anomalies), Limit: limit, Truncated: list.Truncated, Anomalies: make([]AnomalyRecord, len(list.Anomalies))}
 	for i, a := range list.Anomalies {
 		resp.Anomalies[i] = AnomalyRecord{ID: a.ID, Host: a.Host, Metric: a.Metric, DetectedAt: a.DetectedAt, Score: a.Score,
-			Confidence: a.Confidence, Severity: a.Severity, Status: a.Status, ModelVersion: a.ModelVersion,
+			Confidence: a.Confidence, Severity: string(a.Severity), Status: a.Status, ModelVersion: a.ModelVersion,
 			Features: a.Features, Explanation: a.Explanation}
 	}
 	writeJSON(w, r, http.StatusOK, resp)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -32,20 +34,20 @@ func seriesFixture(t *testing.T, url string, mod func(d *Deps), hosts ...string)
 		t.Fatal(err)
 	}
 	var (
-		samples   []store.MetricSample
-		anomalies []store.Anomaly
+		samples   []domain.MetricSample
+		anomalies []domain.Anomaly
 	)
 	for _, h := range hosts {
 		for i := range 10 {
 			cpu := float64(i)
-			m := store.MetricSample{Host: h, Timestamp: seriesStart.Add(time.Duration(i) * time.Minute), CPUUsage: &cpu}
+			m := domain.MetricSample{Host: h, Timestamp: seriesStart.Add(time.Duration(i) * time.Minute), CPUUsage: &cpu}
 			if i%2 == 0 {
 				mem := 50.0
 				m.MemoryUsage = &mem
 			}
 			samples = append(samples, m)
 		}
-		anomalies = append(anomalies, store.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesStart.Add(7 * time.Minute),
+		anomalies = append(anomalies, domain.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesStart.Add(7 * time.Minute),
 			Score: 0.9, Confidence: 0.8, Severity: "high", ModelVersion: "threshold-v1",
 			Features: map[string]float64{"cpu_usage": 7}, Explanation: "cpu_usage 7 > 5"})
 	}
@@ -107,6 +109,12 @@ func TestSeriesEndpoints(t *testing.T) {
 		}
 		if strings.Join(s.Metrics, ",") != "cpu_usage,memory_usage" {
 			t.Fatalf("metrics present = %v", s.Metrics)
+		}
+		// The window follows the timestamp rule of every input: Unix seconds
+		// and milliseconds name the same instants.
+		numeric := fmt.Sprintf("/api/v1/hosts/acme%%2Fdb-1/metrics?from=%d&to=%d&limit=4", from.Unix(), to.UnixMilli())
+		if n := decodeBody[SeriesResponse](t, f.do(t, "GET", numeric, "", "", "")); n.Count != 4 || !n.From.Equal(from) || !n.To.Equal(to) {
+			t.Fatalf("numeric window = %+v", n)
 		}
 		for i, p := range s.Samples {
 			want := float64(4 + i) // the latest 4 of minutes 2..7, oldest first
@@ -211,7 +219,7 @@ func TestSeriesBadParams(t *testing.T) {
 		{"/api/v1/hosts/web-1/metrics?limit=-1", "limit"},
 		{"/api/v1/hosts/web-1/metrics?limit=" + strconv.Itoa(store.MaxSeriesLimit+1), "limit"},
 		{"/api/v1/hosts/web-1/metrics?from=yesterday", "from"},
-		{"/api/v1/hosts/web-1/metrics?to=2026-11-28", "to"},
+		{"/api/v1/hosts/web-1/metrics?to=2026-11-28T25:00:00Z", "to"},
 		{"/api/v1/hosts/web-1/metrics?from=2026-11-28T12:00:00Z&to=2026-11-28T11:00:00Z", "from"},
 		{"/api/v1/hosts/web-1/metrics?from=2026-11-28T12:00:00Z&to=2026-11-28T12:00:00Z", "from"},
 		{"/api/v1/hosts/web-1/metrics?form=2026-11-28T12:00:00Z", "form"},
@@ -221,7 +229,7 @@ func TestSeriesBadParams(t *testing.T) {
 		{"/api/v1/anomalies?host=", "host"},
 		{"/api/v1/anomalies?host=a%20b", "host"},
 		{"/api/v1/anomalies?limit=" + strconv.Itoa(store.MaxAnomaliesLimit+1), "limit"},
-		{"/api/v1/anomalies?from=1700000000", "from"},
+		{"/api/v1/anomalies?from=-1700000000", "from"},
 		{"/api/v1/anomalies?severity=high&status=open", "severity,status"},
 	}
 	for _, c := range cases {

@@ -10,26 +10,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
-
-// ErrModelNotFound is wrapped by the model lookups when no row matches.
-var ErrModelNotFound = errors.New("store: model not found")
-
-// Anomaly is one detected anomaly as stored in the anomalies table.
-type Anomaly struct {
-	ID         int64
-	Host       string
-	Metric     string // the metric that contributed most; "" for a host-wide finding
-	DetectedAt time.Time
-	Score      float64
-	Confidence float64
-	// Severity is one of low, medium, high, critical (the table checks it).
-	Severity     string
-	Status       string // open, acknowledged, resolved; "" stores "open"
-	ModelVersion string
-	Features     map[string]float64
-	Explanation  string
-}
 
 // InsertAnomalies stores anomalies and returns how many rows were new. The
 // anomalies table holds one row per sample, keyed (host, detected_at): an
@@ -39,7 +22,7 @@ type Anomaly struct {
 // twice. The database's unique index decides (INSERT … ON CONFLICT DO
 // NOTHING), not a lookup first, so concurrent callers cannot both insert.
 // Within rows the first anomaly of a sample wins.
-func (s *Store) InsertAnomalies(ctx context.Context, rows []Anomaly) (int64, error) {
+func (s *Store) InsertAnomalies(ctx context.Context, rows []domain.Anomaly) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
@@ -53,7 +36,7 @@ func (s *Store) InsertAnomalies(ctx context.Context, rows []Anomaly) (int64, err
 	// deadlocking on PostgreSQL. The sort is stable: the first copy of a
 	// sample still goes first.
 	rows = slices.Clone(rows)
-	slices.SortStableFunc(rows, func(a, b Anomaly) int {
+	slices.SortStableFunc(rows, func(a, b domain.Anomaly) int {
 		return cmp.Or(strings.Compare(a.Host, b.Host), a.DetectedAt.Compare(b.DetectedAt))
 	})
 	var (
@@ -86,7 +69,7 @@ FROM unnest(?::text[], ?::text[], ?::timestamptz[], ?::float8[], ?::float8[], ?:
 	AS b(h, m, d, sc, co, sv, st, mv, f, e)
 ON CONFLICT (host, detected_at) DO NOTHING`
 
-func (s *Store) insertAnomaliesPostgres(ctx context.Context, rows []Anomaly) (int64, error) {
+func (s *Store) insertAnomaliesPostgres(ctx context.Context, rows []domain.Anomaly) (int64, error) {
 	n := len(rows)
 	hosts, metrics, times := make([]string, n), make([]string, n), make([]time.Time, n)
 	scores, confs := make([]float64, n), make([]float64, n)
@@ -98,7 +81,7 @@ func (s *Store) insertAnomaliesPostgres(ctx context.Context, rows []Anomaly) (in
 			return 0, err
 		}
 		hosts[i], metrics[i], times[i], scores[i], confs[i] = a.Host, a.Metric, a.DetectedAt.UTC(), a.Score, a.Confidence
-		sevs[i], stats[i], versions[i], feats[i], expls[i] = a.Severity, anomalyStatus(a), a.ModelVersion, f, a.Explanation
+		sevs[i], stats[i], versions[i], feats[i], expls[i] = string(a.Severity), anomalyStatus(a), a.ModelVersion, f, a.Explanation
 	}
 	res, err := s.Exec(ctx, insertAnomaliesPostgresSQL, hosts, metrics, times, scores, confs, sevs, stats, versions, feats, expls)
 	if err != nil {
@@ -111,7 +94,7 @@ func (s *Store) insertAnomaliesPostgres(ctx context.Context, rows []Anomaly) (in
 // row, far below SQLite's limit, and as long a statement as pays for itself.
 const sqliteAnomalyRows = 256
 
-func (s *Store) insertAnomaliesSQLite(ctx context.Context, rows []Anomaly) (int64, error) {
+func (s *Store) insertAnomaliesSQLite(ctx context.Context, rows []domain.Anomaly) (int64, error) {
 	var inserted int64
 	err := s.InTx(ctx, func(tx *Tx) error {
 		args := make([]any, 0, min(len(rows), sqliteAnomalyRows)*10)
@@ -129,7 +112,7 @@ func (s *Store) insertAnomaliesSQLite(ctx context.Context, rows []Anomaly) (int6
 					b.WriteByte(',')
 				}
 				b.WriteString("(?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?)")
-				args = append(args, a.Host, a.Metric, a.DetectedAt.UTC(), a.Score, a.Confidence, a.Severity, anomalyStatus(a), a.ModelVersion, f, a.Explanation)
+				args = append(args, a.Host, a.Metric, a.DetectedAt.UTC(), a.Score, a.Confidence, string(a.Severity), anomalyStatus(a), a.ModelVersion, f, a.Explanation)
 			}
 			b.WriteString(" ON CONFLICT (host, detected_at) DO NOTHING")
 			res, err := tx.Exec(ctx, b.String(), args...)
@@ -147,7 +130,7 @@ func (s *Store) insertAnomaliesSQLite(ctx context.Context, rows []Anomaly) (int6
 	return inserted, err
 }
 
-func featuresJSON(a Anomaly) (string, error) {
+func featuresJSON(a domain.Anomaly) (string, error) {
 	if len(a.Features) == 0 {
 		return "{}", nil
 	}
@@ -158,14 +141,14 @@ func featuresJSON(a Anomaly) (string, error) {
 	return string(raw), nil
 }
 
-func anomalyStatus(a Anomaly) string {
+func anomalyStatus(a domain.Anomaly) string {
 	if a.Status == "" {
 		return "open"
 	}
 	return a.Status
 }
 
-func validAnomaly(a Anomaly) error {
+func validAnomaly(a domain.Anomaly) error {
 	switch {
 	case a.Host == "":
 		return errors.New("anomaly without host")
@@ -177,28 +160,9 @@ func validAnomaly(a Anomaly) error {
 	return nil
 }
 
-// Model is one trained model version as stored in the models table.
-type Model struct {
-	Version string
-	// Kind groups versions of which at most one is active (for example "iforest").
-	Kind string
-	// Parameters and Validation are JSON objects: how the model was trained
-	// and how it did on held-out data.
-	Parameters   json.RawMessage
-	Validation   json.RawMessage
-	TrainedAt    time.Time
-	TrainingFrom time.Time // zero when unknown
-	TrainingTo   time.Time // zero when unknown
-	TrainingRows int64
-	// Artifact is the serialized model. Models leaves it nil; Model and
-	// ActiveModel fill it.
-	Artifact []byte
-	Active   bool
-}
-
 // SaveModel stores a new model version, inactive unless m.Active; an active
 // new model replaces the kind's active one in the same transaction.
-func (s *Store) SaveModel(ctx context.Context, m Model) error {
+func (s *Store) SaveModel(ctx context.Context, m domain.Model) error {
 	if m.Version == "" || m.Kind == "" {
 		return errors.New("store: save model: version and kind are required")
 	}
@@ -238,7 +202,7 @@ const modelColumns = "version, kind, parameters, validation, trained_at, trainin
 
 // Models lists the versions of kind ("" for every kind), newest first,
 // without their artifacts.
-func (s *Store) Models(ctx context.Context, kind string) ([]Model, error) {
+func (s *Store) Models(ctx context.Context, kind string) ([]domain.Model, error) {
 	q := "SELECT " + modelColumns + " FROM models"
 	var args []any
 	if kind != "" {
@@ -251,7 +215,7 @@ func (s *Store) Models(ctx context.Context, kind string) ([]Model, error) {
 		return nil, markUnavailable(fmt.Errorf("store: list models: %w", err))
 	}
 	defer rows.Close()
-	var out []Model
+	var out []domain.Model
 	for rows.Next() {
 		m, err := scanModel(rows, false)
 		if err != nil {
@@ -265,23 +229,23 @@ func (s *Store) Models(ctx context.Context, kind string) ([]Model, error) {
 	return out, nil
 }
 
-// Model returns one version with its artifact, or an error wrapping ErrModelNotFound.
-func (s *Store) Model(ctx context.Context, version string) (Model, error) {
+// Model returns one version with its artifact, or an error wrapping domain.ErrModelNotFound.
+func (s *Store) Model(ctx context.Context, version string) (domain.Model, error) {
 	row := s.Reader().QueryRowContext(ctx, s.Rebind("SELECT "+modelColumns+", artifact FROM models WHERE version = ?"), version)
 	m, err := scanModel(row, true)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Model{}, fmt.Errorf("store: model %q: %w", version, ErrModelNotFound)
+		return domain.Model{}, fmt.Errorf("store: model %q: %w", version, domain.ErrModelNotFound)
 	}
 	return m, markUnavailable(err)
 }
 
 // ActiveModel returns the active version of kind with its artifact, or an
-// error wrapping ErrModelNotFound when none is active.
-func (s *Store) ActiveModel(ctx context.Context, kind string) (Model, error) {
+// error wrapping domain.ErrModelNotFound when none is active.
+func (s *Store) ActiveModel(ctx context.Context, kind string) (domain.Model, error) {
 	row := s.Reader().QueryRowContext(ctx, s.Rebind("SELECT "+modelColumns+", artifact FROM models WHERE kind = ? AND active = ?"), kind, true)
 	m, err := scanModel(row, true)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Model{}, fmt.Errorf("store: active %s model: %w", kind, ErrModelNotFound)
+		return domain.Model{}, fmt.Errorf("store: active %s model: %w", kind, domain.ErrModelNotFound)
 	}
 	return m, markUnavailable(err)
 }
@@ -294,7 +258,7 @@ func (s *Store) ActivateModel(ctx context.Context, version string) error {
 		var kind string
 		if err := tx.QueryRow(ctx, "SELECT kind FROM models WHERE version = ?", version).Scan(&kind); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return ErrModelNotFound
+				return domain.ErrModelNotFound
 			}
 			return err
 		}
@@ -316,9 +280,9 @@ type rowScanner interface {
 	Scan(dest ...any) error
 }
 
-func scanModel(r rowScanner, withArtifact bool) (Model, error) {
+func scanModel(r rowScanner, withArtifact bool) (domain.Model, error) {
 	var (
-		m             Model
+		m             domain.Model
 		params, valid string
 		from, to      sql.NullTime
 	)
@@ -328,9 +292,9 @@ func scanModel(r rowScanner, withArtifact bool) (Model, error) {
 	}
 	if err := r.Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return Model{}, err
+			return domain.Model{}, err
 		}
-		return Model{}, fmt.Errorf("store: scan model: %w", err)
+		return domain.Model{}, fmt.Errorf("store: scan model: %w", err)
 	}
 	m.Parameters, m.Validation = json.RawMessage(params), json.RawMessage(valid)
 	m.TrainedAt = m.TrainedAt.UTC()
@@ -343,19 +307,10 @@ func scanModel(r rowScanner, withArtifact bool) (Model, error) {
 	return m, nil
 }
 
-// HistoryQuery selects stored samples for training.
-type HistoryQuery struct {
-	Host     string    // "" for every host
-	From, To time.Time // [From, To); zero for no bound
-	// Limit keeps the most recent Limit samples (default 10000), so a long
-	// window cannot load an unbounded table into memory.
-	Limit int
-}
-
 // MetricHistory returns stored samples in (host, time) order: the most recent
 // q.Limit samples of the window, each host's samples oldest first, so a
 // caller can replay every host's series causally.
-func (s *Store) MetricHistory(ctx context.Context, q HistoryQuery) ([]MetricSample, error) {
+func (s *Store) MetricHistory(ctx context.Context, q domain.HistoryQuery) ([]domain.MetricSample, error) {
 	if q.Limit <= 0 {
 		q.Limit = 10000
 	}
@@ -373,10 +328,10 @@ func (s *Store) MetricHistory(ctx context.Context, q HistoryQuery) ([]MetricSamp
 		return nil, markUnavailable(fmt.Errorf("store: metric history: %w", err))
 	}
 	defer rows.Close()
-	var out []MetricSample
+	var out []domain.MetricSample
 	for rows.Next() {
 		var (
-			m     MetricSample
+			m     domain.MetricSample
 			extra string
 			vals  [9]sql.NullFloat64
 		)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -21,7 +22,7 @@ func TestInsertAnomaliesSkipsResent(t *testing.T) {
 		ctx := context.Background()
 		s := migrated(t, url)
 		at := time.Date(2026, 11, 28, 12, 0, 0, 123456000, time.UTC)
-		rows := []store.Anomaly{
+		rows := []domain.Anomaly{
 			{Host: "web-1", Metric: "cpu_usage", DetectedAt: at, Score: 0.85, Confidence: 0.9, Severity: "critical", ModelVersion: "threshold-v1",
 				Features: map[string]float64{"cpu_usage": 99.5}, Explanation: "cpu_usage 99.5 > 90"},
 			{Host: "web-1", DetectedAt: at.Add(time.Minute), Score: 0.45, Confidence: 0.5, Severity: "medium", ModelVersion: "iforest-x"},
@@ -46,7 +47,7 @@ func TestInsertAnomaliesSkipsResent(t *testing.T) {
 		if got[0].Metric != "" {
 			t.Fatalf("host-wide anomaly metric = %q", got[0].Metric)
 		}
-		if _, err := s.InsertAnomalies(ctx, []store.Anomaly{{Host: "h", Score: 2, ModelVersion: "v"}}); err == nil {
+		if _, err := s.InsertAnomalies(ctx, []domain.Anomaly{{Host: "h", Score: 2, ModelVersion: "v"}}); err == nil {
 			t.Fatal("score 2 accepted")
 		}
 	})
@@ -56,13 +57,13 @@ func TestModelSaveLoadActivate(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		s := migrated(t, url)
-		if _, err := s.ActiveModel(ctx, "iforest"); !errors.Is(err, store.ErrModelNotFound) {
+		if _, err := s.ActiveModel(ctx, "iforest"); !errors.Is(err, domain.ErrModelNotFound) {
 			t.Fatalf("ActiveModel on empty table: %v", err)
 		}
 		base := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 		art := bytes.Repeat([]byte{0, 1, 2, 0xff}, 1000)
 		for i, v := range []string{"iforest-a", "iforest-b"} {
-			m := store.Model{Version: v, Kind: "iforest", Parameters: json.RawMessage(`{"trees":100}`), Validation: json.RawMessage(`{"auc":0.9}`),
+			m := domain.Model{Version: v, Kind: "iforest", Parameters: json.RawMessage(`{"trees":100}`), Validation: json.RawMessage(`{"auc":0.9}`),
 				TrainedAt: base.Add(time.Duration(i) * time.Hour), TrainingFrom: base.Add(-time.Hour), TrainingTo: base, TrainingRows: 500,
 				Artifact: art, Active: true}
 			if err := s.SaveModel(ctx, m); err != nil {
@@ -88,13 +89,13 @@ func TestModelSaveLoadActivate(t *testing.T) {
 		if list[0].Version != "iforest-b" || list[0].Active || !list[1].Active || list[1].Artifact != nil {
 			t.Fatalf("after rollback: %+v", list)
 		}
-		if err := s.ActivateModel(ctx, "nope"); !errors.Is(err, store.ErrModelNotFound) {
+		if err := s.ActivateModel(ctx, "nope"); !errors.Is(err, domain.ErrModelNotFound) {
 			t.Fatalf("ActivateModel(nope) = %v", err)
 		}
-		if _, err := s.Model(ctx, "nope"); !errors.Is(err, store.ErrModelNotFound) {
+		if _, err := s.Model(ctx, "nope"); !errors.Is(err, domain.ErrModelNotFound) {
 			t.Fatalf("Model(nope) = %v", err)
 		}
-		if err := s.SaveModel(ctx, store.Model{Version: "iforest-a", Kind: "iforest", TrainedAt: base}); err == nil {
+		if err := s.SaveModel(ctx, domain.Model{Version: "iforest-a", Kind: "iforest", TrainedAt: base}); err == nil {
 			t.Fatal("duplicate version saved")
 		}
 	})
@@ -106,17 +107,17 @@ func TestMetricHistoryOrderAndLimit(t *testing.T) {
 		s := migrated(t, url)
 		f := func(v float64) *float64 { return &v }
 		base := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
-		var batch []store.MetricSample
+		var batch []domain.MetricSample
 		for i := range 30 {
 			for _, h := range []string{"b", "a"} {
-				batch = append(batch, store.MetricSample{Host: h, Timestamp: base.Add(time.Duration(i) * time.Minute), CPUUsage: f(float64(i)),
+				batch = append(batch, domain.MetricSample{Host: h, Timestamp: base.Add(time.Duration(i) * time.Minute), CPUUsage: f(float64(i)),
 					Extra: map[string]float64{"gc_ms": float64(i)}})
 			}
 		}
 		if _, err := s.InsertMetrics(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.MetricHistory(ctx, store.HistoryQuery{From: base.Add(5 * time.Minute), To: base.Add(25 * time.Minute), Limit: 10})
+		got, err := s.MetricHistory(ctx, domain.HistoryQuery{From: base.Add(5 * time.Minute), To: base.Add(25 * time.Minute), Limit: 10})
 		if err != nil || len(got) != 10 {
 			t.Fatalf("MetricHistory = %d, %v", len(got), err)
 		}
@@ -131,7 +132,7 @@ func TestMetricHistoryOrderAndLimit(t *testing.T) {
 				t.Fatalf("row %d = %+v", i, m)
 			}
 		}
-		one, err := s.MetricHistory(ctx, store.HistoryQuery{Host: "a"})
+		one, err := s.MetricHistory(ctx, domain.HistoryQuery{Host: "a"})
 		if err != nil || len(one) != 30 || one[0].Host != "a" {
 			t.Fatalf("host history = %d, %v", len(one), err)
 		}
@@ -147,9 +148,9 @@ func TestInsertAnomaliesOnePerSample(t *testing.T) {
 		s := migrated(t, url)
 		const keys, callers = 250, 8
 		base := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-		batch := make([]store.Anomaly, keys)
+		batch := make([]domain.Anomaly, keys)
 		for i := range batch {
-			batch[i] = store.Anomaly{Host: fmt.Sprintf("web-%d", i%5), Metric: "cpu_usage", DetectedAt: base.Add(time.Duration(i/5) * time.Second),
+			batch[i] = domain.Anomaly{Host: fmt.Sprintf("web-%d", i%5), Metric: "cpu_usage", DetectedAt: base.Add(time.Duration(i/5) * time.Second),
 				Score: 0.9, Confidence: 0.8, Severity: "high", ModelVersion: "iforest-a", Features: map[string]float64{"cpu_usage": float64(i)}}
 		}
 		var (
@@ -187,12 +188,12 @@ func TestInsertAnomaliesOnePerSample(t *testing.T) {
 
 		cases := []struct {
 			name string
-			rows []store.Anomaly
+			rows []domain.Anomaly
 			want int64
 		}{
 			{"same samples, new model", withModel(batch[:10], "iforest-b"), 0},
 			{"same samples, other metric", withMetric(batch[10:20], "memory_usage"), 0},
-			{"one new sample twice in a batch", []store.Anomaly{
+			{"one new sample twice in a batch", []domain.Anomaly{
 				{Host: "db-1", DetectedAt: base, Score: 0.5, Confidence: 0.5, Severity: "medium", ModelVersion: "iforest-a"},
 				{Host: "db-1", DetectedAt: base, Score: 0.7, Confidence: 0.5, Severity: "high", ModelVersion: "iforest-b"},
 			}, 1},
@@ -219,7 +220,7 @@ func TestInsertAnomaliesOnePerSample(t *testing.T) {
 	})
 }
 
-func withModel(rows []store.Anomaly, version string) []store.Anomaly {
+func withModel(rows []domain.Anomaly, version string) []domain.Anomaly {
 	out := slices.Clone(rows)
 	for i := range out {
 		out[i].ModelVersion = version
@@ -227,7 +228,7 @@ func withModel(rows []store.Anomaly, version string) []store.Anomaly {
 	return out
 }
 
-func withMetric(rows []store.Anomaly, metric string) []store.Anomaly {
+func withMetric(rows []domain.Anomaly, metric string) []domain.Anomaly {
 	out := slices.Clone(rows)
 	for i := range out {
 		out[i].Metric = metric

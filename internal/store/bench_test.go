@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -207,11 +208,11 @@ func BenchmarkInsertAnomalies(b *testing.B) {
 }
 
 // makeAnomalies returns n anomalies spread over hosts, one per sample time.
-func makeAnomalies(n, hosts int) []store.Anomaly {
+func makeAnomalies(n, hosts int) []domain.Anomaly {
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	out := make([]store.Anomaly, n)
+	out := make([]domain.Anomaly, n)
 	for i := range out {
-		out[i] = store.Anomaly{Host: fmt.Sprintf("web-%02d", i%hosts), Metric: "cpu_usage", DetectedAt: base.Add(time.Duration(i/hosts) * time.Second),
+		out[i] = domain.Anomaly{Host: fmt.Sprintf("web-%02d", i%hosts), Metric: "cpu_usage", DetectedAt: base.Add(time.Duration(i/hosts) * time.Second),
 			Score: 0.8, Confidence: 0.7, Severity: "high", ModelVersion: "iforest-1", Features: map[string]float64{"cpu_usage": 97.5}, Explanation: "cpu_usage high"}
 	}
 	return out

@@ -11,25 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-)
 
-// MetricSample is one host's metrics at one instant, as stored in system_metrics.
-// The well-known metrics are pointers because a host may not report them all;
-// anything else numeric goes to Extra.
-type MetricSample struct {
-	Host           string
-	Timestamp      time.Time
-	CPUUsage       *float64
-	MemoryUsage    *float64
-	DiskUsage      *float64
-	NetworkIn      *float64
-	NetworkOut     *float64
-	LoadAverage    *float64
-	ResponseTimeMS *float64
-	ErrorRate      *float64
-	RequestRate    *float64
-	Extra          map[string]float64
-}
+	"github.com/smartcloudops/smartcloudops/internal/domain"
+)
 
 const metricColumns = "host, ts, cpu_usage, memory_usage, disk_usage, network_in, network_out, load_average, response_time_ms, error_rate, request_rate, extra"
 
@@ -44,7 +28,7 @@ const sqliteBatchRows = 256
 // path: on PostgreSQL the rows are streamed with binary COPY, straight into
 // the table when the batch cannot conflict (see copyMetrics); on SQLite one
 // prepared multi-row INSERT is reused for every batch, all in one transaction.
-func (s *Store) InsertMetrics(ctx context.Context, samples []MetricSample) (int64, error) {
+func (s *Store) InsertMetrics(ctx context.Context, samples []domain.MetricSample) (int64, error) {
 	if len(samples) == 0 {
 		return 0, nil
 	}
@@ -71,7 +55,7 @@ func (s *Store) InsertMetrics(ctx context.Context, samples []MetricSample) (int6
 // insertMetricsFingerprint is the statement the bulk insert is recorded under.
 const insertMetricsFingerprint = "INSERT INTO system_metrics (" + metricColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (host, ts) DO NOTHING"
 
-func extraJSON(m *MetricSample) ([]byte, error) {
+func extraJSON(m *domain.MetricSample) ([]byte, error) {
 	if len(m.Extra) == 0 {
 		return []byte("{}"), nil
 	}
@@ -82,7 +66,7 @@ func extraJSON(m *MetricSample) ([]byte, error) {
 	return raw, nil
 }
 
-func (s *Store) insertMetricsSQLite(ctx context.Context, samples []MetricSample) (int64, error) {
+func (s *Store) insertMetricsSQLite(ctx context.Context, samples []domain.MetricSample) (int64, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert metrics: begin: %w", err)
@@ -162,7 +146,7 @@ var metricColumnList = []string{"host", "ts", "cpu_usage", "memory_usage", "disk
 // goes the staged way, whose INSERT … ON CONFLICT DO NOTHING skips stored
 // keys. Duplicates inside the batch are dropped here, the first copy kept,
 // so both ways keep the same rows as inserting one by one in order would.
-func (s *Store) copyMetrics(ctx context.Context, samples []MetricSample) (int64, error) {
+func (s *Store) copyMetrics(ctx context.Context, samples []domain.MetricSample) (int64, error) {
 	keep, ranges := distinctSamples(samples)
 	clash, err := s.metricsStored(ctx, ranges)
 	if err != nil {
@@ -195,7 +179,7 @@ type hostRange struct{ lo, hi int64 }
 
 // distinctSamples returns the indexes of the first sample of each (host, ts)
 // in order (nil when every sample is distinct) and each host's time range.
-func distinctSamples(samples []MetricSample) ([]int, map[string]hostRange) {
+func distinctSamples(samples []domain.MetricSample) ([]int, map[string]hostRange) {
 	seen := make(map[pgKey]struct{}, len(samples))
 	ranges := map[string]hostRange{}
 	var keep []int
@@ -256,7 +240,7 @@ func isUniqueViolation(err error) bool {
 // metricSource feeds COPY the kept samples. It reuses one row: pgx encodes a
 // row's values before asking for the next.
 type metricSource struct {
-	samples []MetricSample
+	samples []domain.MetricSample
 	keep    []int // nil: every sample
 	i       int
 	row     [12]any

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -21,9 +22,9 @@ func TestInsertMetricsSkipsDuplicates(t *testing.T) {
 		}
 		f := func(v float64) *float64 { return &v }
 		base := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
-		var batch []store.MetricSample
+		var batch []domain.MetricSample
 		for i := range 2500 { // spans several INSERT statements
-			batch = append(batch, store.MetricSample{Host: "web-1", Timestamp: base.Add(time.Duration(i) * time.Minute), CPUUsage: f(float64(i % 100)),
+			batch = append(batch, domain.MetricSample{Host: "web-1", Timestamp: base.Add(time.Duration(i) * time.Minute), CPUUsage: f(float64(i % 100)),
 				Extra: map[string]float64{"gc_ms": 1.5}})
 		}
 		n, err := s.InsertMetrics(ctx, batch)
@@ -58,7 +59,7 @@ func TestInsertMetricsKeepsFirstCopy(t *testing.T) {
 		rowByRow := openWith(t, other, nil).s
 		f := func(v float64) *float64 { return &v }
 		base := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
-		batches := [][]store.MetricSample{
+		batches := [][]domain.MetricSample{
 			{
 				{Host: "a", Timestamp: base, CPUUsage: f(1)},
 				{Host: "b", Timestamp: base, CPUUsage: f(2)},

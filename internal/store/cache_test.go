@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -74,7 +75,7 @@ func TestQueryCacheSharedAcrossReplicas(t *testing.T) {
 			t.Fatalf("A's read: %d rows, %v hits; want B's entry", n, cacheLookups(t, a.reg, "hit"))
 		}
 		// A write to another table through A leaves B's entry valid.
-		if _, err := a.s.InsertMetrics(ctx, []store.MetricSample{{Host: "h", Timestamp: ts}}); err != nil {
+		if _, err := a.s.InsertMetrics(ctx, []domain.MetricSample{{Host: "h", Timestamp: ts}}); err != nil {
 			t.Fatal(err)
 		}
 		read(b)

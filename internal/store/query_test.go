@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -396,7 +397,7 @@ func testQueryCacheInvalidation(t *testing.T, wrap func(*redisCache) store.Resul
 			t.Fatalf("second read %v, hits %d; want a hit", got, hits())
 		}
 		// A write to another table leaves the entry valid.
-		if _, err := s.InsertMetrics(ctx, []store.MetricSample{{Host: "h", Timestamp: ts}}); err != nil {
+		if _, err := s.InsertMetrics(ctx, []domain.MetricSample{{Host: "h", Timestamp: ts}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Exec(ctx, "INSERT INTO anomalies (host, detected_at, score, confidence, severity, model_version) VALUES (?, ?, ?, ?, ?, ?)", "h", ts, 0.5, 0.5, "low", "v1"); err != nil {
@@ -474,7 +475,7 @@ func TestBulkInsertEqualsRowByRow(t *testing.T) {
 		if _, err := bulk.InsertMetrics(ctx, samples[:10]); err != nil {
 			t.Fatal(err)
 		}
-		withDup := append(append([]store.MetricSample{}, samples...), samples[5], samples[rows-1])
+		withDup := append(append([]domain.MetricSample{}, samples...), samples[5], samples[rows-1])
 		n, err := bulk.InsertMetrics(ctx, withDup)
 		if err != nil || n != rows-10 {
 			t.Fatalf("bulk insert = %d, %v; want %d new rows", n, err, rows-10)
@@ -521,12 +522,12 @@ func TestBulkInsertEqualsRowByRow(t *testing.T) {
 	})
 }
 
-func makeSamples(n, hosts int) []store.MetricSample {
+func makeSamples(n, hosts int) []domain.MetricSample {
 	f := func(v float64) *float64 { return &v }
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	out := make([]store.MetricSample, n)
+	out := make([]domain.MetricSample, n)
 	for i := range out {
-		m := store.MetricSample{Host: fmt.Sprintf("web-%02d", i%hosts), Timestamp: base.Add(time.Duration(i/hosts) * time.Second),
+		m := domain.MetricSample{Host: fmt.Sprintf("web-%02d", i%hosts), Timestamp: base.Add(time.Duration(i/hosts) * time.Second),
 			CPUUsage: f(float64(i%1000) / 10), MemoryUsage: f(float64(i % 97))}
 		if i%3 == 0 {
 			m.ErrorRate = f(0.25)
@@ -537,7 +538,7 @@ func makeSamples(n, hosts int) []store.MetricSample {
 	return out
 }
 
-func insertOne(ctx context.Context, tx *store.Tx, m store.MetricSample) error {
+func insertOne(ctx context.Context, tx *store.Tx, m domain.MetricSample) error {
 	extra := "{}"
 	if len(m.Extra) > 0 {
 		raw, _ := json.Marshal(m.Extra)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // Limits of the read queries behind the dashboard and the /api/v1 read
@@ -139,7 +141,7 @@ type SeriesQuery struct {
 // Series is the answer to MetricSeries.
 type Series struct {
 	// Samples are oldest first, with the typed metric columns only (Extra is nil).
-	Samples []MetricSample
+	Samples []domain.MetricSample
 	// Truncated says the window held more samples than the limit: the
 	// oldest ones were left out.
 	Truncated bool
@@ -164,7 +166,7 @@ func (s *Store) MetricSeries(ctx context.Context, q SeriesQuery) (Series, error)
 		return Series{}, fmt.Errorf("store: metric series of %s: %w", q.Host, err)
 	}
 	defer rows.Close()
-	out := Series{Samples: []MetricSample{}}
+	out := Series{Samples: []domain.MetricSample{}}
 	for rows.Next() {
 		var (
 			ts   flexTime
@@ -173,7 +175,7 @@ func (s *Store) MetricSeries(ctx context.Context, q SeriesQuery) (Series, error)
 		if err := rows.Scan(&ts, &vals[0], &vals[1], &vals[2], &vals[3], &vals[4], &vals[5], &vals[6], &vals[7], &vals[8]); err != nil {
 			return Series{}, fmt.Errorf("store: scan sample of %s: %w", q.Host, err)
 		}
-		m := MetricSample{Host: q.Host, Timestamp: ts.t}
+		m := domain.MetricSample{Host: q.Host, Timestamp: ts.t}
 		for i, p := range []**float64{&m.CPUUsage, &m.MemoryUsage, &m.DiskUsage, &m.NetworkIn, &m.NetworkOut, &m.LoadAverage, &m.ResponseTimeMS, &m.ErrorRate, &m.RequestRate} {
 			if vals[i].Valid {
 				f := vals[i].Float64
@@ -205,7 +207,7 @@ type AnomalyRangeQuery struct {
 // AnomalyList is the answer to AnomalyRange.
 type AnomalyList struct {
 	// Anomalies are newest first.
-	Anomalies []Anomaly
+	Anomalies []domain.Anomaly
 	// Truncated says more anomalies matched than the limit allowed: the
 	// oldest ones were left out.
 	Truncated bool
@@ -229,17 +231,18 @@ func (s *Store) AnomalyRange(ctx context.Context, q AnomalyRangeQuery) (AnomalyL
 	if err != nil {
 		return AnomalyList{}, fmt.Errorf("store: anomaly range: %w", err)
 	}
-	out := AnomalyList{Anomalies: make([]Anomaly, 0, len(res.Rows))}
+	out := AnomalyList{Anomalies: make([]domain.Anomaly, 0, len(res.Rows))}
 	for _, row := range res.Rows {
 		var (
-			a     Anomaly
+			a     domain.Anomaly
 			at    flexTime
+			sev   string
 			feats string
 		)
-		if err := scanValues(row, &a.ID, &a.Host, &a.Metric, &at, &a.Score, &a.Confidence, &a.Severity, &a.Status, &a.ModelVersion, &feats, &a.Explanation); err != nil {
+		if err := scanValues(row, &a.ID, &a.Host, &a.Metric, &at, &a.Score, &a.Confidence, &sev, &a.Status, &a.ModelVersion, &feats, &a.Explanation); err != nil {
 			return AnomalyList{}, fmt.Errorf("store: scan anomaly: %w", err)
 		}
-		a.DetectedAt = at.t
+		a.DetectedAt, a.Severity = at.t, domain.Severity(sev)
 		if feats != "" && feats != "{}" {
 			if err := json.Unmarshal([]byte(feats), &a.Features); err != nil {
 				return AnomalyList{}, fmt.Errorf("store: anomaly %d features: %w", a.ID, err)
@@ -268,12 +271,11 @@ func timeWindow(col string, from, to time.Time, conds []string, args []any) ([]s
 
 // flexTime scans a timestamp whichever way the driver returns it: a
 // time.Time for a typed column, or text where SQLite lost the column's type
-// (an aggregate such as max(ts), or a subquery's column).
+// (an aggregate such as max(ts), or a subquery's column). The text forms
+// SQLite holds — the driver's own "2006-01-02 15:04:05.999999999-07:00" and
+// RFC 3339, with or without a zone — are all forms of domain.ParseTimestamp,
+// the rule every input follows.
 type flexTime struct{ t time.Time }
-
-// flexTimeLayouts are the text forms SQLite holds: the driver's own
-// ("sqlite" time format) and RFC 3339, with or without a zone.
-var flexTimeLayouts = [...]string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
 
 // Scan implements sql.Scanner.
 func (f *flexTime) Scan(v any) error {
@@ -292,13 +294,12 @@ func (f *flexTime) Scan(v any) error {
 	default:
 		return fmt.Errorf("store: cannot read %T as a time", v)
 	}
-	for _, layout := range flexTimeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			f.t = t.UTC()
-			return nil
-		}
+	t, err := domain.ParseTimestamp(s)
+	if err != nil {
+		return fmt.Errorf("store: read a time: %w", err)
 	}
-	return fmt.Errorf("store: cannot read %q as a time", s)
+	f.t = t
+	return nil
 }
 
 // scanValues copies one cached result row (the driver values database/sql

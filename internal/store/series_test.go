@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -19,10 +20,10 @@ var seriesBase = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 // memory_usage only on even minutes.
 func seedSeries(t *testing.T, s *store.Store, n int, hosts ...string) {
 	t.Helper()
-	var samples []store.MetricSample
+	var samples []domain.MetricSample
 	for _, h := range hosts {
 		for i := range n {
-			m := store.MetricSample{Host: h, Timestamp: seriesBase.Add(time.Duration(i) * time.Minute), CPUUsage: f64(float64(i))}
+			m := domain.MetricSample{Host: h, Timestamp: seriesBase.Add(time.Duration(i) * time.Minute), CPUUsage: f64(float64(i))}
 			if i%2 == 0 {
 				m.MemoryUsage = f64(50)
 			}
@@ -127,9 +128,9 @@ func TestSeriesAnomalyRange(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		s := migrated(t, url)
-		var rows []store.Anomaly
+		var rows []domain.Anomaly
 		for i, h := range []string{"acme/web-1", "acme/web-1", "web-2", "acme_x", "acme/db-1"} {
-			rows = append(rows, store.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesBase.Add(time.Duration(i) * time.Minute),
+			rows = append(rows, domain.Anomaly{Host: h, Metric: "cpu_usage", DetectedAt: seriesBase.Add(time.Duration(i) * time.Minute),
 				Score: 0.9, Confidence: 0.8, Severity: "high", ModelVersion: "threshold-v1",
 				Features: map[string]float64{"cpu_usage": 97}, Explanation: "cpu_usage 97 > 90"})
 		}
@@ -222,7 +223,7 @@ func TestAnomalyRangeThroughQueryCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		add := func(host string, at time.Time) {
-			if _, err := s.InsertAnomalies(ctx, []store.Anomaly{{Host: host, Metric: "cpu_usage", DetectedAt: at, Score: 0.9, Confidence: 0.7,
+			if _, err := s.InsertAnomalies(ctx, []domain.Anomaly{{Host: host, Metric: "cpu_usage", DetectedAt: at, Score: 0.9, Confidence: 0.7,
 				Severity: "critical", ModelVersion: "threshold-v1", Features: map[string]float64{"cpu_usage": 97}, Explanation: "cpu high"}}); err != nil {
 				t.Fatal(err)
 			}

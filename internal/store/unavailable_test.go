@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
@@ -29,7 +30,7 @@ func TestIngestMethodsUnavailableWhilePostgresIsDown(t *testing.T) {
 	}
 	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	cpu := 50.0
-	if err := s.SaveModel(ctx, store.Model{Version: "m1", Kind: "iforest", TrainedAt: at, Parameters: json.RawMessage(`{}`), Active: true}); err != nil {
+	if err := s.SaveModel(ctx, domain.Model{Version: "m1", Kind: "iforest", TrainedAt: at, Parameters: json.RawMessage(`{}`), Active: true}); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -39,22 +40,22 @@ func TestIngestMethodsUnavailableWhilePostgresIsDown(t *testing.T) {
 	}{
 		{"InsertMetrics", func(ctx context.Context) error {
 			n++
-			_, err := s.InsertMetrics(ctx, []store.MetricSample{{Host: "web-1", Timestamp: at.Add(time.Duration(n) * time.Second), CPUUsage: &cpu}})
+			_, err := s.InsertMetrics(ctx, []domain.MetricSample{{Host: "web-1", Timestamp: at.Add(time.Duration(n) * time.Second), CPUUsage: &cpu}})
 			return err
 		}},
 		{"InsertAnomalies", func(ctx context.Context) error {
 			n++
-			_, err := s.InsertAnomalies(ctx, []store.Anomaly{{Host: "web-1", DetectedAt: at.Add(time.Duration(n) * time.Second), Score: 0.9, Confidence: 0.9,
+			_, err := s.InsertAnomalies(ctx, []domain.Anomaly{{Host: "web-1", DetectedAt: at.Add(time.Duration(n) * time.Second), Score: 0.9, Confidence: 0.9,
 				Severity: "high", ModelVersion: "m1"}})
 			return err
 		}},
 		{"MetricHistory", func(ctx context.Context) error {
-			_, err := s.MetricHistory(ctx, store.HistoryQuery{Host: "web-1"})
+			_, err := s.MetricHistory(ctx, domain.HistoryQuery{Host: "web-1"})
 			return err
 		}},
 		{"SaveModel", func(ctx context.Context) error {
 			n++
-			return s.SaveModel(ctx, store.Model{Version: "m-" + time.Duration(n).String(), Kind: "iforest", TrainedAt: at})
+			return s.SaveModel(ctx, domain.Model{Version: "m-" + time.Duration(n).String(), Kind: "iforest", TrainedAt: at})
 		}},
 		{"Models", func(ctx context.Context) error { _, err := s.Models(ctx, "iforest"); return err }},
 		{"Model", func(ctx context.Context) error { _, err := s.Model(ctx, "m1"); return err }},

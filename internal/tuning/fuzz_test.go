@@ -33,8 +33,8 @@ func newFuzzRegistry() *fuzzRegistry {
 	return f
 }
 
-// parseSizeForTest stands in for logs.ParseSize (which this package must
-// not import): digits with an optional KiB or MiB suffix.
+// parseSizeForTest stands in for config.ParseSize, so the registry is fuzzed
+// on its own: digits with an optional KiB or MiB suffix.
 func parseSizeForTest(s string) (int64, error) {
 	mult := int64(1)
 	switch {

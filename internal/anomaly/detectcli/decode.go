@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
+	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
 
 // ErrUsage is matched (errors.Is) by every error caused by the caller rather
@@ -60,7 +61,6 @@ type decoder struct {
 	tsCol   int
 	valCols []int    // input column of each metric
 	names   []string // metric names, in valCols order
-	layout  string   // last timestamp layout that worked; tried first
 	row     row
 }
 
@@ -129,7 +129,7 @@ func (d *decoder) next() (*row, error) {
 	line, _ := d.r.FieldPos(0)
 	d.row.line = line
 	raw := rec[d.tsCol]
-	ts, err := d.parseTime(raw)
+	ts, err := domain.ParseTimestamp(raw)
 	if err != nil {
 		return nil, &InputError{Line: line, Column: "timestamp", Err: err}
 	}
@@ -166,64 +166,4 @@ func parseValue(s string) (float64, error) {
 		return 0, fmt.Errorf("%q is beyond ±%g", s, stream.MaxAbsValue)
 	}
 	return v, nil
-}
-
-// timeLayouts are the accepted timestamp spellings. Fractional seconds of
-// any length are accepted by the ".999999999" parts. A timestamp without a zone
-// is taken as UTC, which keeps the seasonal profile stable across machines.
-var timeLayouts = [...]string{
-	"2006-01-02 15:04:05.999999999",
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999 -0700",
-	"2006-01-02 15:04",
-	"2006-01-02T15:04",
-	"2006-01-02",
-	"2006/01/02 15:04:05.999999999",
-}
-
-// parseTime parses raw with the layout that worked last, then the others,
-// then as Unix epoch seconds (or milliseconds when it has 13 or more digits).
-func (d *decoder) parseTime(raw string) (time.Time, error) {
-	s := strings.TrimSpace(raw)
-	if d.layout != "" {
-		if t, err := time.Parse(d.layout, s); err == nil {
-			return t, nil
-		}
-	}
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			d.layout = l
-			return t, nil
-		}
-	}
-	if t, ok := parseEpoch(s); ok {
-		return t, nil
-	}
-	if s == "" {
-		return time.Time{}, errors.New("empty timestamp")
-	}
-	return time.Time{}, fmt.Errorf("%q is not a known timestamp format (want RFC 3339, \"2006-01-02 15:04:05\" or Unix seconds)", s)
-}
-
-// parseEpoch reads Unix seconds, with an optional fraction, or integer
-// milliseconds (13+ digits; seconds will not have 13 digits before year 33658).
-func parseEpoch(s string) (time.Time, bool) {
-	if s == "" || strings.ContainsAny(s, "eEinfINFxX_") {
-		return time.Time{}, false
-	}
-	if !strings.Contains(s, ".") && len(strings.TrimPrefix(s, "-")) >= 13 {
-		ms, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		return time.UnixMilli(ms).UTC(), true
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.Abs(f) > 1e11 {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), true
 }

@@ -4,8 +4,10 @@
 //
 // Input: a header with a "timestamp" column (any position, case-insensitive)
 // and either one "value" column (the NAB format) or several numeric metric
-// columns. Timestamps are RFC 3339, "2006-01-02 15:04:05[.frac]" (taken as
-// UTC), a date, or Unix seconds/milliseconds. Rows are scored in file order,
+// columns. Timestamps follow the rule of every input, domain.ParseTimestamp:
+// RFC 3339, "2006-01-02 15:04:05[.frac]" (taken as UTC), a date, or a Unix
+// count of seconds/milliseconds/microseconds/nanoseconds told apart by its
+// magnitude. Rows are scored in file order,
 // even where a timestamp goes backwards (real exports have such glitches): the
 // detector is a stream, and the row order is the arrival order.
 //

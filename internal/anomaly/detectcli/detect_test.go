@@ -176,6 +176,7 @@ func TestBadInput(t *testing.T) {
 		{"bad metric", "timestamp,cpu,mem\n2014-01-01 00:00:00,1,x\n", 2, "mem"},
 		{"bad timestamp", "timestamp,value\n2014-01-01 00:00:00,1\n01/02/2014 00:05,2\n", 3, "timestamp"},
 		{"empty timestamp", "timestamp,value\n,2\n", 2, "timestamp"},
+		{"negative Unix timestamp", "timestamp,value\n-86400,2\n", 2, "timestamp"},
 		{"short row", "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00\n", 3, ""},
 		{"bad quote", "timestamp,value\n2014-01-01 00:00:00,\"1\n", 2, ""},
 	}
@@ -197,6 +198,7 @@ func TestTimestampFormats(t *testing.T) {
 	for _, ts := range []string{
 		"2014-04-10 07:15:00.000000", "2014-04-10T07:15:00Z", "2014-04-10T07:15:00+02:00",
 		"2014-04-10 07:15", "2014-04-10", "1397114100", "1397114100.5", "1397114100000",
+		"139711410000", "1397114100000000", "1397114100000000000", "1969-07-20T20:17:40Z",
 	} {
 		if _, err := runCLI(t, "timestamp,value\n"+ts+",1\n"); err != nil {
 			t.Errorf("%q: %v", ts, err)

@@ -17,13 +17,21 @@ import (
 )
 
 // fuzzLayouts are the timestamp spellings FuzzDetectRows writes, all of
-// which the decoder must read.
+// which the decoder must read. A Unix count is never negative, so an instant
+// before 1970 is written in RFC 3339 instead.
 var fuzzLayouts = []func(time.Time) string{
-	func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) },
 	func(t time.Time) string {
-		// Milliseconds are told from seconds by their 13 digits.
-		if ms := t.UnixMilli(); ms >= 1e12 || ms <= -1e12 {
+		if t.Unix() < 0 {
+			return t.Format(time.RFC3339Nano)
+		}
+		return strconv.FormatInt(t.Unix(), 10)
+	},
+	func(t time.Time) string {
+		// Milliseconds are told from seconds by their magnitude (from 1e11).
+		if ms := t.UnixMilli(); ms >= 1e12 {
 			return strconv.FormatInt(ms, 10)
+		} else if ms < 0 {
+			return t.Format(time.RFC3339Nano)
 		}
 		return strconv.FormatInt(t.Unix(), 10)
 	},
