@@ -408,7 +408,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		return err
 	}
 	defer admin.Close()
-	deps.Ready, deps.Database = st, admin
+	deps.Ready, deps.Database, deps.Series = st, admin, st
 	deps.Components = components(st, c, lg, cfg)
 
 	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp)

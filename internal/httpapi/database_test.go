@@ -36,7 +36,7 @@ func TestDatabaseEndpointsOnRealDatabases(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f := newFixture(t, func(d *Deps) { d.Database = adminOf(t, st); d.MaxBodyBytes = 1 << 10 })
+		f := newFixture(t, func(d *Deps) { d.Database, d.Series = adminOf(t, st), st; d.MaxBodyBytes = 1 << 10 })
 
 		w := f.do(t, http.MethodGet, "/performance/database/stats?sort=calls&limit=5", "", "", "")
 		var ds dbadmin.DatabaseStats
@@ -115,7 +115,10 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if _, err := st.Migrate(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, func(d *Deps) { d.Database = adminOf(t, st); d.Components = map[string]health.Checker{"database": st} })
+	f := newFixture(t, func(d *Deps) {
+		d.Database, d.Series = adminOf(t, st), st
+		d.Components = map[string]health.Checker{"database": st}
+	})
 
 	var (
 		stopLoad atomic.Bool

@@ -278,7 +278,7 @@ func TestOptimizeOnRealDatabases(t *testing.T) {
 		if _, err := st.Migrate(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		f := newFixture(t, func(d *Deps) { d.Database = adminOf(t, st) })
+		f := newFixture(t, func(d *Deps) { d.Database, d.Series = adminOf(t, st), st })
 		w := f.do(t, http.MethodPost, "/performance/database/optimize", "Bearer "+adminToken, "application/json", `{"vacuum":true}`)
 		var rep dbadmin.OptimizeReport
 		if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || w.Code != http.StatusOK || !rep.OK || len(rep.Steps) == 0 {
