@@ -1,6 +1,10 @@
 // Package store is SmartCloudOps' database layer: database/sql over embedded
 // SQLite (the default) or PostgreSQL through pgx, with embedded, versioned
 // migrations that bring either to the same schema.
+//
+// Beside it, querycache caches read results for it, dbadmin administers the
+// database it opened (statistics report, index advisor, maintenance), and
+// fingerprint is the SQL lexer all of them share.
 package store
 
 import (
@@ -48,7 +52,9 @@ type Options struct {
 
 	// Logger receives the slow-query log. Default: discard.
 	Logger *slog.Logger
-	// Registerer takes the store's smartcloudops_db_* metrics; nil registers none.
+	// Registerer takes the store's smartcloudops_db_* metrics, the query
+	// cache's among them; nil registers none. The index advisor's counter is
+	// registered by dbadmin.
 	Registerer prometheus.Registerer
 	// SlowQueryThreshold (SLOW_QUERY_THRESHOLD): statements at least this slow
 	// are logged with their fingerprint, duration, rows and plan. Default 1s;
