@@ -109,7 +109,7 @@ func (t *tableVersions) bump(tables ...string) {
 
 func (t *tableVersions) get(table string) uint64 { return t.counter(table).Load() }
 
-// sharedVersions keeps the table tokens in a SharedCache. A token write that
+// sharedVersions keeps the table tokens in a SharedBackend. A token write that
 // fails is remembered and retried before the shared versions are used again:
 // until it lands, other replicas could still serve results that predate the
 // write, so this replica uses its local versions meanwhile.
