@@ -34,7 +34,7 @@ func (n namespaced) Set(ctx context.Context, key string, val []byte, ttl time.Du
 }
 
 // sharedNamespaced adds what the store needs to keep cached query results
-// coherent across replicas (store.SharedCache): reads of the table versions
+// coherent across replicas (querycache.SharedBackend): reads of the table versions
 // straight from Redis, and writes that fail unless Redis took them. It is used
 // only when Redis is configured; without Redis the store keeps its versions
 // in the process, which is exact for a single replica.

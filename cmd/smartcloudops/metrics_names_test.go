@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
@@ -363,7 +364,13 @@ func TestMetricNamesOfStoreFollowConventions(t *testing.T) {
 	if _, err := st.Migrate(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Optimize(ctx, store.OptimizeOptions{}); err != nil {
+	// The index advisor's metrics are the store's too, registered by dbadmin.
+	admin, err := dbadmin.New(st, dbadmin.Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Optimize(ctx, dbadmin.OptimizeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := reg.Gather()

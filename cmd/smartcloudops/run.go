@@ -26,6 +26,8 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
+	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -136,7 +138,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // openStore opens and migrates the database. reg and qc may be nil (the
 // migrate command has no metrics and no cache). Its duration is logged as
 // a "call" record (func store.open), so a slow start names its step.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc store.ResultCache, tp trace.TracerProvider) (_ *store.Store, err error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, qc querycache.Backend, tp trace.TracerProvider) (_ *store.Store, err error) {
 	defer logs.Time(ctx, log, "store.open")(&err)
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -156,8 +158,6 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 		StatsCapacity:      cfg.DBStatsCapacity,
 		Cache:              qc,
 		CacheTTL:           cfg.DBQueryCacheTTL,
-		AutoIndex:          cfg.DBAutoIndex,
-		AdvisorInterval:    cfg.DBAdvisorInterval,
 		TracerProvider:     tp,
 	})
 	if err != nil {
@@ -387,7 +387,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		deps.Cache = c
 	}
 
-	var qc store.ResultCache
+	var qc querycache.Backend
 	switch {
 	case c != nil && cfg.EffectiveRedisURL() != "":
 		qc = sharedNamespaced{namespaced{c, queryCacheNamespace}}
@@ -399,7 +399,13 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		return err
 	}
 	defer st.Close()
-	deps.Ready, deps.Database = st, st
+	// The advisor's loop stops before the store closes (defers unwind in reverse).
+	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	deps.Ready, deps.Database, deps.Series = st, admin, st
 	deps.Components = components(st, c, lg, cfg)
 
 	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp)

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
 )
 
 // Source says where an effective value came from.
@@ -665,7 +667,7 @@ func (c *Config) Redacted() []Entry {
 }
 
 // Masked is what every secret shows as.
-const Masked = "********"
+const Masked = dburl.Masked
 
 // mask hides a secret. URLs keep their shape so an operator can still see which
 // server is meant; only the password part is replaced.
@@ -682,42 +684,7 @@ func mask(s setting, v string) string {
 // RedactURL replaces the password inside a URL (user:password@host, or a
 // password= query parameter) with Masked. A string that does not parse as a URL
 // is masked whole, since it may be a secret that merely looks odd.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return Masked
-	}
-	var secrets []string
-	if u.User != nil {
-		if pw, has := u.User.Password(); has {
-			secrets = append(secrets, pw)
-			u.User = url.UserPassword(u.User.Username(), Masked)
-		}
-	}
-	q := u.Query()
-	changed := false
-	for k, vals := range q {
-		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
-			secrets = append(secrets, vals...)
-			q.Set(k, Masked)
-			changed = true
-		}
-	}
-	if changed {
-		u.RawQuery = q.Encode()
-	}
-	// url.String escapes '*' in userinfo; undo that so the mask reads as a mask.
-	out := strings.ReplaceAll(u.String(), "%2A", "*")
-	// A password may also stand elsewhere in a malformed URL (found by
-	// FuzzLoad): mask every copy, escaped or not.
-	for _, pw := range secrets {
-		if pw == "" || pw == Masked {
-			continue
-		}
-		out = strings.ReplaceAll(strings.ReplaceAll(out, pw, Masked), url.QueryEscape(pw), Masked)
-	}
-	return out
-}
+func RedactURL(raw string) string { return dburl.Redact(raw) }
 
 func parseInt(v string, lo, hi int, dst *int) error {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -798,37 +765,22 @@ func validAddr(v string) error {
 }
 
 // DatabaseKind names the store selected by a DATABASE_URL.
-type DatabaseKind string
+type DatabaseKind = dburl.Kind
 
 // The supported stores.
 const (
-	DatabaseSQLite   DatabaseKind = "sqlite"
-	DatabasePostgres DatabaseKind = "postgres"
+	DatabaseSQLite   = dburl.SQLite
+	DatabasePostgres = dburl.Postgres
 )
 
 // ParseDatabaseURL splits a DATABASE_URL into the store kind and the address
 // the driver takes: a file path for SQLite, the URL itself for PostgreSQL.
 func ParseDatabaseURL(v string) (DatabaseKind, string, error) {
-	switch {
-	case strings.HasPrefix(v, "sqlite://"):
-		// sqlite:///./x.db → ./x.db ; sqlite:////var/x.db → /var/x.db (SQLAlchemy's form, which the seed used).
-		rest := strings.TrimPrefix(v, "sqlite://")
-		if !strings.HasPrefix(rest, "/") || len(rest) < 2 {
-			return "", "", errAllowed("must be sqlite:///relative/path.db or sqlite:////absolute/path.db")
-		}
-		path := rest[1:]
-		if i := strings.IndexByte(path, '?'); i >= 0 {
-			return "", "", errAllowed("sqlite URLs take no query parameters")
-		}
-		return DatabaseSQLite, path, nil
-	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
-		u, err := url.Parse(v)
-		if err != nil || u.Host == "" {
-			return "", "", errAllowed("must be postgres://user[:password]@host[:port]/database")
-		}
-		return DatabasePostgres, v, nil
+	kind, addr, err := dburl.Parse(v)
+	if err != nil {
+		return "", "", errAllowed(err.Error())
 	}
-	return "", "", errAllowed("must start with sqlite:/// or postgres://")
+	return kind, addr, nil
 }
 
 func validDatabaseURL(v string) error {

@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 )
 
-// Database is what the /performance/database/* handlers need from the store.
+// Database is what the /performance/database/* handlers need: a
+// dbadmin.Admin over the store.
 type Database interface {
-	Optimize(ctx context.Context, o store.OptimizeOptions) (store.OptimizeReport, error)
-	Stats(ctx context.Context, o store.StatsOptions) (store.DatabaseStats, error)
-	Indexes(ctx context.Context) (store.IndexReport, error)
-	CreateIndex(ctx context.Context, req store.IndexRequest) (store.CreatedIndex, error)
+	Optimize(ctx context.Context, o dbadmin.OptimizeOptions) (dbadmin.OptimizeReport, error)
+	Stats(ctx context.Context, o dbadmin.StatsOptions) (dbadmin.DatabaseStats, error)
+	Indexes(ctx context.Context) (dbadmin.IndexReport, error)
+	CreateIndex(ctx context.Context, req dbadmin.IndexRequest) (dbadmin.CreatedIndex, error)
 }
 
 // Job limits: how long a request waits for its job before answering 202, the
@@ -92,7 +94,7 @@ func (d *databaseAPI) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	o := store.StatsOptions{Sort: r.URL.Query().Get("sort"), Limit: 20}
+	o := dbadmin.StatsOptions{Sort: r.URL.Query().Get("sort"), Limit: 20}
 	if o.Sort != "" && !slices.Contains(store.SortKeys, o.Sort) {
 		return Invalid(FieldError{Field: "sort", Detail: "must be one of " + strings.Join(store.SortKeys, ", ")})
 	}
@@ -132,7 +134,7 @@ func (d *databaseAPI) createIndex(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var req store.IndexRequest
+	var req dbadmin.IndexRequest
 	if err := decodeJSON(r, &req, false); err != nil {
 		return err
 	}
@@ -169,7 +171,7 @@ func (d *databaseAPI) optimize(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	j := d.start(r, "optimize", func(ctx context.Context) (any, error) {
-		return db.Optimize(ctx, store.OptimizeOptions{Vacuum: req.Vacuum})
+		return db.Optimize(ctx, dbadmin.OptimizeOptions{Vacuum: req.Vacuum})
 	})
 	return d.answer(w, r, j, wait, http.StatusOK)
 }
@@ -276,12 +278,12 @@ func (d *databaseAPI) answer(w http.ResponseWriter, r *http.Request, j *job, wai
 	// A report with per-step outcomes is the useful part of a failure: send
 	// it, marked failed, rather than hide it behind a bare problem.
 	switch res := j.Result.(type) {
-	case store.OptimizeReport:
+	case dbadmin.OptimizeReport:
 		if !errors.Is(j.err, store.ErrInvalid) {
 			writeJSON(w, r, http.StatusServiceUnavailable, res)
 			return nil
 		}
-	case store.CreatedIndex:
+	case dbadmin.CreatedIndex:
 		if res.Name != "" && !errors.Is(j.err, store.ErrInvalid) {
 			writeJSON(w, r, http.StatusServiceUnavailable, res)
 			return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
@@ -35,10 +36,10 @@ func TestDatabaseEndpointsOnRealDatabases(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f := newFixture(t, func(d *Deps) { d.Database = st; d.MaxBodyBytes = 1 << 10 })
+		f := newFixture(t, func(d *Deps) { d.Database, d.Series = adminOf(t, st), st; d.MaxBodyBytes = 1 << 10 })
 
 		w := f.do(t, http.MethodGet, "/performance/database/stats?sort=calls&limit=5", "", "", "")
-		var ds store.DatabaseStats
+		var ds dbadmin.DatabaseStats
 		if err := json.Unmarshal(w.Body.Bytes(), &ds); err != nil || w.Code != http.StatusOK || ds.Driver != string(st.Kind()) ||
 			len(ds.Queries) == 0 || ds.Queries[0].Calls != 3 || len(ds.Tables) == 0 || len(ds.Pools) == 0 {
 			t.Fatalf("stats: %d %v %s", w.Code, err, w.Body)
@@ -64,7 +65,7 @@ func TestDatabaseEndpointsOnRealDatabases(t *testing.T) {
 			t.Errorf("covered index: %d %s", w.Code, w.Body)
 		}
 		w = f.do(t, http.MethodPost, "/performance/database/indexes", admin, "application/json", `{"table":"system_metrics","columns":["cpu_usage"]}`)
-		var ci store.CreatedIndex
+		var ci dbadmin.CreatedIndex
 		if err := json.Unmarshal(w.Body.Bytes(), &ci); err != nil || w.Code != http.StatusCreated || !ci.OK {
 			t.Fatalf("create index: %d %s", w.Code, w.Body)
 		}
@@ -76,8 +77,8 @@ func TestDatabaseEndpointsOnRealDatabases(t *testing.T) {
 			t.Fatalf("optimize as a job: %d %q %s", w.Code, loc, w.Body)
 		}
 		var j struct {
-			Status string               `json:"status"`
-			Result store.OptimizeReport `json:"result"`
+			Status string                 `json:"status"`
+			Result dbadmin.OptimizeReport `json:"result"`
 		}
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			w = f.do(t, http.MethodGet, loc, "", "", "")
@@ -114,7 +115,10 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if _, err := st.Migrate(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, func(d *Deps) { d.Database = st; d.Components = map[string]health.Checker{"database": st} })
+	f := newFixture(t, func(d *Deps) {
+		d.Database, d.Series = adminOf(t, st), st
+		d.Components = map[string]health.Checker{"database": st}
+	})
 
 	var (
 		stopLoad atomic.Bool
@@ -197,8 +201,19 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if backends > pool {
 		t.Errorf("%d connections on the server; the pool allows %d", backends, pool)
 	}
-	if ps := st.PoolStats()[0]; ps.Open > pool || ps.InUse != 0 {
+	if ps := st.Diagnostics().PoolStats()[0]; ps.Open > pool || ps.InUse != 0 {
 		t.Errorf("pool after load: %+v", ps)
 	}
 	st.Close()
+}
+
+// adminOf administers st for the database endpoints, as the service does.
+func adminOf(tb testing.TB, st *store.Store) *dbadmin.Admin {
+	tb.Helper()
+	ad, err := dbadmin.New(st, dbadmin.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ad.Close)
+	return ad
 }

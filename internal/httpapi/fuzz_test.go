@@ -93,7 +93,7 @@ func newFzServer(tb testing.TB) *fzServer {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = x.svc.Close(context.Background()) })
-	srv, err := New(Deps{Logger: lg.Slog(), Registry: reg, Config: cfg, Ready: x.store, Database: x.store, Cache: x.cache, Logs: lg,
+	srv, err := New(Deps{Logger: lg.Slog(), Registry: reg, Config: cfg, Ready: x.store, Database: adminOf(tb, x.store), Series: x.store, Cache: x.cache, Logs: lg,
 		Anomaly: x.svc, Tunables: oaTunables(lg.Slog(), level, x), Auth: oaAuth(), MaxBodyBytes: 64 << 10,
 		Components: map[string]health.Checker{"database": x.store, "cache": x.cache}, Now: func() time.Time { return oaNow }})
 	if err != nil {

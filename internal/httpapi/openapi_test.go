@@ -662,7 +662,7 @@ func newOAServer(t *testing.T, sp *oaSpec, o oaOptions) *oaServer {
 		if _, err := x.store.Migrate(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		d.Database, d.Ready = x.store, x.store
+		d.Database, d.Series, d.Ready = adminOf(t, x.store), x.store, x.store
 		d.Components["database"] = x.store
 	}
 	switch {
@@ -707,7 +707,7 @@ func oaTunables(log *slog.Logger, level *slog.LevelVar, x *oaServer) *tuning.Reg
 	}
 	if x.store != nil {
 		r.Add(tuning.Duration("database.slow_query_threshold", "log statements at least this slow", 0, time.Hour,
-			x.store.SlowQueryThreshold, x.store.SetSlowQueryThreshold, nil))
+			x.store.Diagnostics().SlowQueryThreshold, x.store.Diagnostics().SetSlowQueryThreshold, nil))
 	}
 	if x.svc != nil {
 		r.Add(tuning.Integer("anomaly.batch_size", "largest micro-batch of model scoring", 1, 10000,

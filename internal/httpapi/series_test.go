@@ -263,7 +263,7 @@ func TestSeriesWithoutStore(t *testing.T) {
 	if _, err := st.Migrate(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	f = newFixture(t, func(d *Deps) { d.Database = st })
+	f = newFixture(t, func(d *Deps) { d.Database, d.Series = adminOf(t, st), st })
 	if h := decodeBody[HostsResponse](t, f.do(t, "GET", "/api/v1/hosts", "Bearer "+adminToken, "", "")); h.Count != 0 || h.Hosts == nil {
 		t.Fatalf("empty store: %+v", h)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
@@ -33,25 +34,25 @@ const (
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 type fakeMaintainer struct {
-	calls []store.OptimizeOptions
+	calls []dbadmin.OptimizeOptions
 	err   error
 }
 
-func (f *fakeMaintainer) Optimize(_ context.Context, o store.OptimizeOptions) (store.OptimizeReport, error) {
+func (f *fakeMaintainer) Optimize(_ context.Context, o dbadmin.OptimizeOptions) (dbadmin.OptimizeReport, error) {
 	f.calls = append(f.calls, o)
-	return store.OptimizeReport{Driver: "fake", OK: f.err == nil}, f.err
+	return dbadmin.OptimizeReport{Driver: "fake", OK: f.err == nil}, f.err
 }
 
-func (f *fakeMaintainer) Stats(context.Context, store.StatsOptions) (store.DatabaseStats, error) {
-	return store.DatabaseStats{Driver: "fake"}, f.err
+func (f *fakeMaintainer) Stats(context.Context, dbadmin.StatsOptions) (dbadmin.DatabaseStats, error) {
+	return dbadmin.DatabaseStats{Driver: "fake"}, f.err
 }
 
-func (f *fakeMaintainer) Indexes(context.Context) (store.IndexReport, error) {
-	return store.IndexReport{Driver: "fake"}, f.err
+func (f *fakeMaintainer) Indexes(context.Context) (dbadmin.IndexReport, error) {
+	return dbadmin.IndexReport{Driver: "fake"}, f.err
 }
 
-func (f *fakeMaintainer) CreateIndex(context.Context, store.IndexRequest) (store.CreatedIndex, error) {
-	return store.CreatedIndex{}, f.err
+func (f *fakeMaintainer) CreateIndex(context.Context, dbadmin.IndexRequest) (dbadmin.CreatedIndex, error) {
+	return dbadmin.CreatedIndex{}, f.err
 }
 
 type fixture struct {
@@ -277,9 +278,9 @@ func TestOptimizeOnRealDatabases(t *testing.T) {
 		if _, err := st.Migrate(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		f := newFixture(t, func(d *Deps) { d.Database = st })
+		f := newFixture(t, func(d *Deps) { d.Database, d.Series = adminOf(t, st), st })
 		w := f.do(t, http.MethodPost, "/performance/database/optimize", "Bearer "+adminToken, "application/json", `{"vacuum":true}`)
-		var rep store.OptimizeReport
+		var rep dbadmin.OptimizeReport
 		if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || w.Code != http.StatusOK || !rep.OK || len(rep.Steps) == 0 {
 			t.Fatalf("optimize: %d %v %s", w.Code, err, w.Body)
 		}

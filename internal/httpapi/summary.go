@@ -10,7 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/smartcloudops/smartcloudops/internal/health"
-	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 )
 
 // Summary is the body of GET /performance/summary: every part's status and
@@ -151,7 +151,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	if d := s.deps.Database; d != nil {
-		if st, err := d.Stats(ctx, store.StatsOptions{Limit: 1}); err == nil {
+		if st, err := d.Stats(ctx, dbadmin.StatsOptions{Limit: 1}); err == nil {
 			ds := databaseSummary(families, st)
 			sum.Database = &ds
 			sum.Cost = append(sum.Cost, Saving{
@@ -188,7 +188,7 @@ func httpSummary(families map[string]*dto.MetricFamily, uptime float64) HTTPSumm
 	return h
 }
 
-func databaseSummary(families map[string]*dto.MetricFamily, st store.DatabaseStats) DatabaseSummary {
+func databaseSummary(families map[string]*dto.MetricFamily, st dbadmin.DatabaseStats) DatabaseSummary {
 	d := DatabaseSummary{Driver: st.Driver, QueryCacheHitRate: st.Cache.HitRate, QueryCacheSavedSec: st.Cache.SavedMS / 1000}
 	if mf := families["smartcloudops_db_query_duration_seconds"]; mf != nil {
 		var sum float64

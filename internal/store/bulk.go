@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/smartcloudops/smartcloudops/internal/domain"
 )
@@ -32,23 +33,23 @@ func (s *Store) InsertMetrics(ctx context.Context, samples []domain.MetricSample
 	if len(samples) == 0 {
 		return 0, nil
 	}
-	qi := s.info(insertMetricsFingerprint)
+	qi := s.memo.info(insertMetricsFingerprint)
 	start := s.now()
 	var (
 		n   int64
 		err error
 	)
 	if s.pg != nil {
-		n, err = s.copyMetrics(ctx, samples)
+		n, err = copyMetrics(ctx, s.pg, samples)
 	} else {
-		n, err = s.insertMetricsSQLite(ctx, samples)
+		n, err = insertMetricsSQLite(ctx, s.write, samples)
 	}
-	s.observe(ctx, qi, start, n, err, nil)
+	s.diag.observe(ctx, qi, start, n, err, nil)
 	if err != nil {
 		return 0, markUnavailable(err)
 	}
 	s.metrics.bulkInsert.Add(float64(len(samples)))
-	s.invalidate(ctx, "system_metrics")
+	s.qc.Invalidate(ctx, "system_metrics")
 	return n, nil
 }
 
@@ -66,8 +67,8 @@ func extraJSON(m *domain.MetricSample) ([]byte, error) {
 	return raw, nil
 }
 
-func (s *Store) insertMetricsSQLite(ctx context.Context, samples []domain.MetricSample) (int64, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
+func insertMetricsSQLite(ctx context.Context, write *sql.DB, samples []domain.MetricSample) (int64, error) {
+	tx, err := write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert metrics: begin: %w", err)
 	}
@@ -146,15 +147,15 @@ var metricColumnList = []string{"host", "ts", "cpu_usage", "memory_usage", "disk
 // goes the staged way, whose INSERT … ON CONFLICT DO NOTHING skips stored
 // keys. Duplicates inside the batch are dropped here, the first copy kept,
 // so both ways keep the same rows as inserting one by one in order would.
-func (s *Store) copyMetrics(ctx context.Context, samples []domain.MetricSample) (int64, error) {
+func copyMetrics(ctx context.Context, pg *pgxpool.Pool, samples []domain.MetricSample) (int64, error) {
 	keep, ranges := distinctSamples(samples)
-	clash, err := s.metricsStored(ctx, ranges)
+	clash, err := metricsStored(ctx, pg, ranges)
 	if err != nil {
 		return 0, err
 	}
 	if !clash {
 		src := &metricSource{samples: samples, keep: keep}
-		n, err := s.pg.CopyFrom(ctx, pgx.Identifier{"system_metrics"}, metricColumnList, src)
+		n, err := pg.CopyFrom(ctx, pgx.Identifier{"system_metrics"}, metricColumnList, src)
 		switch {
 		case err == nil:
 			return n, nil
@@ -164,7 +165,7 @@ func (s *Store) copyMetrics(ctx context.Context, samples []domain.MetricSample) 
 			return 0, fmt.Errorf("store: insert metrics: copy: %w", err)
 		}
 	}
-	return s.copyMetricsStaged(ctx, &metricSource{samples: samples, keep: keep})
+	return copyMetricsStaged(ctx, pg, &metricSource{samples: samples, keep: keep})
 }
 
 // pgKey is a sample's identity as PostgreSQL's unique index sees it:
@@ -216,7 +217,7 @@ const metricsStoredSQL = `SELECT EXISTS (
 
 // metricsStored reports whether anything is stored for any host within the
 // batch's time range on that host, which is when a sample could conflict.
-func (s *Store) metricsStored(ctx context.Context, ranges map[string]hostRange) (bool, error) {
+func metricsStored(ctx context.Context, pg *pgxpool.Pool, ranges map[string]hostRange) (bool, error) {
 	hosts := make([]string, 0, len(ranges))
 	los := make([]time.Time, 0, len(ranges))
 	his := make([]time.Time, 0, len(ranges))
@@ -226,7 +227,7 @@ func (s *Store) metricsStored(ctx context.Context, ranges map[string]hostRange) 
 		his = append(his, time.UnixMicro(r.hi).UTC())
 	}
 	var stored bool
-	if err := s.pg.QueryRow(ctx, metricsStoredSQL, hosts, los, his).Scan(&stored); err != nil {
+	if err := pg.QueryRow(ctx, metricsStoredSQL, hosts, los, his).Scan(&stored); err != nil {
 		return false, fmt.Errorf("store: insert metrics: check stored rows: %w", err)
 	}
 	return stored, nil
@@ -285,8 +286,8 @@ func (ms *metricSource) Err() error { return ms.err }
 // unique index, so COPY never stops at a stored key. It is created once per
 // connection and emptied at each commit, rather than created and dropped per
 // call, which cost catalog writes every time.
-func (s *Store) copyMetricsStaged(ctx context.Context, src *metricSource) (int64, error) {
-	tx, err := s.pg.Begin(ctx)
+func copyMetricsStaged(ctx context.Context, pg *pgxpool.Pool, src *metricSource) (int64, error) {
+	tx, err := pg.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert metrics: begin: %w", err)
 	}

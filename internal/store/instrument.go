@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
 )
 
 // storeMetrics are the store's Prometheus series. Per-statement detail is
@@ -22,17 +22,13 @@ type storeMetrics struct {
 	readDur, writeDur   prometheus.Observer
 	readErrs, writeErrs prometheus.Counter
 	slow                prometheus.Counter
-	cacheHit            prometheus.Counter
-	cacheMiss           prometheus.Counter
-	cacheErr            prometheus.Counter
-	cacheCorrupt        prometheus.Counter
-	cacheSaved          prometheus.Counter
 	bulkInsert          prometheus.Counter
 	bulkUpdate          prometheus.Counter
-	indexesCreated      prometheus.Counter
 }
 
-func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error) {
+// newStoreMetrics makes the statement, bulk and pool metrics; the query
+// cache (querycache) and the index advisor (dbadmin) register their own.
+func newStoreMetrics(reg prometheus.Registerer, d *Diagnostics) (*storeMetrics, error) {
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "smartcloudops_db_query_duration_seconds",
 		Help:    "Time of statements run through the store, from send to the last row.",
@@ -42,10 +38,6 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		Name: "smartcloudops_db_query_errors_total",
 		Help: "Statements run through the store that failed.",
 	}, []string{"statement"})
-	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "smartcloudops_db_query_cache_requests_total",
-		Help: "Query-result cache lookups by result (hit, miss, error, corrupt: a cached value that did not decode, served as a miss).",
-	}, []string{"result"})
 	bulk := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "smartcloudops_db_bulk_rows_total",
 		Help: "Rows sent through the bulk insert and update paths.",
@@ -57,21 +49,12 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			Name: "smartcloudops_db_slow_queries_total",
 			Help: "Statements slower than SLOW_QUERY_THRESHOLD.",
 		}),
-		cacheHit: cache.WithLabelValues("hit"), cacheMiss: cache.WithLabelValues("miss"), cacheErr: cache.WithLabelValues("error"), cacheCorrupt: cache.WithLabelValues("corrupt"),
-		cacheSaved: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "smartcloudops_db_query_cache_saved_seconds_total",
-			Help: "Database time saved by query-cache hits (each hit counts its statement's mean time).",
-		}),
 		bulkInsert: bulk.WithLabelValues("insert"), bulkUpdate: bulk.WithLabelValues("update"),
-		indexesCreated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "smartcloudops_db_indexes_created_total",
-			Help: "Indexes created by the index advisor.",
-		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{dur, errs, cache, bulk, m.slow, m.cacheSaved, m.indexesCreated, &poolCollector{s: s}} {
+	for _, c := range []prometheus.Collector{dur, errs, bulk, m.slow, &poolCollector{d: d}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("store: register metrics: %w", err)
 		}
@@ -112,7 +95,7 @@ var (
 
 // poolCollector reads the pools' own counters at scrape time, so the hot
 // path does not pay for them.
-type poolCollector struct{ s *Store }
+type poolCollector struct{ d *Diagnostics }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{poolConnsDesc, poolMaxDesc, poolAcquireDesc, poolWaitsDesc, poolWaitDesc, trackedDesc, evictedDesc} {
@@ -121,7 +104,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.s.PoolStats() {
+	for _, p := range c.d.PoolStats() {
 		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(p.Idle), p.Name, "idle")
 		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(p.InUse), p.Name, "in_use")
 		ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(p.Max), p.Name)
@@ -129,7 +112,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolWaitsDesc, prometheus.CounterValue, float64(p.Waits), p.Name)
 		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, p.WaitMS/1000, p.Name)
 	}
-	_, tracked, evicted := c.s.stats.top(SortTotalTime, 0)
+	_, tracked, evicted := c.d.stats.top(SortTotalTime, 0)
 	ch <- prometheus.MustNewConstMetric(trackedDesc, prometheus.GaugeValue, float64(tracked))
 	ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(evicted))
 }
@@ -152,9 +135,9 @@ type PoolStat struct {
 }
 
 // PoolStats reports every pool the store holds.
-func (s *Store) PoolStats() []PoolStat {
-	if s.pg != nil {
-		ps := s.pg.Stat()
+func (d *Diagnostics) PoolStats() []PoolStat {
+	if d.pg != nil {
+		ps := d.pg.Stat()
 		return []PoolStat{{
 			Name: "pgx", Max: int(ps.MaxConns()), Open: int(ps.TotalConns()), InUse: int(ps.AcquiredConns()), Idle: int(ps.IdleConns()),
 			Acquires: ps.AcquireCount(), Waits: ps.EmptyAcquireCount(), WaitMS: ms(ps.EmptyAcquireWaitTime()), Canceled: ps.CanceledAcquireCount(),
@@ -165,8 +148,8 @@ func (s *Store) PoolStats() []PoolStat {
 		return PoolStat{Name: name, Max: st.MaxOpenConnections, Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle,
 			Waits: st.WaitCount, WaitMS: ms(st.WaitDuration)}
 	}
-	w, r := one("writer", s.write), one("reader", s.read)
-	rs, wsum := s.stats.acquires()
+	w, r := one("writer", d.write), one("reader", d.read)
+	rs, wsum := d.stats.acquires()
 	w.Acquires, r.Acquires = wsum, rs
 	return []PoolStat{w, r}
 }
@@ -232,17 +215,17 @@ func (l *slowLog) limit() time.Duration { return time.Duration(l.threshold.Load(
 
 // SlowQueryThreshold is the duration from which statements are logged as
 // slow; zero or negative means the slow log is off.
-func (s *Store) SlowQueryThreshold() time.Duration { return s.slow.limit() }
+func (d *Diagnostics) SlowQueryThreshold() time.Duration { return d.slow.limit() }
 
 // SetSlowQueryThreshold changes the slow-query threshold while the store
-// serves; d <= 0 turns the slow log off.
-func (s *Store) SetSlowQueryThreshold(d time.Duration) { s.slow.threshold.Store(int64(d)) }
+// serves; t <= 0 turns the slow log off.
+func (d *Diagnostics) SetSlowQueryThreshold(t time.Duration) { d.slow.threshold.Store(int64(t)) }
 
-func (l *slowLog) report(ctx context.Context, s *Store, qi *queryInfo, d time.Duration, rows int64, err error, args []any) {
-	s.metrics.slow.Inc()
-	sq := SlowQuery{QueryID: qi.fp.ID, Query: qi.fp.Normalized, DurationMS: ms(d), Rows: rows, At: s.now().UTC()}
+func (l *slowLog) report(ctx context.Context, dg *Diagnostics, qi *queryInfo, d time.Duration, rows int64, err error, args []any) {
+	dg.metrics.slow.Inc()
+	sq := SlowQuery{QueryID: qi.fp.ID, Query: qi.fp.Normalized, DurationMS: ms(d), Rows: rows, At: dg.now().UTC()}
 	if err != nil {
-		sq.Error = describe(err)
+		sq.Error = Describe(err)
 	}
 	if l.params {
 		for _, a := range args {
@@ -269,7 +252,7 @@ func (l *slowLog) report(ctx context.Context, s *Store, qi *queryInfo, d time.Du
 		defer func() { <-l.sem }()
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
 		defer cancel()
-		if plan, err := s.explain(pctx, qi.text, args); err == nil {
+		if plan, err := dg.Explain(pctx, qi.text, args); err == nil {
 			sq.Plan = plan
 		}
 		l.emit(pctx, sq)
@@ -315,13 +298,16 @@ func (l *slowLog) list() []SlowQuery {
 	return out
 }
 
-// explain asks the planner for a statement's plan without running it, on the
-// raw handles so the lookup does not count in the statistics.
-func (s *Store) explain(ctx context.Context, text string, args []any) (string, error) {
-	if s.kind == config.DatabasePostgres {
-		return s.pgGenericPlan(ctx, text, len(args))
+// Explain asks the planner for a statement's plan without running it, on
+// the raw handles so the lookup does not count in the statistics. text is
+// the statement as sent (a Candidate's Text); on PostgreSQL the plan is the
+// generic one, as JSON, so the bound values never reach it; on SQLite it is
+// EXPLAIN QUERY PLAN's lines, indented by depth.
+func (d *Diagnostics) Explain(ctx context.Context, text string, args []any) (string, error) {
+	if d.kind == dburl.Postgres {
+		return pgGenericPlan(ctx, d.read, text, len(args))
 	}
-	lines, err := s.sqlitePlan(ctx, text, args)
+	lines, err := sqlitePlan(ctx, d.read, text, args)
 	if err != nil {
 		return "", err
 	}
@@ -329,11 +315,11 @@ func (s *Store) explain(ctx context.Context, text string, args []any) (string, e
 }
 
 // sqlitePlan returns EXPLAIN QUERY PLAN's detail lines, indented by depth.
-func (s *Store) sqlitePlan(ctx context.Context, text string, args []any) ([]string, error) {
+func sqlitePlan(ctx context.Context, read *sql.DB, text string, args []any) ([]string, error) {
 	// EXPLAIN does not verify the schema cookie, so a pooled connection would
 	// explain with the schema it cached (missing a new index); a real read of
 	// sqlite_schema on the same connection makes it reload first.
-	conn, err := s.read.Conn(ctx)
+	conn, err := read.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: explain: %w", err)
 	}
@@ -375,8 +361,8 @@ func (s *Store) sqlitePlan(ctx context.Context, text string, args []any) ([]stri
 // not reach the log or the API. PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN),
 // so the statement is prepared on one connection with plan_cache_mode forced
 // to generic and explained as EXECUTE with NULLs.
-func (s *Store) pgGenericPlan(ctx context.Context, text string, nargs int) (string, error) {
-	conn, err := s.read.Conn(ctx)
+func pgGenericPlan(ctx context.Context, read *sql.DB, text string, nargs int) (string, error) {
+	conn, err := read.Conn(ctx)
 	if err != nil {
 		return "", fmt.Errorf("store: explain: %w", err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -10,7 +11,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -23,7 +24,8 @@ type MigrationResult struct {
 	Duration string `json:"duration"`
 }
 
-func (s *Store) provider(logger *slog.Logger) (*goose.Provider, error) {
+// provider makes goose's migration runner for the database's dialect.
+func provider(kind dburl.Kind, write *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 	// The two dialects keep separate files with the same version numbers:
 	// their DDL differs (identity columns, JSONB, booleans) but the schema they
 	// describe is the same, and the store's queries rely on that.
@@ -32,10 +34,10 @@ func (s *Store) provider(logger *slog.Logger) (*goose.Provider, error) {
 		dir     string
 		opts    = []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	)
-	switch s.kind {
-	case config.DatabaseSQLite:
+	switch kind {
+	case dburl.SQLite:
 		dialect, dir = goose.DialectSQLite3, "migrations/sqlite"
-	case config.DatabasePostgres:
+	case dburl.Postgres:
 		dialect, dir = goose.DialectPostgres, "migrations/postgres"
 		// Replicas starting together must not run the same migration twice.
 		locker, err := lock.NewPostgresSessionLocker()
@@ -51,7 +53,7 @@ func (s *Store) provider(logger *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations %s: %w", dir, err)
 	}
-	p, err := goose.NewProvider(dialect, s.write, sub, opts...)
+	p, err := goose.NewProvider(dialect, write, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations: %w", err)
 	}
@@ -60,7 +62,7 @@ func (s *Store) provider(logger *slog.Logger) (*goose.Provider, error) {
 
 // Migrate applies every pending migration and returns those it applied.
 func (s *Store) Migrate(ctx context.Context, logger *slog.Logger) ([]MigrationResult, error) {
-	p, err := s.provider(logger)
+	p, err := provider(s.kind, s.write, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func (s *Store) Migrate(ctx context.Context, logger *slog.Logger) ([]MigrationRe
 
 // SchemaVersion is the newest applied migration (0 before any).
 func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
-	p, err := s.provider(nil)
+	p, err := provider(s.kind, s.write, nil)
 	if err != nil {
 		return 0, err
 	}

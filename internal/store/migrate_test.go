@@ -27,7 +27,7 @@ func TestMigrationDedupesAnomalies(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		p, err := s.provider(nil)
+		p, err := provider(s.kind, s.write, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

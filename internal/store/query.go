@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
+	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 )
 
 // queryInfo is everything the store derives from a statement's text once:
@@ -19,7 +22,7 @@ import (
 // and which tables it writes (their cached results must be invalidated).
 type queryInfo struct {
 	text   string
-	fp     Fingerprint
+	fp     fingerprint.Fingerprint
 	write  bool
 	writes []string
 }
@@ -29,22 +32,25 @@ type queryInfo struct {
 // past the bound they are analysed on every call, which is only slower.
 const maxMemo = 4096
 
+// memo keeps what info derived from each statement text, so the lexing is
+// paid once per statement rather than once per call.
 type memo struct {
-	m sync.Map // string → *queryInfo
-	n atomic.Int64
+	kind dburl.Kind // for rebinding placeholders
+	m    sync.Map   // string → *queryInfo
+	n    atomic.Int64
 }
 
-func (s *Store) info(q string) *queryInfo {
-	if v, ok := s.memo.m.Load(q); ok {
+func (m *memo) info(q string) *queryInfo {
+	if v, ok := m.m.Load(q); ok {
 		return v.(*queryInfo)
 	}
-	toks := lex(q)
-	fp := fingerprintTokens(toks)
-	qi := &queryInfo{text: s.Rebind(q), fp: fp}
+	toks := fingerprint.Lex(q)
+	fp := fingerprint.FromTokens(toks)
+	qi := &queryInfo{text: rebind(m.kind, q), fp: fp}
 	qi.write, qi.writes = classify(toks)
-	if s.memo.n.Load() < maxMemo {
-		if _, loaded := s.memo.m.LoadOrStore(q, qi); !loaded {
-			s.memo.n.Add(1)
+	if m.n.Load() < maxMemo {
+		if _, loaded := m.m.LoadOrStore(q, qi); !loaded {
+			m.n.Add(1)
 		}
 	}
 	return qi
@@ -81,7 +87,7 @@ func classify(toks []string) (bool, []string) {
 	var tables []string
 	add := func(i int) {
 		if i < len(toks) {
-			if name := tableName(toks, i); name != "" {
+			if name := fingerprint.TableName(toks, i); name != "" {
 				tables = append(tables, name)
 			}
 		}
@@ -118,64 +124,30 @@ func classify(toks []string) (bool, []string) {
 	return true, tables
 }
 
-// tableName reads a possibly schema-qualified, possibly quoted name at toks[i].
-func tableName(toks []string, i int) string {
-	name := ""
-	for i < len(toks) {
-		t := toks[i]
-		if !isWord(t) || t == "?" {
-			break
-		}
-		name = strings.ToLower(strings.Trim(t, "\"`[]"))
-		if i+2 < len(toks) && toks[i+1] == "." {
-			i += 2
-			continue
-		}
-		break
-	}
-	return name
-}
-
 // handle is the pool a statement runs on: the single writer or the read pool.
-func (s *Store) handle(qi *queryInfo) *sql.DB {
+func handle(s *Store, qi *queryInfo) *sql.DB {
 	if qi.write {
 		return s.write
 	}
 	return s.read
 }
 
-// observe records one execution: statistics, metrics, the slow log and,
-// when tracing, the statement's span.
-func (s *Store) observe(ctx context.Context, qi *queryInfo, start time.Time, rows int64, err error, args []any) {
-	end := s.now()
-	d := end.Sub(start)
-	failed := err != nil && !errors.Is(err, sql.ErrNoRows)
-	s.stats.record(qi, d, end, rows, failed, args)
-	s.metrics.observe(qi.write, d, failed)
-	if t := s.slow.limit(); t > 0 && d >= t {
-		s.slow.report(ctx, s, qi, d, rows, err, args)
-	}
-	if s.tracing != nil {
-		s.tracing.statement(ctx, qi, start, end, rows, failed, err)
-	}
-}
-
 // Exec runs a statement that changes data on the writer, records it, and on
 // success invalidates cached results of every table it wrote. Statements use
 // ? placeholders on both databases.
 func (s *Store) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	qi := s.info(q)
+	qi := s.memo.info(q)
 	start := s.now()
-	res, err := s.handle(qi).ExecContext(ctx, qi.text, args...)
+	res, err := handle(s, qi).ExecContext(ctx, qi.text, args...)
 	var n int64
 	if err == nil {
 		n, _ = res.RowsAffected()
 	}
-	s.observe(ctx, qi, start, n, err, args)
+	s.diag.observe(ctx, qi, start, n, err, args)
 	if err != nil {
 		return nil, wrapQueryErr("exec", err)
 	}
-	s.invalidate(ctx, qi.writes...)
+	s.qc.Invalidate(ctx, qi.writes...)
 	return res, nil
 }
 
@@ -183,11 +155,11 @@ func (s *Store) Exec(ctx context.Context, q string, args ...any) (sql.Result, er
 // (INSERT … RETURNING) on the writer. The execution is recorded when the rows
 // are exhausted or closed, so the time includes fetching, as in pg_stat_statements.
 func (s *Store) Query(ctx context.Context, q string, args ...any) (*Rows, error) {
-	qi := s.info(q)
+	qi := s.memo.info(q)
 	start := s.now()
-	rows, err := s.handle(qi).QueryContext(ctx, qi.text, args...)
+	rows, err := handle(s, qi).QueryContext(ctx, qi.text, args...)
 	if err != nil {
-		s.observe(ctx, qi, start, 0, err, args)
+		s.diag.observe(ctx, qi, start, 0, err, args)
 		return nil, wrapQueryErr("query", err)
 	}
 	return &Rows{Rows: rows, s: s, ctx: ctx, qi: qi, start: start, args: args}, nil
@@ -233,9 +205,9 @@ func (r *Rows) finish() {
 		return
 	}
 	r.done = true
-	r.s.observe(r.ctx, r.qi, r.start, r.n, r.Rows.Err(), r.args)
+	r.s.diag.observe(r.ctx, r.qi, r.start, r.n, r.Rows.Err(), r.args)
 	if r.qi.write && r.Rows.Err() == nil {
-		r.s.invalidate(r.ctx, r.qi.writes...)
+		r.s.qc.Invalidate(r.ctx, r.qi.writes...)
 	}
 }
 
@@ -286,20 +258,20 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := sqlTx.Commit(); err != nil {
 		return wrapQueryErr("commit", err)
 	}
-	s.invalidate(ctx, tx.written...)
+	s.qc.Invalidate(ctx, tx.written...)
 	return nil
 }
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	qi := t.s.info(q)
+	qi := t.s.memo.info(q)
 	start := t.s.now()
 	res, err := t.tx.ExecContext(ctx, qi.text, args...)
 	var n int64
 	if err == nil {
 		n, _ = res.RowsAffected()
 	}
-	t.s.observe(ctx, qi, start, n, err, nil)
+	t.s.diag.observe(ctx, qi, start, n, err, nil)
 	if err != nil {
 		return nil, wrapQueryErr("exec", err)
 	}
@@ -309,11 +281,11 @@ func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error
 
 // Query runs a query in the transaction.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*Rows, error) {
-	qi := t.s.info(q)
+	qi := t.s.memo.info(q)
 	start := t.s.now()
 	rows, err := t.tx.QueryContext(ctx, qi.text, args...)
 	if err != nil {
-		t.s.observe(ctx, qi, start, 0, err, nil)
+		t.s.diag.observe(ctx, qi, start, 0, err, nil)
 		return nil, wrapQueryErr("query", err)
 	}
 	t.written = append(t.written, qi.writes...)
@@ -330,7 +302,7 @@ func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *Row {
 // Invalidate marks tables as changed, so no cached result that read them is
 // served again. Call it after writing through Writer() directly; the Store's
 // own Exec, Query, InTx and bulk methods do it themselves.
-func (s *Store) Invalidate(tables ...string) { s.invalidate(context.Background(), tables...) }
+func (s *Store) Invalidate(tables ...string) { s.qc.Invalidate(context.Background(), tables...) }
 
 // ErrInvalid marks a request the store refuses because of its input (an
 // unknown table or column, a malformed index definition); the HTTP layer
@@ -347,6 +319,13 @@ var ErrInvalid = errors.New("invalid request")
 // 503 with Retry-After: the same request may succeed once the database is
 // back, which a 500 would not say.
 var ErrUnavailable = errors.New("store: database unavailable")
+
+// invalidError adds ErrInvalid to the chain of an error another package
+// raised for the same reason (the query cache's), keeping its message.
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string   { return e.err.Error() }
+func (e *invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
 
 // unavailableError marks a driver error as ErrUnavailable while keeping its
 // message and its chain (errors.As still finds the *pgconn.PgError).

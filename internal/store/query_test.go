@@ -22,51 +22,10 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
+	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
-
-func TestFingerprint(t *testing.T) {
-	same := [][]string{
-		{"SELECT * FROM t WHERE a = 1", "select *  from T where A = 42", "SELECT * FROM t WHERE a = ?", "SELECT * FROM t WHERE a = $1", "SELECT * FROM t WHERE a = -7.5e3 -- note"},
-		{"SELECT * FROM t WHERE name = 'x'", "SELECT * FROM t WHERE name = 'it''s'", "SELECT * FROM t WHERE name = E'a\\'b'", "SELECT * FROM t /* c */ WHERE name = $$x$$"},
-		{"SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (?)", "SELECT * FROM t WHERE id IN ($1,$2,$3,$4)"},
-		{"INSERT INTO t (a, b) VALUES (?, ?)", "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')", "insert into t (a, b) values ($1, $2), ($3, $4);"},
-		{"SELECT count(*) FROM t LIMIT 10", "SELECT count(*) FROM t LIMIT 20"},
-	}
-	differ := []string{
-		"SELECT * FROM t WHERE a = 1",
-		"SELECT * FROM t WHERE b = 1",
-		"SELECT * FROM u WHERE a = 1",
-		`SELECT * FROM "T" WHERE a = 1`, // a quoted identifier keeps its case
-		"SELECT * FROM t WHERE a IS NULL",
-		"SELECT * FROM t WHERE a > 1",
-		"SELECT * FROM t WHERE a = 1 ORDER BY a",
-		"SELECT a - 1 FROM t",
-		"SELECT a FROM t",
-	}
-	for _, group := range same {
-		want := store.Normalize(group[0])
-		for _, q := range group[1:] {
-			if got := store.Normalize(q); got != want {
-				t.Errorf("Normalize(%q) = %q %s; want %q %s", q, got.Normalized, got.ID, want.Normalized, want.ID)
-			}
-		}
-	}
-	seen := map[string]string{}
-	for _, q := range differ {
-		fp := store.Normalize(q)
-		if prev, ok := seen[fp.ID]; ok {
-			t.Errorf("%q and %q collapse to %q; they must not", prev, q, fp.Normalized)
-		}
-		seen[fp.ID] = q
-	}
-	if got := store.Normalize("SELECT * FROM t WHERE a = 1 AND b IN (1,2)").Normalized; got != "select * from t where a = ? and b in (?)" {
-		t.Errorf("normalized form = %q", got)
-	}
-	if id := store.Normalize("SELECT 1").ID; len(id) != 16 || id != store.Normalize("select 2").ID {
-		t.Errorf("query id %q is not a stable 16-hex id", id)
-	}
-}
 
 type fixture struct {
 	s   *store.Store
@@ -114,12 +73,9 @@ func openWith(t testing.TB, url string, mod func(o *store.Options)) *fixture {
 
 func statFor(t *testing.T, s *store.Store, q string) store.QueryStat {
 	t.Helper()
-	ds, err := s.Stats(context.Background(), store.StatsOptions{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := store.Normalize(q).ID
-	for _, qs := range ds.Queries {
+	queries, _, _ := s.Diagnostics().Statements(store.SortTotalTime, 1000)
+	id := fingerprint.Normalize(q).ID
+	for _, qs := range queries {
 		if qs.QueryID == id {
 			return qs
 		}
@@ -220,18 +176,12 @@ func TestStatisticsAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ds, err := f.s.Stats(ctx, store.StatsOptions{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ds.Tracked != 5 || ds.Evicted != 7 || len(ds.Queries) != 5 {
-		t.Fatalf("tracked %d evicted %d listed %d; want 5, 7, 5", ds.Tracked, ds.Evicted, len(ds.Queries))
+	queries, tracked, evicted := f.s.Diagnostics().Statements(store.SortTotalTime, 100)
+	if tracked != 5 || evicted != 7 || len(queries) != 5 {
+		t.Fatalf("tracked %d evicted %d listed %d; want 5, 7, 5", tracked, evicted, len(queries))
 	}
 	if got := testutil.ToFloat64(mustVec(t, f.reg, "smartcloudops_db_statements_evicted_total")); got != 7 {
 		t.Errorf("evicted metric = %v", got)
-	}
-	if _, err := f.s.Stats(ctx, store.StatsOptions{Sort: "bogus"}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("unknown sort: %v; want ErrInvalid", err)
 	}
 }
 
@@ -255,7 +205,7 @@ func TestSlowQueryLog(t *testing.T) {
 			if entry == nil {
 				t.Fatalf("no slow-query entry in %s", f.log.String())
 			}
-			if entry["query_id"] != store.Normalize("SELECT count(*) FROM system_metrics WHERE host = ?").ID || entry["rows"] != 1.0 || entry["duration_seconds"] == nil {
+			if entry["query_id"] != fingerprint.Normalize("SELECT count(*) FROM system_metrics WHERE host = ?").ID || entry["rows"] != 1.0 || entry["duration_seconds"] == nil {
 				t.Errorf("entry = %v", entry)
 			}
 			if plan, _ := entry["plan"].(string); plan == "" {
@@ -301,7 +251,7 @@ func (r *redisCache) Set(ctx context.Context, key string, val []byte, ttl time.D
 	return r.c.Set(ctx, r.prefix+key, val, ttl).Err()
 }
 
-// GetMulti makes redisCache a store.SharedCache: one MGET.
+// GetMulti makes redisCache a querycache.SharedBackend: one MGET.
 func (r *redisCache) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	full := make([]string, len(keys))
 	for i, k := range keys {
@@ -325,12 +275,12 @@ func (r *redisCache) GetMulti(ctx context.Context, keys []string) ([][]byte, err
 func (r *redisCache) sharing() *redisCache { return &redisCache{c: r.c, prefix: r.prefix} }
 
 // localOnly hides GetMulti, so the store keeps table versions in-process.
-type localOnly struct{ store.ResultCache }
+type localOnly struct{ querycache.Backend }
 
 // cacheModes are the two ways the store can use a cache.
-var cacheModes = map[string]func(*redisCache) store.ResultCache{
-	"local":  func(c *redisCache) store.ResultCache { return localOnly{c} },
-	"shared": func(c *redisCache) store.ResultCache { return c },
+var cacheModes = map[string]func(*redisCache) querycache.Backend{
+	"local":  func(c *redisCache) querycache.Backend { return localOnly{c} },
+	"shared": func(c *redisCache) querycache.Backend { return c },
 }
 
 func newRedisCache(t testing.TB) *redisCache {
@@ -367,7 +317,7 @@ func TestQueryCacheInvalidation(t *testing.T) {
 	}
 }
 
-func testQueryCacheInvalidation(t *testing.T, wrap func(*redisCache) store.ResultCache) {
+func testQueryCacheInvalidation(t *testing.T, wrap func(*redisCache) querycache.Backend) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		f := openWith(t, url, func(o *store.Options) { o.Cache = wrap(newRedisCache(t)) })
 		s, ctx := f.s, context.Background()
@@ -434,9 +384,8 @@ func testQueryCacheInvalidation(t *testing.T, wrap func(*redisCache) store.Resul
 		if st := statFor(t, s, q); st.CacheHits != 3 || st.CacheMisses != 5 || st.CacheSavedMS <= 0 {
 			t.Fatalf("cache stats %+v; want 3 hits, 5 misses, time saved", st)
 		}
-		ds, _ := s.Stats(ctx, store.StatsOptions{})
-		if !ds.Cache.Enabled || ds.Cache.Hits != 3 || math.Abs(ds.Cache.HitRate-3.0/8) > 1e-9 {
-			t.Errorf("cache summary %+v", ds.Cache)
+		if cs := s.Diagnostics().CacheStats(); !cs.Enabled || cs.Hits != 3 || math.Abs(cs.HitRate-3.0/8) > 1e-9 {
+			t.Errorf("cache summary %+v", cs)
 		}
 		if _, err := s.QueryCached(ctx, []string{"models"}, "DELETE FROM models"); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("caching a write: %v; want ErrInvalid", err)

@@ -190,12 +190,9 @@ func TestSeriesQueriesAreInstrumented(t *testing.T) {
 	if _, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Stats(ctx, store.StatsOptions{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	queries, _, _ := s.Diagnostics().Statements(store.SortTotalTime, 100)
 	seen := map[string]bool{}
-	for _, q := range st.Queries {
+	for _, q := range queries {
 		for _, frag := range []string{"with recursive walk", "from system_metrics where host = ?", "from anomalies"} {
 			if strings.Contains(strings.ToLower(q.Query), frag) && q.Calls > 0 {
 				seen[frag] = true
@@ -203,7 +200,7 @@ func TestSeriesQueriesAreInstrumented(t *testing.T) {
 		}
 	}
 	if len(seen) != 3 {
-		t.Fatalf("statements recorded: %v; want the three series reads among %d statements", seen, len(st.Queries))
+		t.Fatalf("statements recorded: %v; want the three series reads among %d statements", seen, len(queries))
 	}
 }
 
@@ -241,9 +238,8 @@ func TestAnomalyRangeThroughQueryCache(t *testing.T) {
 		if a.ID != b.ID || !a.DetectedAt.Equal(b.DetectedAt) || a.Features["cpu_usage"] != 97 || b.Features["cpu_usage"] != 97 || b.Explanation != "cpu high" {
 			t.Fatalf("cached answer differs: %+v vs %+v", a, b)
 		}
-		st, err := s.Stats(ctx, store.StatsOptions{})
-		if err != nil || st.Cache.Hits < 1 {
-			t.Fatalf("the second read was not a cache hit: %+v, %v", st.Cache, err)
+		if cs := s.Diagnostics().CacheStats(); cs.Hits < 1 {
+			t.Fatalf("the second read was not a cache hit: %+v", cs)
 		}
 		add("web-2", seriesBase.Add(time.Minute))
 		after, err := s.AnomalyRange(ctx, store.AnomalyRangeQuery{})

@@ -60,9 +60,10 @@ func newStatsBook(capacity int, now func() time.Time) *statsBook {
 	return &statsBook{capacity: capacity, entries: make(map[string]*entry, capacity), now: now}
 }
 
-// get returns fp's entry, creating it (and evicting) when needed. Call with mu held.
-func (b *statsBook) get(fp *queryInfo, at time.Time) *entry {
-	e := b.entries[fp.fp.ID]
+// get returns the entry of fingerprint id, creating it (and evicting) when
+// needed. Call with mu held.
+func (b *statsBook) get(id, normalized string, read bool, at time.Time) *entry {
+	e := b.entries[id]
 	if e != nil {
 		return e
 	}
@@ -77,8 +78,8 @@ func (b *statsBook) get(fp *queryInfo, at time.Time) *entry {
 		delete(b.entries, victim)
 		b.evicted++
 	}
-	e = &entry{QueryStat: QueryStat{QueryID: fp.fp.ID, Query: fp.fp.Normalized, FirstSeen: at.UTC()}, read: !fp.write}
-	b.entries[fp.fp.ID] = e
+	e = &entry{QueryStat: QueryStat{QueryID: id, Query: normalized, FirstSeen: at.UTC()}, read: read}
+	b.entries[id] = e
 	return e
 }
 
@@ -89,7 +90,7 @@ func (b *statsBook) get(fp *queryInfo, at time.Time) *entry {
 func (b *statsBook) record(fp *queryInfo, d time.Duration, end time.Time, rows int64, failed bool, args []any) {
 	ms := float64(d.Nanoseconds()) / 1e6
 	b.mu.Lock()
-	e := b.get(fp, end)
+	e := b.get(fp.fp.ID, fp.fp.Normalized, !fp.write, end)
 	e.Calls++
 	e.Rows += rows
 	if failed {
@@ -114,21 +115,22 @@ func (b *statsBook) record(fp *queryInfo, d time.Duration, end time.Time, rows i
 }
 
 // cacheHit counts a result served from the query cache and returns the
-// execution time it saved: the fingerprint's mean time so far.
-func (b *statsBook) cacheHit(fp *queryInfo) time.Duration {
+// execution time it saved: the fingerprint's mean time so far. Only reads
+// are cached.
+func (b *statsBook) cacheHit(id, normalized string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	e := b.get(fp, now)
+	e := b.get(id, normalized, true, now)
 	e.CacheHits++
 	e.CacheSavedMS += e.MeanMS
 	e.LastSeen = now.UTC()
 	return time.Duration(e.MeanMS * 1e6)
 }
 
-func (b *statsBook) cacheMiss(fp *queryInfo) {
+func (b *statsBook) cacheMiss(id, normalized string) {
 	b.mu.Lock()
-	b.get(fp, b.now()).CacheMisses++
+	b.get(id, normalized, true, b.now()).CacheMisses++
 	b.mu.Unlock()
 }
 
@@ -190,28 +192,32 @@ func (b *statsBook) top(by string, limit int) ([]QueryStat, int, int64) {
 	return out, tracked, evicted
 }
 
-// candidate is a read fingerprint with a sample the advisor can EXPLAIN.
-type candidate struct {
-	stat QueryStat
-	text string
-	args []any
+// Candidate is a read fingerprint with a sample the index advisor can
+// EXPLAIN and time.
+type Candidate struct {
+	Stat QueryStat
+	// Text and Args are the last successful execution: the statement as
+	// sent (placeholders rebound) and its arguments. They may be personal
+	// data; they go to the planner, never to a log or an answer.
+	Text string
+	Args []any
 }
 
 // candidates returns reads seen at least minCalls times or slower than slow on
 // average, most total time first.
-func (b *statsBook) candidates(minCalls int64, slow time.Duration, limit int) []candidate {
+func (b *statsBook) candidates(minCalls int64, slow time.Duration, limit int) []Candidate {
 	b.mu.Lock()
-	var out []candidate
+	var out []Candidate
 	for _, e := range b.entries {
 		if !e.read || e.sample == "" {
 			continue
 		}
 		if e.Calls >= minCalls || (slow > 0 && e.MeanMS >= float64(slow.Nanoseconds())/1e6) {
-			out = append(out, candidate{stat: e.QueryStat, text: e.sample, args: e.sampleArgs})
+			out = append(out, Candidate{Stat: e.QueryStat, Text: e.sample, Args: e.sampleArgs})
 		}
 	}
 	b.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].stat.TotalMS > out[j].stat.TotalMS })
+	sort.Slice(out, func(i, j int) bool { return out[i].Stat.TotalMS > out[j].Stat.TotalMS })
 	if len(out) > limit {
 		out = out[:limit]
 	}

@@ -1,11 +1,17 @@
 // Package store is SmartCloudOps' database layer: database/sql over embedded
 // SQLite (the default) or PostgreSQL through pgx, with embedded, versioned
 // migrations that bring either to the same schema.
+//
+// Beside it, querycache caches read results for it, dbadmin administers the
+// database it opened (statistics report, index advisor, maintenance), and
+// fingerprint is the SQL lexer all of them share.
 package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +27,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
 )
 
 // Options configure Open.
@@ -45,7 +52,9 @@ type Options struct {
 
 	// Logger receives the slow-query log. Default: discard.
 	Logger *slog.Logger
-	// Registerer takes the store's smartcloudops_db_* metrics; nil registers none.
+	// Registerer takes the store's smartcloudops_db_* metrics, the query
+	// cache's among them; nil registers none. The index advisor's counter is
+	// registered by dbadmin.
 	Registerer prometheus.Registerer
 	// SlowQueryThreshold (SLOW_QUERY_THRESHOLD): statements at least this slow
 	// are logged with their fingerprint, duration, rows and plan. Default 1s;
@@ -57,30 +66,15 @@ type Options struct {
 	// StatsCapacity bounds the fingerprints kept in the query statistics. Default 500.
 	StatsCapacity int
 	// Cache enables the query-result cache (QueryCached); nil disables it.
-	//
-	// A plain ResultCache keys results on table versions kept in this
-	// process: a write through this Store invalidates at once, but a write
-	// through another replica reaches this one's cached results only when
-	// they expire (CacheTTL). A SharedCache keeps the versions in the cache
-	// as well, so a write through any replica invalidates every replica's
-	// results when it returns. While the shared cache is unreachable the
-	// store falls back to its local versions; then a replica serves only
-	// results it cached itself during that outage, which can miss writes
-	// made through other replicas meanwhile for at most CacheTTL, and a
-	// write whose shared invalidation failed is re-sent before the shared
-	// versions are used again, so other replicas may serve results older than
-	// it until then, again for at most CacheTTL.
-	Cache ResultCache
+	// A querycache.SharedBackend keeps the table versions in the cache as
+	// well, so a write through any replica invalidates every replica's
+	// results; see querycache.Options.Backend for what an outage leaves.
+	Cache querycache.Backend
 	// CacheTTL bounds how long a cached result lives. Default 300s.
 	CacheTTL time.Duration
 	// CachePrefix starts every query-cache key. Default "sco:dbq:". Replicas
 	// that share a cache and a database must use the same prefix.
 	CachePrefix string
-	// AutoIndex (DB_AUTO_INDEX) lets the advisor create the indexes it
-	// suggests, every AdvisorInterval; otherwise only an admin call creates them.
-	AutoIndex bool
-	// AdvisorInterval is how often the automatic advisor runs. Default 10m.
-	AdvisorInterval time.Duration
 	// Now is the clock for statistics and timings. Default time.Now.
 	Now func() time.Time
 	// TracerProvider records a span per statement run under a recording
@@ -120,9 +114,6 @@ func (o *Options) defaults() {
 	if o.CachePrefix == "" {
 		o.CachePrefix = "sco:dbq:"
 	}
-	if o.AdvisorInterval == 0 {
-		o.AdvisorInterval = 10 * time.Minute
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -141,15 +132,21 @@ func (o Options) validate() error {
 	if o.StatsCapacity < 1 {
 		return fmt.Errorf("store: stats capacity %d: must be at least 1", o.StatsCapacity)
 	}
-	if o.CacheTTL < 0 || o.AdvisorInterval < 0 || o.ConnMaxLifetime < 0 || o.HealthCheckPeriod < 0 {
+	if o.CacheTTL < 0 || o.ConnMaxLifetime < 0 || o.HealthCheckPeriod < 0 {
 		return errors.New("store: durations must not be negative")
 	}
 	return nil
 }
 
 // Store is an open database. It is safe for concurrent use.
+//
+// It owns the connections, runs every statement through one instrumented
+// path (Exec, Query, InTx) and holds the application's tables. What reports
+// on those statements is Diagnostics; the query-result cache is a
+// querycache.Cache the Store feeds and invalidates; the index advisor,
+// table statistics and maintenance are in package dbadmin.
 type Store struct {
-	kind config.DatabaseKind
+	kind dburl.Kind
 	// write takes every statement that changes data. On SQLite it is a single
 	// connection, because SQLite has one writer at a time and queueing in Go is
 	// cheaper and fairer than spinning on SQLITE_BUSY. On PostgreSQL it is the
@@ -159,24 +156,15 @@ type Store struct {
 	pg    *pgxpool.Pool // nil on SQLite
 	path  string        // SQLite file, for stats
 
-	opts        Options
-	now         func() time.Time
-	memo        memo
-	stats       *statsBook
-	slow        *slowLog
-	metrics     *storeMetrics
-	versions    *tableVersions
-	cache       ResultCache
-	shared      *sharedVersions // nil unless cache is a SharedCache
-	dbID        string          // names the database in shared cache keys
-	cacheTTL    time.Duration
-	cachePrefix string
-	advisor     *advisor
-	tracing     *storeTracer // nil when tracing is off
-	stop        context.CancelFunc
-	bg          sync.WaitGroup
-	closeOnce   sync.Once
-	closeErr    error
+	now       func() time.Time
+	memo      memo
+	diag      *Diagnostics
+	metrics   *storeMetrics
+	qc        *querycache.Cache
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open connects to the database named by o.URL and checks it answers. It does
@@ -186,56 +174,75 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	kind, addr, err := config.ParseDatabaseURL(o.URL)
+	kind, addr, err := dburl.Parse(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", config.RedactURL(o.URL), err)
+		return nil, fmt.Errorf("store: %s: %w", dburl.Redact(o.URL), err)
 	}
 	var s *Store
 	switch kind {
-	case config.DatabaseSQLite:
+	case dburl.SQLite:
 		s, err = openSQLite(addr, o)
-	case config.DatabasePostgres:
+	case dburl.Postgres:
 		s, err = openPostgres(ctx, addr, o)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.opts, s.now = o, o.Now
-	s.tracing = newStoreTracer(o.TracerProvider, kind)
-	s.stats = newStatsBook(o.StatsCapacity, o.Now)
-	s.slow = newSlowLog(o.SlowQueryThreshold, o.LogQueryParams, o.Logger, 50)
-	s.versions = newTableVersions()
-	s.cache, s.cacheTTL, s.cachePrefix = o.Cache, o.CacheTTL, o.CachePrefix
-	if sc, ok := o.Cache.(SharedCache); ok {
-		s.shared = newSharedVersions(sc, o.CachePrefix, o.CacheTTL, s.versions)
+	s.now = o.Now
+	s.memo.kind = kind
+	s.diag = &Diagnostics{
+		kind: kind, read: s.read, write: s.write, pg: s.pg, now: o.Now,
+		stats:   newStatsBook(o.StatsCapacity, o.Now),
+		slow:    newSlowLog(o.SlowQueryThreshold, o.LogQueryParams, o.Logger, 50),
+		tracing: newStoreTracer(o.TracerProvider, kind),
 	}
-	s.dbID = databaseID(kind, o.URL, addr)
-	s.advisor = newAdvisor()
-	if s.metrics, err = newStoreMetrics(o.Registerer, s); err != nil {
-		s.closeHandles()
+	if s.metrics, err = newStoreMetrics(o.Registerer, s.diag); err != nil {
+		closeHandles(s.write, s.read, s.pg)
 		return nil, err
 	}
+	s.diag.metrics = s.metrics
+	s.qc, err = querycache.New(querycache.Options{
+		Backend: o.Cache, TTL: o.CacheTTL, Prefix: o.CachePrefix, DatabaseID: databaseID(kind, o.URL, addr),
+		Source: cacheSource{s}, Registerer: o.Registerer,
+	})
+	if err != nil {
+		closeHandles(s.write, s.read, s.pg)
+		return nil, err
+	}
+	s.diag.qc = s.qc
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	bgctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	if s.shared != nil {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			s.shared.retryLoop(bgctx, time.Second)
-		}()
-	}
-	if o.AutoIndex {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			s.autoIndexLoop(bgctx, o.AdvisorInterval)
-		}()
-	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.qc.Run(bgctx)
+	}()
 	return s, nil
+}
+
+// databaseID names the database in shared cache keys, so that replicas share
+// results only when they read the same database: the host name and absolute
+// path of a SQLite file, the URL (without its password) of a PostgreSQL one.
+// Replicas that name one database differently merely share fewer results;
+// the version keys, which invalidate, are per table and not per database.
+func databaseID(kind dburl.Kind, rawURL, addr string) string {
+	id := string(kind) + "|"
+	if kind == dburl.SQLite {
+		host, _ := os.Hostname()
+		abs, err := filepath.Abs(addr)
+		if err != nil {
+			abs = addr
+		}
+		id += host + "|" + abs
+	} else {
+		id += dburl.Redact(rawURL)
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:6])
 }
 
 func sqliteDSN(path string, busy time.Duration, readOnly bool) string {
@@ -277,13 +284,13 @@ func openSQLite(path string, o Options) (*Store, error) {
 	r.SetMaxOpenConns(o.PoolSize)
 	r.SetMaxIdleConns(o.PoolSize)
 	r.SetConnMaxIdleTime(5 * time.Minute)
-	return &Store{kind: config.DatabaseSQLite, write: w, read: r, path: path}, nil
+	return &Store{kind: dburl.SQLite, write: w, read: r, path: path}, nil
 }
 
 func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("store: parse postgres url %s: %w", config.RedactURL(url), err)
+		return nil, fmt.Errorf("store: parse postgres url %s: %w", dburl.Redact(url), err)
 	}
 	pc.MaxConns = int32(o.PoolSize)
 	pc.MinConns = int32(min(o.MinIdle, o.PoolSize))
@@ -297,14 +304,14 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("store: connect postgres %s: %w", config.RedactURL(url), err)
+		return nil, fmt.Errorf("store: connect postgres %s: %w", dburl.Redact(url), err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	return &Store{kind: config.DatabasePostgres, write: db, read: db, pg: pool}, nil
+	return &Store{kind: dburl.Postgres, write: db, read: db, pg: pool}, nil
 }
 
 // Kind says which database this is.
-func (s *Store) Kind() config.DatabaseKind { return s.kind }
+func (s *Store) Kind() dburl.Kind { return s.kind }
 
 // Writer is the handle for statements that change data.
 func (s *Store) Writer() *sql.DB { return s.write }
@@ -312,12 +319,9 @@ func (s *Store) Writer() *sql.DB { return s.write }
 // Reader is the handle for read-only queries; on SQLite it refuses writes.
 func (s *Store) Reader() *sql.DB { return s.read }
 
-// Postgres returns the pgx pool on PostgreSQL (for COPY and pool figures), or nil.
-func (s *Store) Postgres() *pgxpool.Pool { return s.pg }
-
 // Ping checks both handles answer a trivial query within ctx.
 func (s *Store) Ping(ctx context.Context) error {
-	for _, db := range s.handles() {
+	for _, db := range handles(s.write, s.read) {
 		var one int
 		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 			return fmt.Errorf("store: ping %s: %w", s.kind, err)
@@ -326,11 +330,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) handles() []*sql.DB {
-	if s.read == s.write {
-		return []*sql.DB{s.write}
+// handles lists the distinct pools: one on PostgreSQL, where reads and
+// writes share it, two on SQLite.
+func handles(write, read *sql.DB) []*sql.DB {
+	if read == write {
+		return []*sql.DB{write}
 	}
-	return []*sql.DB{s.write, s.read}
+	return []*sql.DB{write, read}
 }
 
 // Check implements health.Checker: UP when a query round-trips, DOWN otherwise.
@@ -351,15 +357,15 @@ func (s *Store) Check(ctx context.Context) health.Component {
 		details["max_connections"] = ps.MaxConns()
 	}
 	if err != nil {
-		details["error"] = describe(err)
+		details["error"] = Describe(err)
 		return health.Component{Status: health.StatusDown, Details: details}
 	}
 	return health.Component{Status: health.StatusUp, Details: details}
 }
 
-// describe turns a driver error into text safe to show an operator: the kind
+// Describe turns a driver error into text safe to show an operator: the kind
 // of failure, never a statement or a connection string.
-func describe(err error) string {
+func Describe(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
@@ -369,29 +375,30 @@ func describe(err error) string {
 	return "database unreachable or failing; see the service log"
 }
 
-// Close stops the store's background work (automatic advisor, slow-query
-// plans), then releases every connection. It is safe to call more than once.
+// Close stops the store's background work (shared cache version retries,
+// slow-query plans), then releases every connection. It is safe to call
+// more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.stop != nil {
 			s.stop()
 		}
 		s.bg.Wait()
-		if s.slow != nil {
-			s.slow.wg.Wait()
+		if s.diag != nil {
+			s.diag.slow.wg.Wait()
 		}
-		s.closeErr = s.closeHandles()
+		s.closeErr = closeHandles(s.write, s.read, s.pg)
 	})
 	return s.closeErr
 }
 
-func (s *Store) closeHandles() error {
+func closeHandles(write, read *sql.DB, pg *pgxpool.Pool) error {
 	var errs []error
-	for _, db := range s.handles() {
+	for _, db := range handles(write, read) {
 		errs = append(errs, db.Close())
 	}
-	if s.pg != nil {
-		s.pg.Close()
+	if pg != nil {
+		pg.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -399,8 +406,10 @@ func (s *Store) closeHandles() error {
 // Rebind rewrites ? placeholders into the database's own form ($1, $2, … on
 // PostgreSQL), so one statement text serves both. It does not look inside
 // string literals: statements passed to it must bind values, not inline them.
-func (s *Store) Rebind(q string) string {
-	if s.kind != config.DatabasePostgres {
+func (s *Store) Rebind(q string) string { return rebind(s.kind, q) }
+
+func rebind(kind dburl.Kind, q string) string {
+	if kind != dburl.Postgres {
 		return q
 	}
 	out := make([]byte, 0, len(q)+8)

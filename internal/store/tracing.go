@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
 )
 
 // instrumentationName names the tracer, as OpenTelemetry asks: the package path.
@@ -43,13 +43,13 @@ type storeTracer struct {
 
 // newStoreTracer returns nil when tp cannot record (nil or the no-op
 // provider): observe then skips tracing with one nil check.
-func newStoreTracer(tp trace.TracerProvider, kind config.DatabaseKind) *storeTracer {
+func newStoreTracer(tp trace.TracerProvider, kind dburl.Kind) *storeTracer {
 	switch tp.(type) {
 	case nil, noop.TracerProvider, *noop.TracerProvider:
 		return nil
 	}
 	system := semconv.DBSystemNameSQLite
-	if kind == config.DatabasePostgres {
+	if kind == dburl.Postgres {
 		system = semconv.DBSystemNamePostgreSQL
 	}
 	return &storeTracer{tracer: tp.Tracer(instrumentationName), system: system}

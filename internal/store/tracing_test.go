@@ -12,6 +12,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/spantest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
@@ -60,9 +61,9 @@ func TestTracingOneSpanPerStatement(t *testing.T) {
 			t.Fatalf("%d spans, want 3 statements and the root", len(spans))
 		}
 		want := []struct{ name, op, text string }{
-			{"INSERT traced", "INSERT", store.Normalize(insert).Normalized},
-			{"SELECT", "SELECT", store.Normalize(query).Normalized},
-			{"INSERT traced", "INSERT", store.Normalize(insert).Normalized},
+			{"INSERT traced", "INSERT", fingerprint.Normalize(insert).Normalized},
+			{"SELECT", "SELECT", fingerprint.Normalize(query).Normalized},
+			{"INSERT traced", "INSERT", fingerprint.Normalize(insert).Normalized},
 		}
 		for i, w := range want {
 			sp := spans[i]
@@ -82,8 +83,8 @@ func TestTracingOneSpanPerStatement(t *testing.T) {
 			if a["db.system.name"] != system || a["db.operation.name"] != w.op || a["db.query.text"] != w.text {
 				t.Errorf("%s: attributes %v", sp.Name(), a)
 			}
-			if id, _ := a["smartcloudops.db.query_id"].(string); id != store.Normalize(w.text).ID {
-				t.Errorf("%s: query id %q, want the fingerprint's %q", sp.Name(), id, store.Normalize(w.text).ID)
+			if id, _ := a["smartcloudops.db.query_id"].(string); id != fingerprint.Normalize(w.text).ID {
+				t.Errorf("%s: query id %q, want the fingerprint's %q", sp.Name(), id, fingerprint.Normalize(w.text).ID)
 			}
 			if sp.EndTime().Before(sp.StartTime()) {
 				t.Errorf("%s: ends before it starts", sp.Name())

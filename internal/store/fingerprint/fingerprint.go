@@ -1,4 +1,4 @@
-package store
+package fingerprint
 
 import (
 	"hash/fnv"
@@ -21,9 +21,11 @@ type Fingerprint struct {
 // Normalize fingerprints a statement. It is a lexer, not a parser: it knows
 // strings, quoted identifiers, comments, numbers and placeholders, which is
 // all it takes to tell "same statement, other values" from "other statement".
-func Normalize(q string) Fingerprint { return fingerprintTokens(lex(q)) }
+func Normalize(q string) Fingerprint { return FromTokens(Lex(q)) }
 
-func fingerprintTokens(toks []string) Fingerprint {
+// FromTokens fingerprints a statement already split by Lex, so a caller that
+// also reads the tokens (to classify the statement) lexes it once.
+func FromTokens(toks []string) Fingerprint {
 	toks = collapseLists(toks)
 	var b strings.Builder
 	b.Grow(len(toks) * 6)
@@ -46,14 +48,16 @@ func needSpace(prev, cur string) bool {
 		return false
 	case cur == ")" || cur == "," || cur == "." || cur == ";":
 		return false
-	case cur == "(" && isWord(prev) && !isKeywordBeforeParen(prev):
+	case cur == "(" && IsWord(prev) && !isKeywordBeforeParen(prev):
 		// Function calls stay glued: count(*), not count (*).
 		return false
 	}
 	return true
 }
 
-func isWord(t string) bool {
+// IsWord reports whether a token is a word (a keyword or an identifier,
+// quoted or not) rather than an operator, a literal or punctuation.
+func IsWord(t string) bool {
 	if t == "" {
 		return false
 	}
@@ -69,8 +73,9 @@ func isKeywordBeforeParen(w string) bool {
 	return false
 }
 
-// lex splits q into normalised tokens: literals and placeholders become "?".
-func lex(q string) []string {
+// Lex splits q into normalised tokens: unquoted words lower-cased, literals
+// and placeholders "?", comments and whitespace dropped.
+func Lex(q string) []string {
 	toks := make([]string, 0, 32)
 	literal := func() {
 		// A unary minus directly before a number belongs to the literal when
@@ -178,7 +183,7 @@ func endsOperand(t string) bool {
 	if t == "?" || t == ")" {
 		return true
 	}
-	if isWord(t) {
+	if IsWord(t) {
 		switch t {
 		case "select", "where", "and", "or", "not", "by", "then", "else", "when", "values", "set", "limit", "offset", "return", "in", "is", "between", "case", "having", "on":
 			return false
@@ -268,3 +273,22 @@ func isIdentStart(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 func isIdent(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
+
+// TableName reads a possibly schema-qualified, possibly quoted name at
+// toks[i] and returns its last part, lower-cased and unquoted.
+func TableName(toks []string, i int) string {
+	name := ""
+	for i < len(toks) {
+		t := toks[i]
+		if !IsWord(t) || t == "?" {
+			break
+		}
+		name = strings.ToLower(strings.Trim(t, "\"`[]"))
+		if i+2 < len(toks) && toks[i+1] == "." {
+			i += 2
+			continue
+		}
+		break
+	}
+	return name
+}

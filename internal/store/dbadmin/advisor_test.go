@@ -1,4 +1,4 @@
-package store_test
+package dbadmin_test
 
 import (
 	"context"
@@ -7,15 +7,58 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
+	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
+// open opens and migrates a store on url and administers it; both are
+// closed when t ends.
+func open(t *testing.T, url string) (*store.Store, *dbadmin.Admin) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4, SlowQueryThreshold: -1})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(ctx, nil); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	ad, err := dbadmin.New(s, dbadmin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ad.Close)
+	return s, ad
+}
+
+// insertMetrics stores n rows spread over hosts web-00… one per second each.
+func insertMetrics(t *testing.T, s *store.Store, n, hosts int) {
+	t.Helper()
+	ctx := context.Background()
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.InTx(ctx, func(tx *store.Tx) error {
+		for i := range n {
+			if _, err := tx.Exec(ctx, "INSERT INTO system_metrics (host, ts, cpu_usage, memory_usage) VALUES (?, ?, ?, ?)",
+				fmt.Sprintf("web-%02d", i%hosts), base.Add(time.Duration(i/hosts)*time.Second), float64(i%1000)/10, float64(i%97)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestIndexAdvisor(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
-		f := openWith(t, url, nil)
-		s, ctx := f.s, context.Background()
+		s, ad := open(t, url)
+		ctx := context.Background()
 		if _, err := s.Exec(ctx, "CREATE TABLE events (id BIGINT PRIMARY KEY, kind TEXT NOT NULL, payload TEXT)"); err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +72,7 @@ func TestIndexAdvisor(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Optimize(ctx, store.OptimizeOptions{}); err != nil { // fresh planner statistics
+		if _, err := ad.Optimize(ctx, dbadmin.OptimizeOptions{}); err != nil { // fresh planner statistics
 			t.Fatal(err)
 		}
 		scan := "SELECT id, payload FROM events WHERE kind = ?"
@@ -45,17 +88,17 @@ func TestIndexAdvisor(t *testing.T) {
 				rows.Close()
 			}
 		}
-		sugs, err := s.Advise(ctx)
+		sugs, err := ad.Advise(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(sugs) != 1 || sugs[0].Table != "events" || !slices.Equal(sugs[0].Columns, []string{"kind"}) ||
-			sugs[0].QueryID != store.Normalize(scan).ID || len(sugs[0].Evidence) == 0 {
+			sugs[0].QueryID != fingerprint.Normalize(scan).ID || len(sugs[0].Evidence) == 0 {
 			t.Fatalf("suggestions = %+v; want one on events(kind) for the scanning query, none for the indexed one", sugs)
 		}
 		t.Logf("suggestion: %s evidence %q", sugs[0].SQL, sugs[0].Evidence)
 
-		ci, err := s.CreateIndex(ctx, store.IndexRequest{SuggestionID: sugs[0].ID})
+		ci, err := ad.CreateIndex(ctx, dbadmin.IndexRequest{SuggestionID: sugs[0].ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,17 +109,17 @@ func TestIndexAdvisor(t *testing.T) {
 			t.Errorf("plans show bound values: %s %s", ci.PlanBefore, ci.PlanAfter)
 		}
 		t.Logf("created %s: %.3f ms → %.3f ms", ci.Name, *ci.BeforeMS, *ci.AfterMS)
-		if sugs, err := s.Advise(ctx); err != nil || len(sugs) != 0 {
+		if sugs, err := ad.Advise(ctx); err != nil || len(sugs) != 0 {
 			t.Fatalf("after creation: %+v, %v; want no suggestion", sugs, err)
 		}
-		rep, err := s.Indexes(ctx)
+		rep, err := ad.Indexes(ctx)
 		if err != nil || len(rep.Created) != 1 || rep.Created[0].Name != ci.Name {
 			t.Fatalf("index report %+v, %v", rep, err)
 		}
 		// A covered or nonsensical request is refused, not built.
-		for _, req := range []store.IndexRequest{{Table: "events", Columns: []string{"kind"}}, {Table: "nope", Columns: []string{"x"}},
+		for _, req := range []dbadmin.IndexRequest{{Table: "events", Columns: []string{"kind"}}, {Table: "nope", Columns: []string{"x"}},
 			{Table: "events", Columns: []string{"nope"}}, {SuggestionID: "ffff"}, {}} {
-			if _, err := s.CreateIndex(ctx, req); !errors.Is(err, store.ErrInvalid) {
+			if _, err := ad.CreateIndex(ctx, req); !errors.Is(err, store.ErrInvalid) {
 				t.Errorf("CreateIndex(%+v) = %v; want ErrInvalid", req, err)
 			}
 		}
@@ -85,23 +128,21 @@ func TestIndexAdvisor(t *testing.T) {
 
 func TestOptimizeAndTableStats(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
-		f := openWith(t, url, nil)
-		s, ctx := f.s, context.Background()
-		if _, err := s.InsertMetrics(ctx, makeSamples(500, 5)); err != nil {
-			t.Fatal(err)
-		}
+		s, ad := open(t, url)
+		ctx := context.Background()
+		insertMetrics(t, s, 500, 5)
 		if _, err := s.Exec(ctx, "DELETE FROM system_metrics WHERE host = ?", "web-01"); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := s.Optimize(ctx, store.OptimizeOptions{Vacuum: true})
+		rep, err := ad.Optimize(ctx, dbadmin.OptimizeOptions{Vacuum: true})
 		if err != nil || !rep.OK || len(rep.Steps) == 0 {
 			t.Fatalf("Optimize = %+v, %v", rep, err)
 		}
-		ds, err := s.Stats(ctx, store.StatsOptions{Sort: store.SortCalls, Limit: 5})
+		ds, err := ad.Stats(ctx, dbadmin.StatsOptions{Sort: store.SortCalls, Limit: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sm *store.TableStat
+		var sm *dbadmin.TableStat
 		for i := range ds.Tables {
 			if ds.Tables[i].Name == "system_metrics" {
 				sm = &ds.Tables[i]
@@ -118,9 +159,16 @@ func TestOptimizeAndTableStats(t *testing.T) {
 		}
 		// A failure is reported as one: maintenance on a closed store.
 		s.Close()
-		rep, err = s.Optimize(ctx, store.OptimizeOptions{})
+		rep, err = ad.Optimize(ctx, dbadmin.OptimizeOptions{})
 		if err == nil || rep.OK || rep.Steps[0].OK || rep.Steps[0].Error == "" {
 			t.Fatalf("Optimize on a closed store = %+v, %v; want a reported failure", rep, err)
 		}
 	})
+}
+
+func TestStatsRejectsUnknownSort(t *testing.T) {
+	_, ad := open(t, storetest.SQLiteURL(t))
+	if _, err := ad.Stats(context.Background(), dbadmin.StatsOptions{Sort: "bogus"}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("unknown sort: %v; want ErrInvalid", err)
+	}
 }

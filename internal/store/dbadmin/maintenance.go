@@ -1,12 +1,14 @@
-package store
+package dbadmin
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
+	"github.com/smartcloudops/smartcloudops/internal/store"
 )
 
 // OptimizeOptions choose what Optimize does beyond the cheap steps.
@@ -39,26 +41,26 @@ type step struct {
 	name string
 	sql  string
 	// scan reads a result row into a human detail; nil for statements without one.
-	scan func(ctx context.Context, s *Store, q string) (string, error)
+	scan func(ctx context.Context, db *sql.DB, q string) (string, error)
 }
 
 // Optimize runs the database's routine maintenance: on SQLite PRAGMA optimize,
 // ANALYZE and a WAL checkpoint (and VACUUM when asked); on PostgreSQL
 // VACUUM (ANALYZE), which must run outside a transaction. A failed step is
 // recorded and the remaining steps still run; the error joins every failure.
-func (s *Store) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeReport, error) {
+func (ad *Admin) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeReport, error) {
 	var steps []step
-	switch s.kind {
-	case config.DatabaseSQLite:
+	switch ad.kind {
+	case dburl.SQLite:
 		steps = []step{{name: "pragma_optimize", sql: "PRAGMA optimize"}, {name: "analyze", sql: "ANALYZE"}}
 		if o.Vacuum {
 			steps = append(steps, step{name: "vacuum", sql: "VACUUM"})
 		}
 		steps = append(steps, step{name: "wal_checkpoint", sql: "PRAGMA wal_checkpoint(TRUNCATE)", scan: scanCheckpoint})
-	case config.DatabasePostgres:
+	case dburl.Postgres:
 		steps = []step{{name: "vacuum_analyze", sql: "VACUUM (ANALYZE)"}}
 	}
-	rep := OptimizeReport{Driver: string(s.kind), OK: true, StartedAt: time.Now().UTC()}
+	rep := OptimizeReport{Driver: string(ad.kind), OK: true, StartedAt: time.Now().UTC()}
 	var errs []error
 	for _, st := range steps {
 		start := time.Now()
@@ -67,13 +69,13 @@ func (s *Store) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeReport
 			err    error
 		)
 		if st.scan != nil {
-			detail, err = st.scan(ctx, s, st.sql)
+			detail, err = st.scan(ctx, ad.write, st.sql)
 		} else {
-			_, err = s.write.ExecContext(ctx, st.sql)
+			_, err = ad.write.ExecContext(ctx, st.sql)
 		}
 		res := StepResult{Step: st.name, OK: err == nil, DurationMS: ms(time.Since(start)), Detail: detail}
 		if err != nil {
-			res.Error = describe(err)
+			res.Error = store.Describe(err)
 			rep.OK = false
 			errs = append(errs, fmt.Errorf("store: optimize %s: %w", st.name, err))
 		}
@@ -83,15 +85,13 @@ func (s *Store) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeReport
 	return rep, errors.Join(errs...)
 }
 
-func scanCheckpoint(ctx context.Context, s *Store, q string) (string, error) {
+func scanCheckpoint(ctx context.Context, db *sql.DB, q string) (string, error) {
 	// wal_checkpoint returns (busy, log frames, checkpointed frames); busy=1
 	// means a reader kept the checkpoint from finishing, which is not an error
 	// but is worth telling the operator.
 	var busy, logFrames, done int64
-	if err := s.write.QueryRowContext(ctx, q).Scan(&busy, &logFrames, &done); err != nil {
+	if err := db.QueryRowContext(ctx, q).Scan(&busy, &logFrames, &done); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("busy=%d wal_frames=%d checkpointed=%d", busy, logFrames, done), nil
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

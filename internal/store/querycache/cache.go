@@ -1,4 +1,4 @@
-package store
+package querycache
 
 import (
 	"bytes"
@@ -7,11 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,20 +18,20 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ResultCache is what the query cache needs from the cache part. A Get error
+// Backend is what the query cache needs from the cache part. A Get error
 // is treated as a miss and a Set error is ignored (both counted): the cache
 // speeds queries up, it never decides whether they succeed. Set may keep val;
-// the store does not touch it afterwards.
-type ResultCache interface {
+// the query cache does not touch it afterwards.
+type Backend interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 }
 
-// SharedCache is a ResultCache that every replica of the service reaches (the
-// Redis tier), which the store detects with a type assertion. With it, the
+// SharedBackend is a Backend that every replica of the service reaches (the
+// Redis tier), which the query cache detects with a type assertion. With it, the
 // table versions live in the cache too, so a write through one replica makes
 // every replica's next cached read of that table miss, not only its own.
 //
@@ -51,10 +50,10 @@ type ResultCache interface {
 // Set — the shared tier, or a client-side cache that the server invalidates
 // (RESP3 tracking) — never a local copy that another replica's Set does not
 // reach. When the shared tier is unreachable, GetMulti and Set must return an
-// error rather than fall back to a local tier: the store then falls back to
-// its own local versions (see Options.Cache for the staleness that leaves).
-type SharedCache interface {
-	ResultCache
+// error rather than fall back to a local tier: the query cache then falls back to
+// its own local versions (see Options.Backend for the staleness that leaves).
+type SharedBackend interface {
+	Backend
 	GetMulti(ctx context.Context, keys []string) ([][]byte, error)
 }
 
@@ -68,7 +67,7 @@ func newToken() []byte {
 // tableVersions counts writes per table, in this process. A cache key embeds
 // the versions of the tables its query reads; a write bumps them, so later
 // lookups build a different key and an entry made before the write is never
-// found again. The epoch, random per Store, keeps keys from a previous process
+// found again. The epoch, random per Cache, keeps keys from a previous process
 // (whose counters started at the same numbers) from matching; gen changes each
 // time the shared versions become unreachable, so entries cached during one
 // outage are not served in a later one.
@@ -110,12 +109,12 @@ func (t *tableVersions) bump(tables ...string) {
 
 func (t *tableVersions) get(table string) uint64 { return t.counter(table).Load() }
 
-// sharedVersions keeps the table tokens in a SharedCache. A token write that
+// sharedVersions keeps the table tokens in a SharedBackend. A token write that
 // fails is remembered and retried before the shared versions are used again:
 // until it lands, other replicas could still serve results that predate the
 // write, so this replica uses its local versions meanwhile.
 type sharedVersions struct {
-	c      SharedCache
+	c      SharedBackend
 	prefix string
 	ttl    time.Duration
 	local  *tableVersions
@@ -131,7 +130,7 @@ type sharedVersions struct {
 // committed must not leave other replicas' entries valid.
 const sharedBumpTimeout = 2 * time.Second
 
-func newSharedVersions(c SharedCache, prefix string, cacheTTL time.Duration, local *tableVersions) *sharedVersions {
+func newSharedVersions(c SharedBackend, prefix string, cacheTTL time.Duration, local *tableVersions) *sharedVersions {
 	sv := &sharedVersions{c: c, prefix: prefix, ttl: max(24*time.Hour, 2*cacheTTL), local: local, pending: map[string]struct{}{}}
 	sv.up.Store(true)
 	return sv
@@ -209,39 +208,6 @@ func (sv *sharedVersions) retryLoop(ctx context.Context, period time.Duration) {
 	}
 }
 
-// invalidate records that tables changed: in this process, and in the shared
-// cache when there is one.
-func (s *Store) invalidate(ctx context.Context, tables ...string) {
-	if len(tables) == 0 {
-		return
-	}
-	s.versions.bump(tables...)
-	if s.shared != nil {
-		s.shared.bump(ctx, tables)
-	}
-}
-
-// databaseID names the database in shared cache keys, so that replicas share
-// results only when they read the same database: the host name and absolute
-// path of a SQLite file, the URL (without its password) of a PostgreSQL one.
-// Replicas that name one database differently merely share fewer results;
-// the version keys, which invalidate, are per table and not per database.
-func databaseID(kind config.DatabaseKind, rawURL, addr string) string {
-	id := string(kind) + "|"
-	if kind == config.DatabaseSQLite {
-		host, _ := os.Hostname()
-		abs, err := filepath.Abs(addr)
-		if err != nil {
-			abs = addr
-		}
-		id += host + "|" + abs
-	} else {
-		id += config.RedactURL(rawURL)
-	}
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:6])
-}
-
 // Result is a query result as the query cache stores it: the driver's values
 // (int64, float64, bool, []byte, string, time.Time or nil) by row.
 type Result struct {
@@ -249,20 +215,156 @@ type Result struct {
 	Rows    [][]any
 }
 
-// QueryCached runs a read through the query cache. tables names every table
-// the query reads: the key includes their current versions, so any write to
-// one of them through the store makes the next call miss. Without a cache it
-// runs the query. Statements use ? placeholders.
-func (s *Store) QueryCached(ctx context.Context, tables []string, q string, args ...any) (*Result, error) {
-	qi := s.info(q)
-	if qi.write {
-		return nil, fmt.Errorf("store: query cache: %w: only reads can be cached", ErrInvalid)
+// Statement is a read as the cache sees it. The store derives every field
+// from the statement once and hands them over, so the cache needs no SQL
+// knowledge of its own.
+type Statement struct {
+	// ID is the statement's fingerprint id: it starts the entry's key, and
+	// the statistics count hits and misses per it.
+	ID string
+	// Normalized is the fingerprint's text, for the statistics.
+	Normalized string
+	// Text is the statement exactly as sent to the database. It is hashed
+	// into the key, not only the fingerprint: two statements differing only
+	// in an inlined literal share a fingerprint but not a result.
+	Text string
+	// Query is the statement as the caller wrote it, handed back to
+	// Source.Load on a miss.
+	Query string
+}
+
+// Source runs what the cache misses and keeps the per-statement figures:
+// the store, which owns both the connections and the statement statistics.
+type Source interface {
+	// Load runs the read and returns its whole result.
+	Load(ctx context.Context, query string, args []any) (*Result, error)
+	// CacheHit counts a result served from the cache and returns the
+	// execution time it saved.
+	CacheHit(st Statement) time.Duration
+	// CacheMiss counts a lookup that found nothing usable.
+	CacheMiss(st Statement)
+}
+
+// ErrInvalid marks a lookup the cache refuses because of its input (an
+// argument that cannot be part of a key); the store adds its own ErrInvalid.
+var ErrInvalid = errors.New("invalid request")
+
+// Options configure New.
+type Options struct {
+	// Backend holds the entries; nil disables caching (Query always loads).
+	//
+	// A plain Backend keys results on table versions kept in this
+	// process: a write through this process invalidates at once, but a write
+	// through another replica reaches this one's cached results only when
+	// they expire (TTL). A SharedBackend keeps the versions in the cache
+	// as well, so a write through any replica invalidates every replica's
+	// results when it returns. While the shared cache is unreachable the
+	// query cache falls back to its local versions; then a replica serves only
+	// results it cached itself during that outage, which can miss writes
+	// made through other replicas meanwhile for at most TTL, and a
+	// write whose shared invalidation failed is re-sent before the shared
+	// versions are used again, so other replicas may serve results older than
+	// it until then, again for at most TTL.
+	Backend Backend
+	// TTL bounds how long a cached result lives; it must be positive.
+	TTL time.Duration
+	// Prefix starts every key. Replicas that share a cache and a database
+	// must use the same prefix.
+	Prefix string
+	// DatabaseID names the database in shared result keys, so that replicas
+	// share results only when they read the same database.
+	DatabaseID string
+	// Source runs misses and counts hits and misses per statement; required.
+	Source Source
+	// Registerer takes the smartcloudops_db_query_cache_* metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Cache is the query-result cache. It is safe for concurrent use.
+type Cache struct {
+	backend  Backend
+	shared   *sharedVersions // nil unless backend is a SharedBackend
+	versions *tableVersions
+	ttl      time.Duration
+	prefix   string
+	dbID     string
+	src      Source
+	metrics  metrics
+}
+
+// metrics are the cache's Prometheus series.
+type metrics struct {
+	hit, miss, err, corrupt prometheus.Counter
+	saved                   prometheus.Counter
+}
+
+// New makes a query cache; it registers its metrics with o.Registerer.
+func New(o Options) (*Cache, error) {
+	if o.Source == nil {
+		return nil, errors.New("store: query cache: a source is required")
 	}
-	if s.cache == nil {
-		return s.queryResult(ctx, q, args)
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartcloudops_db_query_cache_requests_total",
+		Help: "Query-result cache lookups by result (hit, miss, error, corrupt: a cached value that did not decode, served as a miss).",
+	}, []string{"result"})
+	c := &Cache{
+		backend: o.Backend, versions: newTableVersions(), ttl: o.TTL, prefix: o.Prefix, dbID: o.DatabaseID, src: o.Source,
+		metrics: metrics{
+			hit: reqs.WithLabelValues("hit"), miss: reqs.WithLabelValues("miss"), err: reqs.WithLabelValues("error"), corrupt: reqs.WithLabelValues("corrupt"),
+			saved: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "smartcloudops_db_query_cache_saved_seconds_total",
+				Help: "Database time saved by query-cache hits (each hit counts its statement's mean time).",
+			}),
+		},
 	}
+	if sc, ok := o.Backend.(SharedBackend); ok {
+		c.shared = newSharedVersions(sc, o.Prefix, o.TTL, c.versions)
+	}
+	if o.Registerer != nil {
+		for _, m := range []prometheus.Collector{reqs, c.metrics.saved} {
+			if err := o.Registerer.Register(m); err != nil {
+				return nil, fmt.Errorf("store: register metrics: %w", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Enabled reports whether results are cached at all.
+func (c *Cache) Enabled() bool { return c.backend != nil }
+
+// TTL is how long a cached result lives.
+func (c *Cache) TTL() time.Duration { return c.ttl }
+
+// Run re-sends failed shared version writes every second until ctx ends,
+// so a replica that stops reading and writing after an outage still lets
+// the others see its last writes once the cache is back. Without shared
+// versions it returns at once.
+func (c *Cache) Run(ctx context.Context) {
+	if c.shared != nil {
+		c.shared.retryLoop(ctx, time.Second)
+	}
+}
+
+// Invalidate records that tables changed: in this process, and in the shared
+// cache when there is one.
+func (c *Cache) Invalidate(ctx context.Context, tables ...string) {
 	if len(tables) == 0 {
-		return nil, fmt.Errorf("store: query cache: %w: the tables the query reads are required", ErrInvalid)
+		return
+	}
+	c.versions.bump(tables...)
+	if c.shared != nil {
+		c.shared.bump(ctx, tables)
+	}
+}
+
+// Query serves st from the cache, or loads it through the Source and caches
+// the result. tables names every table the read reads, at least one: the
+// key includes their current versions, so a write to any of them makes the
+// next call miss. Without a backend it loads.
+func (c *Cache) Query(ctx context.Context, st Statement, tables []string, args []any) (*Result, error) {
+	if c.backend == nil {
+		return c.src.Load(ctx, st.Query, args)
 	}
 	sorted := make([]string, len(tables))
 	for i, t := range tables {
@@ -270,38 +372,38 @@ func (s *Store) QueryCached(ctx context.Context, tables []string, q string, args
 	}
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	sum, err := querySum(qi, sorted, args)
+	sum, err := querySum(st.Text, sorted, args)
 	if err != nil {
 		return nil, err
 	}
-	if s.shared != nil {
-		if res, served, err := s.querySharedCache(ctx, qi, sorted, sum, q, args); served {
+	if c.shared != nil {
+		if res, served, err := c.querySharedCache(ctx, st, sorted, sum, args); served {
 			return res, err
 		}
 	}
-	return s.queryLocalCache(ctx, qi, sorted, sum, q, args)
+	return c.queryLocalCache(ctx, st, sorted, sum, args)
 }
 
 // querySharedCache is the lookup under shared versions: one GetMulti brings
 // the tables' tokens and the entry, which is served when it carries the same
 // tokens. served is false when the shared cache failed and the caller should
 // use the local versions instead.
-func (s *Store) querySharedCache(ctx context.Context, qi *queryInfo, tables []string, sum [16]byte, q string, args []any) (res *Result, served bool, err error) {
-	sv := s.shared
+func (c *Cache) querySharedCache(ctx context.Context, st Statement, tables []string, sum [16]byte, args []any) (res *Result, served bool, err error) {
+	sv := c.shared
 	if !sv.flush(ctx) {
-		s.metrics.cacheErr.Inc()
+		c.metrics.err.Inc()
 		return nil, false, nil
 	}
 	keys := make([]string, len(tables)+1)
 	for i, t := range tables {
 		keys[i] = sv.key(t)
 	}
-	key := s.cachePrefix + "q:" + s.dbID + ":" + qi.fp.ID + ":" + hex.EncodeToString(sum[:])
+	key := c.prefix + "q:" + c.dbID + ":" + st.ID + ":" + hex.EncodeToString(sum[:])
 	keys[len(tables)] = key
 	vals, err := sv.c.GetMulti(ctx, keys)
 	if err != nil || len(vals) != len(keys) {
 		sv.failed()
-		s.metrics.cacheErr.Inc()
+		c.metrics.err.Inc()
 		return nil, false, nil
 	}
 	sv.ok()
@@ -313,7 +415,7 @@ func (s *Store) querySharedCache(ctx context.Context, qi *queryInfo, tables []st
 			v = newToken()
 			if err := sv.c.Set(ctx, keys[i], v, sv.ttl); err != nil {
 				sv.failed()
-				s.metrics.cacheErr.Inc()
+				c.metrics.err.Inc()
 				return nil, false, nil
 			}
 		}
@@ -321,94 +423,94 @@ func (s *Store) querySharedCache(ctx context.Context, qi *queryInfo, tables []st
 	}
 	if entry := vals[len(tables)]; entry != nil {
 		if len(entry) >= len(tokens) && bytes.Equal(entry[:len(tokens)], tokens) {
-			if res, ok := s.decodeHit(qi, entry[len(tokens):]); ok {
+			if res, ok := c.decodeHit(st, entry[len(tokens):]); ok {
 				return res, true, nil
 			}
 		} else {
-			s.cacheMissed(qi) // computed under versions since replaced
+			c.cacheMissed(st) // computed under versions since replaced
 		}
 	} else {
-		s.cacheMissed(qi)
+		c.cacheMissed(st)
 	}
-	res, err = s.queryResult(ctx, q, args)
+	res, err = c.src.Load(ctx, st.Query, args)
 	if err != nil {
 		return nil, true, err
 	}
 	// The tokens were read before the query ran, so a write that commits in
 	// between replaces them and this entry is never served.
-	s.cacheStore(ctx, key, tokens, res)
+	c.cacheStore(ctx, key, tokens, res)
 	return res, true, nil
 }
 
 // queryLocalCache is the lookup under this process's versions, which are in
 // the key: prefix l: epoch.gen : query id : table=version… : hash.
-func (s *Store) queryLocalCache(ctx context.Context, qi *queryInfo, tables []string, sum [16]byte, q string, args []any) (*Result, error) {
+func (c *Cache) queryLocalCache(ctx context.Context, st Statement, tables []string, sum [16]byte, args []any) (*Result, error) {
 	b := make([]byte, 0, 96)
-	b = append(b, s.cachePrefix...)
+	b = append(b, c.prefix...)
 	b = append(b, "l:"...)
-	b = append(b, s.versions.epoch...)
+	b = append(b, c.versions.epoch...)
 	b = append(b, '.')
-	b = strconv.AppendUint(b, s.versions.gen.Load(), 36)
+	b = strconv.AppendUint(b, c.versions.gen.Load(), 36)
 	b = append(b, ':')
-	b = append(b, qi.fp.ID...)
+	b = append(b, st.ID...)
 	for _, t := range tables {
 		b = append(b, ':')
 		b = append(b, t...)
 		b = append(b, '=')
-		b = strconv.AppendUint(b, s.versions.get(t), 36)
+		b = strconv.AppendUint(b, c.versions.get(t), 36)
 	}
 	b = append(b, ':')
 	b = hex.AppendEncode(b, sum[:])
 	key := string(b)
-	raw, ok, err := s.cache.Get(ctx, key)
+	raw, ok, err := c.backend.Get(ctx, key)
 	switch {
 	case err != nil:
-		s.metrics.cacheErr.Inc()
+		c.metrics.err.Inc()
 	case ok:
-		if res, ok := s.decodeHit(qi, raw); ok {
+		if res, ok := c.decodeHit(st, raw); ok {
 			return res, nil
 		}
 	default:
-		s.cacheMissed(qi)
+		c.cacheMissed(st)
 	}
-	res, err := s.queryResult(ctx, q, args)
+	res, err := c.src.Load(ctx, st.Query, args)
 	if err != nil {
 		return nil, err
 	}
-	s.cacheStore(ctx, key, nil, res)
+	c.cacheStore(ctx, key, nil, res)
 	return res, nil
 }
 
 // decodeHit decodes a cached entry. An entry that does not decode (written by
 // another release, truncated, foreign) is a miss, counted as corrupt; the
 // caller's Set replaces it.
-func (s *Store) decodeHit(qi *queryInfo, raw []byte) (*Result, bool) {
+func (c *Cache) decodeHit(st Statement, raw []byte) (*Result, bool) {
 	res, err := decodeResult(raw)
 	if err != nil {
-		s.metrics.cacheCorrupt.Inc()
-		s.stats.cacheMiss(qi)
+		c.metrics.corrupt.Inc()
+		c.src.CacheMiss(st)
 		return nil, false
 	}
-	s.metrics.cacheHit.Inc()
-	s.metrics.cacheSaved.Add(s.stats.cacheHit(qi).Seconds())
+	c.metrics.hit.Inc()
+	c.metrics.saved.Add(c.src.CacheHit(st).Seconds())
 	return res, true
 }
 
-func (s *Store) cacheMissed(qi *queryInfo) {
-	s.metrics.cacheMiss.Inc()
-	s.stats.cacheMiss(qi)
+func (c *Cache) cacheMissed(st Statement) {
+	c.metrics.miss.Inc()
+	c.src.CacheMiss(st)
 }
 
 // cacheStore encodes res after head and stores it. A result the codec cannot
 // represent is returned uncached.
-func (s *Store) cacheStore(ctx context.Context, key string, head []byte, res *Result) {
+func (c *Cache) cacheStore(ctx context.Context, key string, head []byte, res *Result) {
 	val, err := appendResult(head, res)
 	if err != nil {
-		s.metrics.cacheErr.Inc()
+		c.metrics.err.Inc()
 		return
 	}
-	if err := s.cache.Set(ctx, key, val, s.cacheTTL); err != nil {
-		s.metrics.cacheErr.Inc()
+	if err := c.backend.Set(ctx, key, val, c.ttl); err != nil {
+		c.metrics.err.Inc()
 	}
 }
 
@@ -416,12 +518,12 @@ func (s *Store) cacheStore(ctx context.Context, key string, head []byte, res *Re
 // statement text (not only the fingerprint: two statements differing only in
 // an inlined literal share a fingerprint but not a result), the tables the
 // caller named, and the arguments.
-func querySum(qi *queryInfo, tables []string, args []any) ([16]byte, error) {
+func querySum(text string, tables []string, args []any) ([16]byte, error) {
 	h := sha256.New()
 	var tmp [8]byte
-	binary.LittleEndian.PutUint64(tmp[:], uint64(len(qi.text)))
+	binary.LittleEndian.PutUint64(tmp[:], uint64(len(text)))
 	h.Write(tmp[:])
-	h.Write([]byte(qi.text))
+	h.Write([]byte(text))
 	for _, t := range tables {
 		binary.LittleEndian.PutUint64(tmp[:], uint64(len(t)))
 		h.Write(tmp[:])
@@ -438,60 +540,14 @@ func querySum(qi *queryInfo, tables []string, args []any) ([16]byte, error) {
 	return sum, nil
 }
 
-// CacheStats are the query cache's totals.
-type CacheStats struct {
+// Stats are the query cache's totals, as the statistics endpoint shows them.
+type Stats struct {
 	Enabled bool    `json:"enabled"`
 	Hits    int64   `json:"hits"`
 	Misses  int64   `json:"misses"`
 	HitRate float64 `json:"hit_rate"`
 	SavedMS float64 `json:"saved_ms"`
 	TTL     string  `json:"ttl,omitempty"`
-}
-
-func (s *Store) cacheStats() CacheStats {
-	cs := CacheStats{Enabled: s.cache != nil}
-	if s.cache != nil {
-		cs.TTL = s.cacheTTL.String()
-	}
-	s.stats.mu.Lock()
-	for _, e := range s.stats.entries {
-		cs.Hits += e.CacheHits
-		cs.Misses += e.CacheMisses
-		cs.SavedMS += e.CacheSavedMS
-	}
-	s.stats.mu.Unlock()
-	if n := cs.Hits + cs.Misses; n > 0 {
-		cs.HitRate = float64(cs.Hits) / float64(n)
-	}
-	return cs
-}
-
-func (s *Store) queryResult(ctx context.Context, q string, args []any) (*Result, error) {
-	rows, err := s.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, fmt.Errorf("store: query columns: %w", err)
-	}
-	res := &Result{Columns: cols}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("store: query scan: %w", err)
-		}
-		res.Rows = append(res.Rows, vals)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrapQueryErr("query", err)
-	}
-	return res, nil
 }
 
 type hashWriter interface{ Write([]byte) (int, error) }

@@ -1,4 +1,4 @@
-package store
+package dbadmin
 
 import (
 	"context"
@@ -11,10 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
+	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 )
 
 // Suggestion is an index the advisor proposes, with the statement it serves
@@ -76,14 +77,6 @@ type IndexReport struct {
 	Created     []CreatedIndex `json:"created"`
 }
 
-type advisor struct {
-	create  sync.Mutex // one index build at a time
-	mu      sync.Mutex
-	created []CreatedIndex
-}
-
-func newAdvisor() *advisor { return &advisor{} }
-
 // Advisor thresholds: a read is examined once it ran advisorMinCalls times or
 // is slow on average; tables smaller than advisorMinRows are left alone,
 // because scanning them is what the planner should do.
@@ -95,31 +88,31 @@ const (
 )
 
 // Indexes reports the current suggestions and the indexes created so far.
-func (s *Store) Indexes(ctx context.Context) (IndexReport, error) {
+func (ad *Admin) Indexes(ctx context.Context) (IndexReport, error) {
 	// With nothing yet worth asking the planner about, Advise would not
 	// touch the database: without this check an unreachable one would
 	// still get a clean, empty report.
-	if err := s.Ping(ctx); err != nil {
+	if err := ad.st.Ping(ctx); err != nil {
 		return IndexReport{}, fmt.Errorf("store: index report: %w", err)
 	}
-	sug, err := s.Advise(ctx)
-	rep := IndexReport{Driver: string(s.kind), AutoIndex: s.opts.AutoIndex, Hypopg: s.hasHypopg(ctx), Suggestions: sug}
-	s.advisor.mu.Lock()
-	rep.Created = append([]CreatedIndex{}, s.advisor.created...)
-	s.advisor.mu.Unlock()
+	sug, err := ad.Advise(ctx)
+	rep := IndexReport{Driver: string(ad.kind), AutoIndex: ad.autoIndex, Hypopg: ad.hasHypopg(ctx), Suggestions: sug}
+	ad.mu.Lock()
+	rep.Created = append([]CreatedIndex{}, ad.created...)
+	ad.mu.Unlock()
 	return rep, err
 }
 
 // Advise asks the planner about the frequent and slow reads seen so far and
 // proposes indexes for those it would scan or sort, skipping any an existing
 // index already covers.
-func (s *Store) Advise(ctx context.Context) ([]Suggestion, error) {
+func (ad *Admin) Advise(ctx context.Context) ([]Suggestion, error) {
 	out := []Suggestion{}
 	seen := map[string]bool{}
-	for _, c := range s.stats.candidates(advisorMinCalls, s.slow.limit(), advisorMaxChecks) {
-		sug, err := s.adviseOne(ctx, c)
+	for _, c := range ad.diag.Candidates(advisorMinCalls, ad.diag.SlowQueryThreshold(), advisorMaxChecks) {
+		sug, err := ad.adviseOne(ctx, c)
 		if err != nil {
-			if ctx.Err() != nil || Unavailable(err) {
+			if ctx.Err() != nil || store.Unavailable(err) {
 				return out, err
 			}
 			continue // a statement the planner refuses (dropped table …) is not a reason to stop
@@ -146,7 +139,7 @@ type parsedQuery struct {
 type colRef struct{ qual, col string }
 
 func parseSelect(q string) parsedQuery {
-	toks := lex(q)
+	toks := fingerprint.Lex(q)
 	p := parsedQuery{tables: map[string]string{}}
 	depth := 0
 	clause := ""
@@ -166,8 +159,8 @@ func parseSelect(q string) parsedQuery {
 		switch t {
 		case "from", "join":
 			clause = "from"
-			if i+1 < len(toks) && isWord(toks[i+1]) {
-				name := tableName(toks, i+1)
+			if i+1 < len(toks) && fingerprint.IsWord(toks[i+1]) {
+				name := fingerprint.TableName(toks, i+1)
 				j := i + 2
 				for j+1 < len(toks) && toks[j] == "." {
 					j += 2
@@ -176,7 +169,7 @@ func parseSelect(q string) parsedQuery {
 				if j < len(toks) && toks[j] == "as" {
 					j++
 				}
-				if j < len(toks) && isWord(toks[j]) && !isClauseWord(toks[j]) {
+				if j < len(toks) && fingerprint.IsWord(toks[j]) && !isClauseWord(toks[j]) {
 					alias = strings.Trim(toks[j], "\"`")
 				}
 				p.tables[alias] = name
@@ -196,12 +189,12 @@ func parseSelect(q string) parsedQuery {
 			}
 			continue
 		}
-		if !isWord(t) || isClauseWord(t) {
+		if !fingerprint.IsWord(t) || isClauseWord(t) {
 			continue
 		}
 		ref := colRef{col: strings.Trim(t, "\"`")}
 		j := i + 1
-		if j+1 < len(toks) && toks[j] == "." && isWord(toks[j+1]) {
+		if j+1 < len(toks) && toks[j] == "." && fingerprint.IsWord(toks[j+1]) {
 			ref = colRef{qual: ref.col, col: strings.Trim(toks[j+1], "\"`")}
 			j += 2
 		}
@@ -304,16 +297,16 @@ type problem struct {
 	autoCols []string // SQLite's automatic index columns, the planner's own proposal
 }
 
-func (s *Store) adviseOne(ctx context.Context, c candidate) ([]Suggestion, error) {
-	p := parseSelect(c.text)
+func (ad *Admin) adviseOne(ctx context.Context, c store.Candidate) ([]Suggestion, error) {
+	p := parseSelect(c.Text)
 	var (
 		probs []problem
 		err   error
 	)
-	if s.kind == config.DatabasePostgres {
-		probs, err = s.pgProblems(ctx, c, p)
+	if ad.kind == dburl.Postgres {
+		probs, err = ad.pgProblems(ctx, c, p)
 	} else {
-		probs, err = s.sqliteProblems(ctx, c, p)
+		probs, err = ad.sqliteProblems(ctx, c, p)
 	}
 	if err != nil {
 		return nil, err
@@ -324,37 +317,38 @@ func (s *Store) adviseOne(ctx context.Context, c candidate) ([]Suggestion, error
 		if len(cols) == 0 {
 			cols = p.columnsFor(pr.table, pr.sorts)
 		}
-		if len(cols) == 0 || s.checkColumns(ctx, pr.table, cols) != nil {
+		if len(cols) == 0 || ad.diag.CheckColumns(ctx, pr.table, cols) != nil {
 			continue
 		}
-		if s.kind == config.DatabasePostgres {
+		if ad.kind == dburl.Postgres {
 			var rows float64
-			if err := s.read.QueryRowContext(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", quoteIdent(pr.table)).Scan(&rows); err != nil || rows < advisorMinRows {
+			if err := ad.read.QueryRowContext(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", store.QuoteIdent(pr.table)).Scan(&rows); err != nil || rows < advisorMinRows {
 				continue
 			}
 		}
-		covered, err := s.coveredBy(ctx, pr.table, cols)
+		covered, err := ad.coveredBy(ctx, pr.table, cols)
 		if err != nil {
 			return nil, err
 		}
 		if covered != "" {
 			continue
 		}
-		sg := Suggestion{ID: suggestionID(pr.table, cols), Table: pr.table, Columns: cols, SQL: s.createIndexSQL(indexName(pr.table, cols), pr.table, cols),
-			QueryID: c.stat.QueryID, Query: c.stat.Query, Calls: c.stat.Calls, TotalMS: c.stat.TotalMS, MeanMS: c.stat.MeanMS, Evidence: pr.evidence}
-		if s.kind == config.DatabasePostgres {
-			s.hypothetical(ctx, c, &sg)
+		sg := Suggestion{ID: suggestionID(pr.table, cols), Table: pr.table, Columns: cols, SQL: ad.createIndexSQL(indexName(pr.table, cols), pr.table, cols),
+			QueryID: c.Stat.QueryID, Query: c.Stat.Query, Calls: c.Stat.Calls, TotalMS: c.Stat.TotalMS, MeanMS: c.Stat.MeanMS, Evidence: pr.evidence}
+		if ad.kind == dburl.Postgres {
+			ad.hypothetical(ctx, c, &sg)
 		}
 		out = append(out, sg)
 	}
 	return out, nil
 }
 
-func (s *Store) sqliteProblems(ctx context.Context, c candidate, p parsedQuery) ([]problem, error) {
-	lines, err := s.sqlitePlan(ctx, c.text, c.args)
+func (ad *Admin) sqliteProblems(ctx context.Context, c store.Candidate, p parsedQuery) ([]problem, error) {
+	plan, err := ad.diag.Explain(ctx, c.Text, c.Args)
 	if err != nil {
 		return nil, err
 	}
+	lines := strings.Split(plan, "\n")
 	byTable := map[string]*problem{}
 	var order []string
 	get := func(alias string) *problem {
@@ -429,8 +423,8 @@ type pgPlanNode struct {
 	Plans     []pgPlanNode `json:"Plans"`
 }
 
-func (s *Store) pgPlan(ctx context.Context, text string, args []any) (pgPlanNode, string, error) {
-	raw, err := s.explain(ctx, text, args)
+func (ad *Admin) pgPlan(ctx context.Context, text string, args []any) (pgPlanNode, string, error) {
+	raw, err := ad.diag.Explain(ctx, text, args)
 	if err != nil {
 		return pgPlanNode{}, "", err
 	}
@@ -443,8 +437,8 @@ func (s *Store) pgPlan(ctx context.Context, text string, args []any) (pgPlanNode
 	return doc[0].Plan, raw, nil
 }
 
-func (s *Store) pgProblems(ctx context.Context, c candidate, p parsedQuery) ([]problem, error) {
-	root, _, err := s.pgPlan(ctx, c.text, c.args)
+func (ad *Admin) pgProblems(ctx context.Context, c store.Candidate, p parsedQuery) ([]problem, error) {
+	root, _, err := ad.pgPlan(ctx, c.Text, c.Args)
 	if err != nil {
 		return nil, err
 	}
@@ -486,22 +480,22 @@ func (s *Store) pgProblems(ctx context.Context, c candidate, p parsedQuery) ([]p
 }
 
 // hasHypopg reports whether hypothetical indexes can be asked for.
-func (s *Store) hasHypopg(ctx context.Context) bool {
-	if s.kind != config.DatabasePostgres {
+func (ad *Admin) hasHypopg(ctx context.Context) bool {
+	if ad.kind != dburl.Postgres {
 		return false
 	}
 	var ok bool
-	err := s.read.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')").Scan(&ok)
+	err := ad.read.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')").Scan(&ok)
 	return err == nil && ok
 }
 
 // hypothetical asks hypopg, when installed, for the statement's cost with the
 // proposed index, on one connection (hypothetical indexes are per session).
-func (s *Store) hypothetical(ctx context.Context, c candidate, sg *Suggestion) {
-	if !s.hasHypopg(ctx) {
+func (ad *Admin) hypothetical(ctx context.Context, c store.Candidate, sg *Suggestion) {
+	if !ad.hasHypopg(ctx) {
 		return
 	}
-	conn, err := s.read.Conn(ctx)
+	conn, err := ad.read.Conn(ctx)
 	if err != nil {
 		return
 	}
@@ -509,7 +503,7 @@ func (s *Store) hypothetical(ctx context.Context, c candidate, sg *Suggestion) {
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT hypopg_reset()") //nolint:errcheck // best effort cleanup
 	cost := func() (float64, bool) {
 		var raw string
-		if err := conn.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+c.text, c.args...).Scan(&raw); err != nil {
+		if err := conn.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+c.Text, c.Args...).Scan(&raw); err != nil {
 			return 0, false
 		}
 		var doc []struct {
@@ -524,7 +518,7 @@ func (s *Store) hypothetical(ctx context.Context, c candidate, sg *Suggestion) {
 	if !ok {
 		return
 	}
-	if _, err := conn.ExecContext(ctx, "SELECT * FROM hypopg_create_index($1)", s.createIndexSQL("", sg.Table, sg.Columns)); err != nil {
+	if _, err := conn.ExecContext(ctx, "SELECT * FROM hypopg_create_index($1)", ad.createIndexSQL("", sg.Table, sg.Columns)); err != nil {
 		return
 	}
 	after, ok := cost()
@@ -537,8 +531,8 @@ func (s *Store) hypothetical(ctx context.Context, c candidate, sg *Suggestion) {
 
 // coveredBy names an existing index that already serves cols (cols is a
 // prefix of its columns, the equality part in any order), or "".
-func (s *Store) coveredBy(ctx context.Context, table string, cols []string) (string, error) {
-	idx, err := s.tableIndexes(ctx, table)
+func (ad *Admin) coveredBy(ctx context.Context, table string, cols []string) (string, error) {
+	idx, err := ad.tableIndexes(ctx, table)
 	if err != nil {
 		return "", err
 	}
@@ -575,38 +569,38 @@ func indexName(table string, cols []string) string {
 	return n
 }
 
-func (s *Store) createIndexSQL(name, table string, cols []string) string {
+func (ad *Admin) createIndexSQL(name, table string, cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
-		q[i] = quoteIdent(c)
+		q[i] = store.QuoteIdent(c)
 	}
-	target := quoteIdent(table) + " (" + strings.Join(q, ", ") + ")"
+	target := store.QuoteIdent(table) + " (" + strings.Join(q, ", ") + ")"
 	switch {
 	case name == "":
 		return "CREATE INDEX ON " + target
-	case s.kind == config.DatabasePostgres:
+	case ad.kind == dburl.Postgres:
 		// CONCURRENTLY keeps writes flowing during the build.
-		return "CREATE INDEX CONCURRENTLY IF NOT EXISTS " + quoteIdent(name) + " ON " + target
+		return "CREATE INDEX CONCURRENTLY IF NOT EXISTS " + store.QuoteIdent(name) + " ON " + target
 	}
-	return "CREATE INDEX IF NOT EXISTS " + quoteIdent(name) + " ON " + target
+	return "CREATE INDEX IF NOT EXISTS " + store.QuoteIdent(name) + " ON " + target
 }
 
 // CreateIndex builds an index the advisor suggested (by id) or one named by
 // table and columns, measures the served statement before and after, and
-// records the outcome. Bad input is ErrInvalid; an index that is already
+// records the outcome. Bad input is store.ErrInvalid; an index that is already
 // covered is refused the same way. The report is returned even when the
 // build fails, with OK false.
-func (s *Store) CreateIndex(ctx context.Context, req IndexRequest) (CreatedIndex, error) {
-	return s.createIndex(ctx, req, false)
+func (ad *Admin) CreateIndex(ctx context.Context, req IndexRequest) (CreatedIndex, error) {
+	return ad.createIndex(ctx, req, false)
 }
 
-func (s *Store) createIndex(ctx context.Context, req IndexRequest, auto bool) (CreatedIndex, error) {
+func (ad *Admin) createIndex(ctx context.Context, req IndexRequest, auto bool) (CreatedIndex, error) {
 	var (
-		sample *candidate
+		sample *store.Candidate
 		sg     *Suggestion
 	)
 	if req.SuggestionID != "" {
-		sugs, err := s.Advise(ctx)
+		sugs, err := ad.Advise(ctx)
 		if err != nil {
 			return CreatedIndex{}, err
 		}
@@ -616,94 +610,94 @@ func (s *Store) createIndex(ctx context.Context, req IndexRequest, auto bool) (C
 			}
 		}
 		if sg == nil {
-			return CreatedIndex{}, fmt.Errorf("store: create index: %w: no current suggestion %q", ErrInvalid, req.SuggestionID)
+			return CreatedIndex{}, fmt.Errorf("store: create index: %w: no current suggestion %q", store.ErrInvalid, req.SuggestionID)
 		}
 		req.Table, req.Columns = sg.Table, sg.Columns
-		for _, c := range s.stats.candidates(0, 0, 1<<30) {
-			if c.stat.QueryID == sg.QueryID {
+		for _, c := range ad.diag.Candidates(0, 0, 1<<30) {
+			if c.Stat.QueryID == sg.QueryID {
 				c := c
 				sample = &c
 			}
 		}
 	}
 	if req.Table == "" || len(req.Columns) == 0 {
-		return CreatedIndex{}, fmt.Errorf("store: create index: %w: table and columns (or suggestion_id) are required", ErrInvalid)
+		return CreatedIndex{}, fmt.Errorf("store: create index: %w: table and columns (or suggestion_id) are required", store.ErrInvalid)
 	}
 	cols := make([]string, len(req.Columns))
 	for i, c := range req.Columns {
 		cols[i] = strings.ToLower(strings.TrimSpace(c))
 	}
 	table := strings.ToLower(req.Table)
-	if err := s.checkColumns(ctx, table, cols); err != nil {
+	if err := ad.diag.CheckColumns(ctx, table, cols); err != nil {
 		return CreatedIndex{}, err
 	}
-	if by, err := s.coveredBy(ctx, table, cols); err != nil {
+	if by, err := ad.coveredBy(ctx, table, cols); err != nil {
 		return CreatedIndex{}, err
 	} else if by != "" {
-		return CreatedIndex{}, fmt.Errorf("store: create index: %w: %s(%s) is already covered by index %s", ErrInvalid, table, strings.Join(cols, ", "), by)
+		return CreatedIndex{}, fmt.Errorf("store: create index: %w: %s(%s) is already covered by index %s", store.ErrInvalid, table, strings.Join(cols, ", "), by)
 	}
 
-	s.advisor.create.Lock()
-	defer s.advisor.create.Unlock()
+	ad.create.Lock()
+	defer ad.create.Unlock()
 	name := indexName(table, cols)
-	ci := CreatedIndex{Name: name, Table: table, Columns: cols, SQL: s.createIndexSQL(name, table, cols), Auto: auto, CreatedAt: s.now().UTC()}
+	ci := CreatedIndex{Name: name, Table: table, Columns: cols, SQL: ad.createIndexSQL(name, table, cols), Auto: auto, CreatedAt: ad.now().UTC()}
 	if sample != nil {
-		ci.QueryID, ci.Query = sample.stat.QueryID, sample.stat.Query
-		ci.BeforeMS, ci.PlanBefore = s.measure(ctx, *sample)
+		ci.QueryID, ci.Query = sample.Stat.QueryID, sample.Stat.Query
+		ci.BeforeMS, ci.PlanBefore = ad.measure(ctx, *sample)
 	}
 	start := time.Now()
-	_, err := s.write.ExecContext(ctx, ci.SQL)
-	if err == nil && s.kind == config.DatabaseSQLite {
+	_, err := ad.write.ExecContext(ctx, ci.SQL)
+	if err == nil && ad.kind == dburl.SQLite {
 		// Fresh statistics let the planner weigh the new index at once.
-		_, err = s.write.ExecContext(ctx, "ANALYZE "+quoteIdent(table))
+		_, err = ad.write.ExecContext(ctx, "ANALYZE "+store.QuoteIdent(table))
 	}
-	if err == nil && s.kind == config.DatabasePostgres {
+	if err == nil && ad.kind == dburl.Postgres {
 		var valid bool
-		if qerr := s.read.QueryRowContext(ctx, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", quoteIdent(name)).Scan(&valid); qerr != nil {
+		if qerr := ad.read.QueryRowContext(ctx, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", store.QuoteIdent(name)).Scan(&valid); qerr != nil {
 			err = qerr
 		} else if !valid {
 			err = errors.New("index build left an invalid index")
 		}
 	}
 	ci.BuildMS = ms(time.Since(start))
-	if err != nil && s.kind == config.DatabasePostgres {
+	if err != nil && ad.kind == dburl.Postgres {
 		// A failed CONCURRENTLY build leaves an invalid index that still
 		// slows writes; remove it.
-		_, _ = s.write.ExecContext(context.WithoutCancel(ctx), "DROP INDEX CONCURRENTLY IF EXISTS "+quoteIdent(name))
+		_, _ = ad.write.ExecContext(context.WithoutCancel(ctx), "DROP INDEX CONCURRENTLY IF EXISTS "+store.QuoteIdent(name))
 	}
 	if err != nil {
-		ci.Error = describe(err)
-		s.recordCreated(ci)
+		ci.Error = store.Describe(err)
+		ad.recordCreated(ci)
 		return ci, fmt.Errorf("store: create index %s: %w", name, err)
 	}
 	ci.OK = true
-	s.metrics.indexesCreated.Inc()
+	ad.indexesCreated.Inc()
 	if sample != nil {
-		ci.AfterMS, ci.PlanAfter = s.measure(ctx, *sample)
+		ci.AfterMS, ci.PlanAfter = ad.measure(ctx, *sample)
 		ci.UsesIndex = strings.Contains(ci.PlanAfter, name)
 	}
-	s.recordCreated(ci)
+	ad.recordCreated(ci)
 	return ci, nil
 }
 
-func (s *Store) recordCreated(ci CreatedIndex) {
-	s.advisor.mu.Lock()
-	s.advisor.created = append(s.advisor.created, ci)
-	if len(s.advisor.created) > 100 {
-		s.advisor.created = s.advisor.created[1:]
+func (ad *Admin) recordCreated(ci CreatedIndex) {
+	ad.mu.Lock()
+	ad.created = append(ad.created, ci)
+	if len(ad.created) > 100 {
+		ad.created = ad.created[1:]
 	}
-	s.advisor.mu.Unlock()
+	ad.mu.Unlock()
 }
 
 // measure runs a statement a few times on the raw read pool and returns the
 // median time and its plan; nil when it cannot be run.
-func (s *Store) measure(ctx context.Context, c candidate) (*float64, string) {
-	plan, _ := s.explain(ctx, c.text, c.args)
+func (ad *Admin) measure(ctx context.Context, c store.Candidate) (*float64, string) {
+	plan, _ := ad.diag.Explain(ctx, c.Text, c.Args)
 	var times []float64
 	for range measureRuns {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		start := time.Now()
-		rows, err := s.read.QueryContext(mctx, c.text, c.args...)
+		rows, err := ad.read.QueryContext(mctx, c.Text, c.Args...)
 		if err == nil {
 			for rows.Next() {
 			}
@@ -722,7 +716,7 @@ func (s *Store) measure(ctx context.Context, c candidate) (*float64, string) {
 }
 
 // autoIndexLoop creates the advisor's suggestions every interval (DB_AUTO_INDEX).
-func (s *Store) autoIndexLoop(ctx context.Context, every time.Duration) {
+func (ad *Admin) autoIndexLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -731,19 +725,19 @@ func (s *Store) autoIndexLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		sugs, err := s.Advise(ctx)
+		sugs, err := ad.Advise(ctx)
 		if err != nil {
-			s.opts.Logger.WarnContext(ctx, "index advisor", slog.String("error", err.Error()))
+			ad.log.WarnContext(ctx, "index advisor", slog.String("error", err.Error()))
 			continue
 		}
 		for _, sg := range sugs {
-			ci, err := s.createIndex(ctx, IndexRequest{SuggestionID: sg.ID}, true)
+			ci, err := ad.createIndex(ctx, IndexRequest{SuggestionID: sg.ID}, true)
 			attrs := []slog.Attr{slog.String("index", ci.Name), slog.String("table", sg.Table), slog.String("query_id", sg.QueryID), slog.Float64("build_ms", ci.BuildMS)}
 			if err != nil {
-				s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "automatic index not created", append(attrs, slog.String("error", err.Error()))...)
+				ad.log.LogAttrs(ctx, slog.LevelWarn, "automatic index not created", append(attrs, slog.String("error", err.Error()))...)
 				continue
 			}
-			s.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "automatic index created", attrs...)
+			ad.log.LogAttrs(ctx, slog.LevelInfo, "automatic index created", attrs...)
 		}
 	}
 }

@@ -1,0 +1,85 @@
+package dburl
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// Kind names the database a DATABASE_URL selects.
+type Kind string
+
+// The supported databases.
+const (
+	SQLite   Kind = "sqlite"
+	Postgres Kind = "postgres"
+)
+
+// Parse splits a DATABASE_URL into the database kind and the address the
+// driver takes: a file path for SQLite, the URL itself for PostgreSQL. The
+// error says what is allowed, in words an operator can act on.
+func Parse(v string) (Kind, string, error) {
+	switch {
+	case strings.HasPrefix(v, "sqlite://"):
+		// sqlite:///./x.db → ./x.db ; sqlite:////var/x.db → /var/x.db (SQLAlchemy's form, which the seed used).
+		rest := strings.TrimPrefix(v, "sqlite://")
+		if !strings.HasPrefix(rest, "/") || len(rest) < 2 {
+			return "", "", errors.New("must be sqlite:///relative/path.db or sqlite:////absolute/path.db")
+		}
+		path := rest[1:]
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			return "", "", errors.New("sqlite URLs take no query parameters")
+		}
+		return SQLite, path, nil
+	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			return "", "", errors.New("must be postgres://user[:password]@host[:port]/database")
+		}
+		return Postgres, v, nil
+	}
+	return "", "", errors.New("must start with sqlite:/// or postgres://")
+}
+
+// Masked is what a hidden password shows as.
+const Masked = "********"
+
+// Redact replaces the password inside a URL (user:password@host, or a
+// password= query parameter) with Masked. A string that does not parse as a URL
+// is masked whole, since it may be a secret that merely looks odd.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Masked
+	}
+	var secrets []string
+	if u.User != nil {
+		if pw, has := u.User.Password(); has {
+			secrets = append(secrets, pw)
+			u.User = url.UserPassword(u.User.Username(), Masked)
+		}
+	}
+	q := u.Query()
+	changed := false
+	for k, vals := range q {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			secrets = append(secrets, vals...)
+			q.Set(k, Masked)
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	// url.String escapes '*' in userinfo; undo that so the mask reads as a mask.
+	out := strings.ReplaceAll(u.String(), "%2A", "*")
+	// A password may also stand elsewhere in a malformed URL (found by
+	// FuzzLoad): mask every copy, escaped or not.
+	for _, pw := range secrets {
+		if pw == "" || pw == Masked {
+			continue
+		}
+		out = strings.ReplaceAll(strings.ReplaceAll(out, pw, Masked), url.QueryEscape(pw), Masked)
+	}
+	return out
+}

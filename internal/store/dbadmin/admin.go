@@ -1,0 +1,103 @@
+package dbadmin
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
+	"github.com/smartcloudops/smartcloudops/internal/store"
+)
+
+// Options configure New.
+type Options struct {
+	// AutoIndex (DB_AUTO_INDEX) lets the advisor create the indexes it
+	// suggests, every AdvisorInterval; otherwise only an admin call creates them.
+	AutoIndex bool
+	// AdvisorInterval is how often the automatic advisor runs. Default 10m.
+	AdvisorInterval time.Duration
+	// Logger receives the automatic advisor's outcomes. Default: discard.
+	Logger *slog.Logger
+	// Registerer takes smartcloudops_db_indexes_created_total; nil registers none.
+	Registerer prometheus.Registerer
+	// Now is the clock of reports and index records. Default time.Now.
+	Now func() time.Time
+}
+
+// Admin administers one store's database: statistics report, index advice
+// and creation, maintenance. It is safe for concurrent use.
+type Admin struct {
+	st          *store.Store
+	diag        *store.Diagnostics
+	kind        dburl.Kind
+	read, write *sql.DB
+	log         *slog.Logger
+	now         func() time.Time
+	autoIndex   bool
+
+	indexesCreated prometheus.Counter
+
+	create  sync.Mutex // one index build at a time
+	mu      sync.Mutex
+	created []CreatedIndex
+
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New administers st's database and, with AutoIndex, starts the automatic
+// advisor; Close stops it, and must run before st is closed.
+func New(st *store.Store, o Options) (*Admin, error) {
+	if o.AdvisorInterval == 0 {
+		o.AdvisorInterval = 10 * time.Minute
+	}
+	if o.AdvisorInterval < 0 {
+		return nil, fmt.Errorf("store: advisor interval %s: must not be negative", o.AdvisorInterval)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	ad := &Admin{
+		st: st, diag: st.Diagnostics(), kind: st.Kind(), read: st.Reader(), write: st.Writer(),
+		log: o.Logger, now: o.Now, autoIndex: o.AutoIndex,
+		indexesCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smartcloudops_db_indexes_created_total",
+			Help: "Indexes created by the index advisor.",
+		}),
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(ad.indexesCreated); err != nil {
+			return nil, fmt.Errorf("store: register metrics: %w", err)
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ad.stop = stop
+	if o.AutoIndex {
+		ad.bg.Add(1)
+		go func() {
+			defer ad.bg.Done()
+			ad.autoIndexLoop(ctx, o.AdvisorInterval)
+		}()
+	}
+	return ad, nil
+}
+
+// Close stops the automatic advisor and waits for it. It is safe to call
+// more than once.
+func (ad *Admin) Close() {
+	ad.closeOnce.Do(func() {
+		ad.stop()
+		ad.bg.Wait()
+	})
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
