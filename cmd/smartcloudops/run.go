@@ -142,10 +142,6 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 	defer logs.Time(ctx, log, "store.open")(&err)
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	slow := cfg.SlowQueryThreshold
-	if slow == 0 {
-		slow = -1 // the store's "off"
-	}
 	st, err := store.Open(octx, store.Options{
 		URL:                cfg.DatabaseURL,
 		PoolSize:           cfg.DatabasePoolSize,
@@ -153,7 +149,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 		ConnMaxLifetime:    cfg.DatabaseConnMaxLifetime,
 		Logger:             log,
 		Registerer:         reg,
-		SlowQueryThreshold: slow,
+		SlowQueryThreshold: cfg.SlowQueryThreshold,
 		LogQueryParams:     cfg.SlowQueryLogParams,
 		StatsCapacity:      cfg.DBStatsCapacity,
 		Cache:              qc,

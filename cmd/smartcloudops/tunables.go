@@ -46,13 +46,7 @@ func tunables(log *slog.Logger, level *slog.LevelVar, lg *logs.Logger, c *cache.
 	}
 
 	r.Add(tuning.Duration("database.slow_query_threshold", "log statements at least this slow; 0 turns the slow log off", 0, time.Hour,
-		func() time.Duration { return max(st.Diagnostics().SlowQueryThreshold(), 0) },
-		func(d time.Duration) {
-			if d == 0 {
-				d = -1
-			}
-			st.Diagnostics().SetSlowQueryThreshold(d)
-		}, nil))
+		st.Diagnostics().SlowQueryThreshold, st.Diagnostics().SetSlowQueryThreshold, nil))
 
 	batchingOn := func() error {
 		if _, _, ok := an.Batching(); !ok {

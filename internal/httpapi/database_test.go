@@ -23,7 +23,7 @@ func TestDatabaseEndpointsOnRealDatabases(t *testing.T) {
 	admin := "Bearer " + adminToken
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, SlowQueryThreshold: -1})
+		st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
 	const pool = 4
-	st, err := store.Open(ctx, store.Options{URL: url, PoolSize: pool, SlowQueryThreshold: -1, HealthCheckPeriod: 500 * time.Millisecond})
+	st, err := store.Open(ctx, store.Options{URL: url, PoolSize: pool, HealthCheckPeriod: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

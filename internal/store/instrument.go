@@ -189,7 +189,7 @@ type SlowQuery struct {
 // they are busy the entry is logged without a plan rather than queued.
 type slowLog struct {
 	// threshold may change while statements run (SetSlowQueryThreshold);
-	// zero or negative means off.
+	// 0 means off.
 	threshold atomic.Int64
 	params    bool
 	log       *slog.Logger
@@ -210,7 +210,7 @@ func newSlowLog(threshold time.Duration, params bool, log *slog.Logger, keep int
 	return l
 }
 
-// limit is the threshold in force; zero or negative means the slow log is off.
+// limit is the threshold in force; 0 means the slow log is off.
 func (l *slowLog) limit() time.Duration { return time.Duration(l.threshold.Load()) }
 
 // SlowQueryThreshold is the duration from which statements are logged as

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/smartcloudops/smartcloudops/internal/domain"
+	"github.com/smartcloudops/smartcloudops/internal/logtest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
@@ -30,30 +30,13 @@ import (
 type fixture struct {
 	s   *store.Store
 	reg *prometheus.Registry
-	log *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	log *logtest.Buffer
 }
 
 func openWith(t testing.TB, url string, mod func(o *store.Options)) *fixture {
 	t.Helper()
-	f := &fixture{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
-	o := store.Options{URL: url, PoolSize: 4, Registerer: f.reg, Logger: slog.New(slog.NewJSONHandler(f.log, nil)), SlowQueryThreshold: -1}
+	f := &fixture{reg: prometheus.NewRegistry(), log: &logtest.Buffer{}}
+	o := store.Options{URL: url, PoolSize: 4, Registerer: f.reg, Logger: slog.New(slog.NewJSONHandler(f.log, nil))}
 	if mod != nil {
 		mod(&o)
 	}

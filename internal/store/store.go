@@ -57,8 +57,8 @@ type Options struct {
 	// registered by dbadmin.
 	Registerer prometheus.Registerer
 	// SlowQueryThreshold (SLOW_QUERY_THRESHOLD): statements at least this slow
-	// are logged with their fingerprint, duration, rows and plan. Default 1s;
-	// negative disables the slow log.
+	// are logged with their fingerprint, duration, rows and plan; 0 turns the
+	// slow log off, as in the configuration (whose default is 1s).
 	SlowQueryThreshold time.Duration
 	// LogQueryParams adds bound values to slow-query entries. Off by default:
 	// parameters can carry personal data and secrets.
@@ -102,9 +102,6 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.SlowQueryThreshold == 0 {
-		o.SlowQueryThreshold = time.Second
-	}
 	if o.StatsCapacity == 0 {
 		o.StatsCapacity = 500
 	}
@@ -132,7 +129,7 @@ func (o Options) validate() error {
 	if o.StatsCapacity < 1 {
 		return fmt.Errorf("store: stats capacity %d: must be at least 1", o.StatsCapacity)
 	}
-	if o.CacheTTL < 0 || o.ConnMaxLifetime < 0 || o.HealthCheckPeriod < 0 {
+	if o.CacheTTL < 0 || o.ConnMaxLifetime < 0 || o.HealthCheckPeriod < 0 || o.SlowQueryThreshold < 0 {
 		return errors.New("store: durations must not be negative")
 	}
 	return nil

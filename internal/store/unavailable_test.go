@@ -20,7 +20,7 @@ import (
 func TestIngestMethodsUnavailableWhilePostgresIsDown(t *testing.T) {
 	pg := storetest.StartPrivatePostgres(t)
 	ctx := context.Background()
-	s, err := store.Open(ctx, store.Options{URL: pg.URL, PoolSize: 4, SlowQueryThreshold: -1, HealthCheckPeriod: time.Hour})
+	s, err := store.Open(ctx, store.Options{URL: pg.URL, PoolSize: 4, HealthCheckPeriod: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func open(t *testing.T, url string) (*store.Store, *dbadmin.Admin) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4, SlowQueryThreshold: -1})
+	s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 4})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
