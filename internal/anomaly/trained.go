@@ -45,12 +45,6 @@ func FitSamples(samples []Sample, o Options) (*TrainedModel, error) {
 	return &TrainedModel{am: am, val: val}, nil
 }
 
-// Type is the fleet model's type (TypeIForest or TypePCA).
-func (t *TrainedModel) Type() string { return t.am.fleet.typ }
-
-// Selection is why the fleet model's type won.
-func (t *TrainedModel) Selection() Selection { return *t.val.Selection }
-
 // Columns are the metric names of a row, in the order ScoreRow takes them.
 func (t *TrainedModel) Columns() []string { return slices.Clone(t.am.columns) }
 

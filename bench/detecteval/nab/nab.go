@@ -192,9 +192,6 @@ func NewSet(series []Series) (*Set, error) {
 	return s, nil
 }
 
-// Windows is the number of labelled windows in the set.
-func (s *Set) Windows() int { return s.windows }
-
 // ErrNoWindows is returned by Normalise for a set without labelled windows,
 // where a null and a perfect detector score the same.
 var ErrNoWindows = errors.New("nab: no labelled windows to normalise by")

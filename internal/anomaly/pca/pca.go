@@ -82,12 +82,9 @@ type Model struct {
 	limQ   float64
 }
 
-// Fit fits a model on rows (each of the same length, the columns), all taken
-// as normal, with limits at LimitQuantile. It copies what it keeps.
-func Fit(rows [][]float64) (*Model, error) { return FitQuantile(rows, LimitQuantile) }
-
-// FitQuantile is Fit with the control limits at the q-quantile of the
-// training statistics (q in [0.5, 1)).
+// FitQuantile fits a model on rows (each of the same length, the columns),
+// all taken as normal, with the control limits at the q-quantile of the
+// training statistics (q in [0.5, 1)). It copies what it keeps.
 func FitQuantile(rows [][]float64, q float64) (*Model, error) {
 	if !(q >= 0.5 && q < 1) {
 		return nil, fmt.Errorf("pca: limit quantile %v not in [0.5, 1)", q)

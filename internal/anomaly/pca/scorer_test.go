@@ -1,5 +1,8 @@
 package pca
 
+// Fit fits a model with limits at LimitQuantile.
+func Fit(rows [][]float64) (*Model, error) { return FitQuantile(rows, LimitQuantile) }
+
 // Result is one scored row.
 type Result struct {
 	// T2 and Q are the row's own statistics (not smoothed).
