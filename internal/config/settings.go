@@ -1,0 +1,285 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// setting describes one configurable value: its variable, flag, default and parser.
+type setting struct {
+	env    string
+	flag   string
+	def    string
+	secret bool
+	usage  string
+	set    func(c *Config, v string) error // returns a description of what is allowed on failure
+}
+
+// errAllowed carries the "what is allowed" text from a parser up to Load.
+type errAllowed string
+
+func (e errAllowed) Error() string { return string(e) }
+
+func settings() []setting {
+	return []setting{
+		{env: "SMARTCLOUDOPS_ADDR", flag: "addr", def: ":5000", usage: "HTTP listen address",
+			set: func(c *Config, v string) error { c.Addr = v; return validAddr(v) }},
+		{env: "DATABASE_URL", flag: "database-url", def: "sqlite:///./smartcloudops.db", secret: true,
+			usage: "store: sqlite:///path or postgres://user:pass@host:port/db",
+			set:   func(c *Config, v string) error { c.DatabaseURL = v; return validDatabaseURL(v) }},
+		{env: "DATABASE_POOL_SIZE", flag: "database-pool-size", def: "20", usage: "maximum open database connections",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 1000, &c.DatabasePoolSize) }},
+		{env: "DATABASE_POOL_MIN_IDLE", flag: "database-pool-min-idle", def: "2", usage: "PostgreSQL connections kept open while idle",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 1000, &c.DatabasePoolMinIdle) }},
+		{env: "DATABASE_CONN_MAX_LIFETIME", flag: "database-conn-max-lifetime", def: "30m", usage: "recycle PostgreSQL connections after this Go duration",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 24*time.Hour, &c.DatabaseConnMaxLifetime)
+			}},
+		{env: "SLOW_QUERY_THRESHOLD", flag: "slow-query-threshold", def: "1.0", usage: "log statements at least this slow: seconds (1.0) or a Go duration (250ms); 0 turns the slow log off",
+			set: func(c *Config, v string) error { return parseSeconds(v, time.Hour, &c.SlowQueryThreshold) }},
+		{env: "SLOW_QUERY_LOG_PARAMS", flag: "slow-query-log-params", def: "false", usage: "include bound parameter values in slow-query entries (they may hold personal data)",
+			set: func(c *Config, v string) error { return parseBool(v, &c.SlowQueryLogParams) }},
+		{env: "DB_QUERY_CACHE_TTL", flag: "db-query-cache-ttl", def: "300s", usage: "longest life of a cached query result (writes invalidate earlier)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 24*time.Hour, &c.DBQueryCacheTTL)
+			}},
+		{env: "DB_STATS_CAPACITY", flag: "db-stats-capacity", def: "500", usage: "distinct statements kept in the query statistics",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.DBStatsCapacity) }},
+		{env: "DB_AUTO_INDEX", flag: "db-auto-index", def: "false", usage: "let the index advisor create the indexes it suggests",
+			set: func(c *Config, v string) error { return parseBool(v, &c.DBAutoIndex) }},
+		{env: "DB_ADVISOR_INTERVAL", flag: "db-advisor-interval", def: "10m", usage: "how often the automatic index advisor runs",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Minute, 7*24*time.Hour, &c.DBAdvisorInterval)
+			}},
+		{env: "REDIS_HOST", flag: "redis-host", def: "", usage: "Redis host; empty means no Redis (memory-only cache)",
+			set: func(c *Config, v string) error { c.RedisHost = v; return nil }},
+		{env: "REDIS_PORT", flag: "redis-port", def: "6379", usage: "Redis port",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 65535, &c.RedisPort) }},
+		{env: "REDIS_PASSWORD", flag: "redis-password", def: "", secret: true, usage: "Redis password",
+			set: func(c *Config, v string) error { c.RedisPassword = v; return nil }},
+		{env: "REDIS_URL", flag: "redis-url", def: "", secret: true,
+			usage: "redis://[:password@]host:port/db or rediss://… (TLS); Cluster: ?addr=host:port per extra node; Sentinel: ?master_set=NAME; wins over REDIS_HOST/PORT/PASSWORD",
+			set:   func(c *Config, v string) error { c.RedisURL = v; return validRedisURL(v) }},
+		{env: "ENABLE_CACHE", flag: "enable-cache", def: "true", usage: "enable the cache part",
+			set: func(c *Config, v string) error { return parseBool(v, &c.EnableCache) }},
+		{env: "ENABLE_ASYNC_LOGGING", flag: "enable-async-logging", def: "true", usage: "write logs from a background goroutine",
+			set: func(c *Config, v string) error { return parseBool(v, &c.EnableAsyncLogging) }},
+		{env: "ENABLE_BATCH_PROCESSING", flag: "enable-batch-processing", def: "true", usage: "micro-batch anomaly scoring",
+			set: func(c *Config, v string) error { return parseBool(v, &c.EnableBatchProcessing) }},
+		{env: "LOG_DIR", flag: "log-dir", def: "./logs", usage: "directory for log files",
+			set: func(c *Config, v string) error {
+				c.LogDir = v
+				if v == "" {
+					return errAllowed("must be a directory path")
+				}
+				return nil
+			}},
+		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "lowest level logged: debug, info, warn, error",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "debug", "info", "warn", "error":
+					c.LogLevel = strings.ToLower(v)
+					return nil
+				}
+				return errAllowed("must be one of debug, info, warn, error")
+			}},
+		{env: "LOG_MAX_FILE_SIZE", flag: "log-max-file-size", def: "10MiB", usage: "rotate the log file past this size (bytes, or 64KiB, 10MiB, 1GiB)",
+			set: func(c *Config, v string) error { return parseSize(v, 1024, 1<<40, &c.LogMaxFileSize) }},
+		{env: "LOG_ROTATION_INTERVAL", flag: "log-rotation-interval", def: "24h", usage: "also rotate at wall-clock boundaries of this Go duration; 0 turns it off",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 || (d > 0 && d < time.Second) {
+					return errAllowed("must be 0 or a Go duration of at least 1s, e.g. 1h or 24h")
+				}
+				c.LogRotationInterval = d
+				return nil
+			}},
+		{env: "LOG_COMPRESSION_LEVEL", flag: "log-compression-level", def: "6", usage: "gzip level of rotated log files, 1-9; 0 keeps them uncompressed",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 9, &c.LogCompressionLevel) }},
+		{env: "LOG_MAX_FILES", flag: "log-max-files", def: "10", usage: "rotated log files kept; 0 keeps all",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000, &c.LogMaxFiles) }},
+		{env: "LOG_MAX_AGE_DAYS", flag: "log-max-age-days", def: "30", usage: "remove rotated log files older than this many days; 0 keeps them",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 36500, &c.LogMaxAgeDays) }},
+		{env: "LOG_QUEUE_POLICY", flag: "log-queue-policy", def: "block", usage: "when the log queue is full: block (up to a few ms) or drop; ERROR lines are never dropped",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "block", "drop":
+					c.LogQueuePolicy = strings.ToLower(v)
+					return nil
+				}
+				return errAllowed("must be block or drop")
+			}},
+		{env: "LOG_STDERR_LEVEL", flag: "log-stderr-level", def: "warn", usage: "lowest level also copied to stderr: debug, info, warn, error or off",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "debug", "info", "warn", "error", "off":
+					c.LogStderrLevel = strings.ToLower(v)
+					return nil
+				}
+				return errAllowed("must be one of debug, info, warn, error, off")
+			}},
+		{env: "REDIS_POOL_SIZE", flag: "redis-pool-size", def: "50", usage: "Redis connection pool size",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000, &c.RedisPoolSize) }},
+		{env: "REDIS_TIMEOUT", flag: "redis-timeout", def: "500ms", usage: "bound on each Redis read or write; past it the cache answers from memory",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Millisecond, time.Minute, &c.RedisTimeout)
+			}},
+		{env: "CACHE_KEY_PREFIX", flag: "cache-key-prefix", def: "smartcloudops:cache:", usage: "prefix of every Redis key the cache writes; replicas must share it",
+			set: func(c *Config, v string) error {
+				c.CacheKeyPrefix = v
+				if v == "" || len(v) > 128 || strings.ContainsAny(v, "*?[]\x00 ") {
+					return errAllowed("must be 1-128 characters without spaces or glob characters")
+				}
+				return nil
+			}},
+		{env: "CACHE_DEFAULT_TTL", flag: "cache-default-ttl", def: "300s", usage: "TTL of cache entries written without one (Go duration)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 365*24*time.Hour, &c.CacheDefaultTTL)
+			}},
+		{env: "CACHE_COMPRESSION_THRESHOLD", flag: "cache-compression-threshold", def: "1024", usage: "compress encoded cache values from this size (bytes or 1KiB…)",
+			set: func(c *Config, v string) error { return parseSize(v, 1, 1<<30, &c.CacheCompressionThreshold) }},
+		{env: "CACHE_MAX_VALUE_BYTES", flag: "cache-max-value-bytes", def: "1MiB", usage: "largest cache value accepted; larger PUTs get 413",
+			set: func(c *Config, v string) error { return parseSize(v, 1, 512<<20, &c.CacheMaxValueBytes) }},
+		{env: "CACHE_LOCAL_MAX_BYTES", flag: "cache-local-max-bytes", def: "64MiB", usage: "memory bound of the in-process cache tier",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheLocalMaxBytes) }},
+		{env: "CACHE_FALLBACK_JOURNAL_BYTES", flag: "cache-fallback-journal-bytes", def: "16MiB", usage: "memory bound of the journal of cache writes taken while Redis is down, replayed when it is back; past it writes answer X-Cache-Durability: memory",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<10, 1<<40, &c.CacheFallbackJournalBytes) }},
+		{env: "ANOMALY_BATCH_SIZE", flag: "anomaly-batch-size", def: "100", usage: "largest micro-batch of forest scoring",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000, &c.Anomaly.BatchSize) }},
+		{env: "ANOMALY_BATCH_TIMEOUT", flag: "anomaly-batch-timeout", def: "500ms", usage: "longest a sample waits for its batch to fill (a lone request is scored at once when a worker is idle)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Millisecond, time.Minute, &c.Anomaly.BatchTimeout)
+			}},
+		{env: "ANOMALY_MAX_WORKERS", flag: "anomaly-max-workers", def: "4", usage: "goroutines scoring batches",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 1024, &c.Anomaly.MaxWorkers) }},
+		{env: "ANOMALY_QUEUE_SIZE", flag: "anomaly-queue-size", def: "10000", usage: "samples waiting for a worker; a request that does not fit gets 503 with Retry-After",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000000, &c.Anomaly.QueueSize) }},
+		{env: "ANOMALY_MAX_BATCH", flag: "anomaly-max-batch", def: "1000", usage: "most samples one request may carry",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 100000, &c.Anomaly.MaxBatch) }},
+		{env: "ANOMALY_CACHE_TTL", flag: "anomaly-cache-ttl", def: "300s", usage: "how long a forest prediction is reused",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, 24*time.Hour, &c.Anomaly.CacheTTL)
+			}},
+		{env: "ANOMALY_THRESHOLD", flag: "anomaly-threshold", def: "0.5", usage: "score from which a sample is an anomaly (0-1)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.01, 0.99, &c.Anomaly.Threshold) }},
+		{env: "ANOMALY_CPU_THRESHOLD", flag: "anomaly-cpu-threshold", def: "90", usage: "fallback limit for cpu_usage (percent) while no model can score",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.1, 100, &c.Anomaly.CPUThreshold) }},
+		{env: "ANOMALY_MEMORY_THRESHOLD", flag: "anomaly-memory-threshold", def: "90", usage: "fallback limit for memory_usage (percent)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.1, 100, &c.Anomaly.MemoryThreshold) }},
+		{env: "ANOMALY_DISK_THRESHOLD", flag: "anomaly-disk-threshold", def: "95", usage: "fallback limit for disk_usage (percent)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.1, 100, &c.Anomaly.DiskThreshold) }},
+		{env: "ANOMALY_ERROR_RATE_THRESHOLD", flag: "anomaly-error-rate-threshold", def: "5", usage: "fallback limit for error_rate (percent of requests)",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.01, 100, &c.Anomaly.ErrorRateThreshold) }},
+		{env: "ANOMALY_WARMUP", flag: "anomaly-warmup", def: "150", usage: "points a series learns from before its streaming detector scores (fallback thresholds meanwhile)",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.Anomaly.WarmUp) }},
+		{env: "ANOMALY_MAX_SERIES", flag: "anomaly-max-series", def: "100000", usage: "series kept in memory; the least recently updated are evicted past this or ANOMALY_MAX_SERIES_BYTES",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 100000000, &c.Anomaly.MaxSeries) }},
+		{env: "ANOMALY_MAX_SERIES_BYTES", flag: "anomaly-max-series-bytes", def: "256MiB", usage: "estimated live heap of the series' state (about 2.3 KB a series; RSS is about twice that at the default GOGC)",
+			set: func(c *Config, v string) error { return parseSize(v, 1<<20, 1<<40, &c.Anomaly.MaxSeriesBytes) }},
+		{env: "ANOMALY_TRAINING_WINDOW", flag: "anomaly-training-window", def: "168h", usage: "how far back model training reads stored history",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Hour, 365*24*time.Hour, &c.Anomaly.TrainingWindow)
+			}},
+		{env: "ANOMALY_MIN_TRAINING_ROWS", flag: "anomaly-min-training-rows", def: "256", usage: "fewest stored samples a model is trained on",
+			set: func(c *Config, v string) error { return parseInt(v, 16, 10000000, &c.Anomaly.MinTrainingRows) }},
+		{env: "ANOMALY_MAX_TRAINING_ROWS", flag: "anomaly-max-training-rows", def: "50000", usage: "most recent stored samples read for training",
+			set: func(c *Config, v string) error { return parseInt(v, 16, 10000000, &c.Anomaly.MaxTrainingRows) }},
+		{env: "ANOMALY_CONTAMINATION", flag: "anomaly-contamination", def: "0.005", usage: "share of training samples the model's threshold lets through as anomalies",
+			set: func(c *Config, v string) error { return parseFloat(v, 0.0001, 0.5, &c.Anomaly.Contamination) }},
+		{env: "ANOMALY_RETRAIN_INTERVAL", flag: "anomaly-retrain-interval", def: "0", usage: "train and activate a new model this often (Go duration); 0 turns periodic retraining off",
+			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "0" {
+					c.Anomaly.RetrainInterval = 0
+					return nil
+				}
+				return parseDuration(v, time.Minute, 365*24*time.Hour, &c.Anomaly.RetrainInterval)
+			}},
+		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
+			usage: "static bearer token with the admin role (at least 16 characters)",
+			set: func(c *Config, v string) error {
+				c.AdminToken = v
+				if v != "" && len(v) < 16 {
+					return errAllowed("must be empty or at least 16 characters")
+				}
+				return nil
+			}},
+		{env: "JWT_SECRET", flag: "jwt-secret", def: "", secret: true,
+			usage: "HS256 secret for bearer JWTs (at least 32 bytes)",
+			set: func(c *Config, v string) error {
+				c.JWTSecret = v
+				if v != "" && len(v) < 32 {
+					return errAllowed("must be empty or at least 32 bytes")
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_REQUIRE_AUTH", flag: "require-auth", def: "auto",
+			usage: "which reads need a token: auto (tenant data does when JWT_SECRET is set), true (every read), false (none)",
+			set: func(c *Config, v string) error {
+				if strings.EqualFold(strings.TrimSpace(v), "auto") {
+					c.RequireAuth = AuthAuto
+					return nil
+				}
+				var b bool
+				if err := parseBool(v, &b); err != nil {
+					return errAllowed("must be auto, true or false")
+				}
+				c.RequireAuth = AuthOpen
+				if b {
+					c.RequireAuth = AuthRequired
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", flag: "auth-failure-limit", def: "10",
+			usage: "refused credentials one client may present per minute (and at once) before it gets 429; 0 turns the limit off",
+			set:   func(c *Config, v string) error { return parseInt(v, 0, 1000000, &c.AuthFailureLimit) }},
+		{env: "SMARTCLOUDOPS_WRITE_RATE_LIMIT", flag: "write-rate-limit", def: "100",
+			usage: "state-changing requests (POST, PUT, DELETE) one client may send per second, bursts of twice that; 0 turns the limit off",
+			set: func(c *Config, v string) error {
+				if err := parseFloat(v, 0, 1000000, &c.WriteRateLimit); err != nil || (c.WriteRateLimit > 0 && c.WriteRateLimit < 0.01) {
+					return errAllowed("must be 0 (off) or a number from 0.01 to 1000000")
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_TRUSTED_PROXIES", flag: "trusted-proxies", def: "",
+			usage: "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client for the per-client limits; empty trusts none",
+			set: func(c *Config, v string) error {
+				c.TrustedProxies = nil
+				for _, f := range strings.Split(v, ",") {
+					f = strings.TrimSpace(f)
+					if f == "" {
+						continue
+					}
+					p, err := netip.ParsePrefix(f)
+					if err != nil {
+						a, aerr := netip.ParseAddr(f)
+						if aerr != nil {
+							return errAllowed(fmt.Sprintf("must be comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,::1; %q is neither", f))
+						}
+						p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+					}
+					c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_MAX_BODY_BYTES", flag: "max-body-bytes", def: "1048576", usage: "largest accepted request body in bytes",
+			set: func(c *Config, v string) error {
+				var n int
+				if err := parseInt(v, 1, 1<<30, &n); err != nil {
+					return err
+				}
+				c.MaxBodyBytes = int64(n)
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 || d > 10*time.Minute {
+					return errAllowed("must be a Go duration between 0s and 10m, e.g. 15s")
+				}
+				c.ShutdownTimeout = d
+				return nil
+			}},
+	}
+}
