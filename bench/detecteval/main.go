@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	skab := fs.String("skab", "../shared/tools/skab-eval", "SKAB scorer `path`; empty skips SKAB")
 	skabData := fs.String("skab-data", "../shared/data/skab", "SKAB-layout `dir` (data/, labels/)")
 	streamOnly := fs.Bool("skab-stream-only", false, "drop --train-rows from SKAB's detect calls: the streaming detectors alone")
+	skabState := fs.Bool("skab-state", false, "with -skab-stream-only, pass --state: is_anomaly is the streams' sustained state, not their alerts")
 	src := fs.String("stream-src", "internal/anomaly/stream", "detector source `dir` whose constants are counted; empty skips")
 	chart := fs.String("chart", "", "draw this NAB `file` (<category>/<file>.csv under -nab's data/) with its windows, scores and alerts, and do nothing else")
 	png := fs.String("png", "nab-chart.png", "where -chart writes its PNG `file`")
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printQuiet(stdout, rows, *days)
 	}
 	if *skab != "" {
-		if err := runSKAB(ctx, stdout, stderr, *skab, *skabData, *binary, *streamOnly); err != nil {
+		if err := runSKAB(ctx, stdout, stderr, *skab, *skabData, *binary, *streamOnly, *streamOnly && *skabState); err != nil {
 			return err
 		}
 	}

@@ -25,14 +25,15 @@ while [ $# -gt 0 ]; do
     *) shift ;;
   esac
 done
-exec %q detect --input "$in"
+exec %q detect --input "$in"%s
 `
 
 // runSKAB builds the service (or uses binary), runs tool (skab-eval) over
 // the SKAB folder data with its detect subcommand and prints what it printed.
 // streamOnly drops --train-rows even when the CLI takes it, to measure the
-// streaming detectors alone.
-func runSKAB(ctx context.Context, w, stderr io.Writer, tool, data, binary string, streamOnly bool) error {
+// streaming detectors alone; state then also passes --state, so is_anomaly
+// is the streams' sustained state rather than their alerts.
+func runSKAB(ctx context.Context, w, stderr io.Writer, tool, data, binary string, streamOnly, state bool) error {
 	if _, err := os.Stat(tool); err != nil {
 		fmt.Fprintf(w, "SKAB: skipped, %s is absent\n\n", tool)
 		return nil
@@ -56,13 +57,23 @@ func runSKAB(ctx context.Context, w, stderr io.Writer, tool, data, binary string
 	note := "the detect CLI takes --train-rows: it is passed through"
 	if streamOnly || !bytes.Contains(help, []byte("train-rows")) {
 		script := filepath.Join(dir, "detect.sh")
-		if err := os.WriteFile(script, []byte(fmt.Sprintf(wrapper, bin)), 0o755); err != nil {
+		extra := ""
+		if state {
+			if !bytes.Contains(help, []byte("-state")) {
+				return fmt.Errorf("skab: -skab-state: %s detect has no --state", bin)
+			}
+			extra = " --state"
+		}
+		if err := os.WriteFile(script, []byte(fmt.Sprintf(wrapper, bin, extra)), 0o755); err != nil {
 			return fmt.Errorf("skab wrapper: %w", err)
 		}
 		cmd = []string{"/bin/sh", script}
 		note = "the detect CLI has no --train-rows: streaming only, the first 400 rows are learned online like every other row"
 		if streamOnly {
 			note = "-skab-stream-only: --train-rows dropped, streaming only, the first 400 rows are learned online like every other row"
+		}
+		if state {
+			note += "; --state: is_anomaly is the sustained state"
 		}
 	}
 	args := append([]string{tool, data, filepath.Join(dir, "skab-out"), "--"}, cmd...)

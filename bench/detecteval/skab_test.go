@@ -17,7 +17,7 @@ func TestSKABWrapperDropsTrainRows(t *testing.T) {
 		t.Skip("no echo on PATH")
 	}
 	script := filepath.Join(t.TempDir(), "detect.sh")
-	if err := os.WriteFile(script, []byte(fmt.Sprintf(wrapper, echo)), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(wrapper, echo, "")), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{

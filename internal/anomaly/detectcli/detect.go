@@ -18,7 +18,10 @@
 // value is the value of the metric with the largest score (the one an
 // operator should look at first), named in an added anomaly_metric column.
 // --explain adds a reasons column ("cpu:level,cpu:change") naming the views
-// that fired. --train-rows N (or --train FILE) also fits the service's host
+// that fired. --state makes is_anomaly the service's sustained state rather
+// than its alert (1 from the alert while a metric stays held away from its
+// normal; docs/alerting.md) and adds a state column, the largest per-metric
+// state on anomaly_score's scale. --train-rows N (or --train FILE) also fits the service's host
 // models on the first N rows (or on FILE) and adds their model_score (see
 // runTrained).
 package detectcli
@@ -56,10 +59,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	output := fs.String("output", "-", "output CSV `file` (\"-\" for standard output)")
 	threshold := fs.Float64("threshold", 0, "score at which is_anomaly is 1 (default 0.5)")
 	explain := fs.Bool("explain", false, "add a reasons column naming the views that fired")
+	state := fs.Bool("state", false, "is_anomaly is the sustained state (the alert and every held point after it), and a state column is added")
 	trainRows := fs.Int("train-rows", 0, "fit the host models on the first `N` rows (taken as normal), as the service trains, and score every row with them too")
 	trainFile := fs.String("train", "", "fit the host models on every row of `FILE` (same columns, taken as normal) and score every input row with them too")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: smartcloudops detect [--input FILE.csv] [--output FILE.csv] [--threshold S] [--explain] [--train-rows N | --train FILE.csv]\n")
+		fmt.Fprintf(stderr, "usage: smartcloudops detect [--input FILE.csv] [--output FILE.csv] [--threshold S] [--explain] [--state] [--train-rows N | --train FILE.csv]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +81,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *trainRows > 0 && *trainFile != "" {
 		return fmt.Errorf("%w: --train-rows and --train both name training rows; give one", ErrUsage)
+	}
+	if *state && (*trainRows > 0 || *trainFile != "") {
+		return fmt.Errorf("%w: --state is how a trained run already decides is_anomaly; give it without --train-rows or --train", ErrUsage)
 	}
 	if *trainFile == "-" {
 		return fmt.Errorf("%w: --train must name a file (standard input is the input)", ErrUsage)
@@ -104,7 +111,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *trainRows > 0 || *trainFile != "" {
 		err = runTrained(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *threshold, *trainRows, *trainFile, *explain, prog)
 	} else {
-		err = run(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *explain, prog)
+		err = run(ctx, bufio.NewReaderSize(in, 64<<10), out, opt, *explain, *state, prog)
 	}
 	if cerr := closeOut(); err == nil && cerr != nil {
 		err = fmt.Errorf("detect: close output: %w", cerr)
@@ -113,8 +120,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // run is the streaming loop: decode a row, update each metric's detector,
-// write the scored row.
-func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, explain bool, prog *progress) error {
+// write the scored row. With state, is_anomaly is the sustained state and a
+// state column follows the per-metric scores.
+func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, explain, state bool, prog *progress) error {
 	dec, err := newDecoder(in)
 	if err != nil {
 		return err
@@ -128,7 +136,11 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 	multi := len(dets) > 1
 	bw := bufio.NewWriterSize(out, 64<<10)
 	w := csv.NewWriter(bw)
-	header := outputHeader(dec.names, multi, explain)
+	var extra []string
+	if state {
+		extra = []string{"state"}
+	}
+	header := outputHeader(dec.names, multi, explain, extra...)
 	if err := w.Write(header); err != nil {
 		return fmt.Errorf("detect: write output: %w", err)
 	}
@@ -136,14 +148,15 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 	var reasons strings.Builder
 	scores := make([]string, len(dets))
 	err = eachRow(ctx, dec, prog, 1, func(r *row) error {
-		best, top, flag := -1.0, 0, false
+		best, top, flag, st := -1.0, 0, false, 0.0
 		reasons.Reset()
 		for i, d := range dets {
 			res := d.Update(r.ts, r.vals[i])
 			if res.Score > best {
 				best, top = res.Score, i
 			}
-			flag = flag || res.IsAnomaly
+			flag = flag || res.IsAnomaly || state && res.Anomalous
+			st = max(st, res.State)
 			scores[i] = formatScore(res.Score)
 			if explain {
 				for _, why := range res.Reasons {
@@ -165,6 +178,9 @@ func run(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options, e
 		if multi {
 			rec = append(rec, dec.names[top])
 			rec = append(rec, scores...)
+		}
+		if state {
+			rec = append(rec, formatScore(st))
 		}
 		if explain {
 			rec = append(rec, reasons.String())
@@ -335,5 +351,5 @@ func (p *progress) show(done bool) {
 // detectors, same six-digit scores), for harnesses that run many files in
 // one process and must score what the command would print.
 func Score(ctx context.Context, in io.Reader, out io.Writer, opt stream.Options) error {
-	return run(ctx, in, out, opt, false, nil)
+	return run(ctx, in, out, opt, false, false, nil)
 }

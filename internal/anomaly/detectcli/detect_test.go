@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,3 +301,57 @@ func BenchmarkRun(b *testing.B) {
 type ioDiscard struct{}
 
 func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestStateFlag: a level that leaves its normal and stays there alerts once;
+// with --state, is_anomaly stays 1 while the series is held away from its
+// normal, and the state column says how far; without it the output is
+// unchanged.
+func TestStateFlag(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("timestamp,value\n")
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 1200; i++ {
+		v := 50 + rng.NormFloat64()
+		if i >= 800 {
+			v += 40 // a fault that does not come back
+		}
+		fmt.Fprintf(&b, "%d,%.3f\n", 1700000000+300*i, v)
+	}
+	plain, err := runCLI(t, b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := runCLI(t, b.String(), "--state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(held[0], ","); got != "timestamp,value,anomaly_score,is_anomaly,state" {
+		t.Fatalf("header with --state = %q", got)
+	}
+	alerts, sustained := 0, 0
+	for i := 801; i < len(held); i++ {
+		if plain[i][3] == "1" {
+			alerts++
+		}
+		if held[i][3] == "1" {
+			sustained++
+		}
+		if plain[i][2] != held[i][2] {
+			t.Fatalf("row %d: --state changed the score: %s vs %s", i, plain[i][2], held[i][2])
+		}
+	}
+	if alerts != 1 {
+		t.Errorf("alerts after the fault = %d, want one", alerts)
+	}
+	if sustained < 300 {
+		t.Errorf("rows in the sustained state after the fault = %d of 400, want the fault held", sustained)
+	}
+	for i := 1; i < 700; i++ {
+		if held[i][3] != plain[i][3] {
+			t.Fatalf("row %d before the fault: --state is_anomaly %s, plain %s", i, held[i][3], plain[i][3])
+		}
+	}
+	if _, err := runCLI(t, b.String(), "--state", "--train-rows", "100"); !errors.Is(err, ErrUsage) {
+		t.Errorf("--state with --train-rows = %v, want a usage error", err)
+	}
+}
