@@ -2,14 +2,13 @@ package anomaly
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 )
 
 // redisCache is a PredictionCache on a real Redis, as the cache part
@@ -36,34 +35,8 @@ func (r *redisCache) Set(ctx context.Context, key string, value []byte, ttl time
 
 func newRedisCache(t *testing.T) *redisCache {
 	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		t.Fatalf("Redis is not reachable at REDIS_URL (%s): %v; start it or point REDIS_URL at one", url, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	rc := &redisCache{c: c, prefix: "sco-test:anomaly:" + hex.EncodeToString(b[:]) + ":"}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		keys, err := c.Keys(ctx, rc.prefix+"*").Result()
-		if err == nil && len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-		c.Close()
-	})
-	return rc
+	c, prefix := redistest.Client(t, "anomaly")
+	return &redisCache{c: c, prefix: prefix}
 }
 
 func TestPredictionCacheRedis(t *testing.T) {

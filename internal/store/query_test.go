@@ -2,14 +2,11 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/domain"
 	"github.com/smartcloudops/smartcloudops/internal/logtest"
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
@@ -268,30 +266,8 @@ var cacheModes = map[string]func(*redisCache) querycache.Backend{
 
 func newRedisCache(t testing.TB) *redisCache {
 	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("Redis is not reachable at REDIS_URL (%s): %v", url, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	rc := &redisCache{c: c, prefix: "sco-test-" + hex.EncodeToString(b[:]) + ":"}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, rc.prefix+"*").Result()
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-		c.Close()
-	})
-	return rc
+	c, prefix := redistest.Client(t, "store")
+	return &redisCache{c: c, prefix: prefix}
 }
 
 func TestQueryCacheInvalidation(t *testing.T) {
