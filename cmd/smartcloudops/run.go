@@ -22,6 +22,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
+	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
@@ -107,6 +108,12 @@ func withConfig(args []string, getenv func(string) string, stderr io.Writer, f f
 			return exitOK
 		}
 		fmt.Fprintln(stderr, "smartcloudops:", err)
+		return exitUsage
+	}
+	// The URL's forms belong to the store (dburl); checking them here keeps a
+	// bad DATABASE_URL a one-line configuration error like any other.
+	if _, _, err := dburl.Parse(cfg.DatabaseURL); err != nil {
+		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "DATABASE_URL", Value: config.RedactURL(cfg.DatabaseURL), Allowed: err.Error()})
 		return exitUsage
 	}
 	if err := f(cfg); err != nil {

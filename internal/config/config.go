@@ -26,7 +26,8 @@ type Config struct {
 	// Addr is the HTTP listen address (SMARTCLOUDOPS_ADDR).
 	Addr string
 	// DatabaseURL selects the store: sqlite:///relative/path, sqlite:////absolute/path
-	// or postgres://… (DATABASE_URL).
+	// or postgres://… (DATABASE_URL). Its forms are the store's (internal/dburl),
+	// checked by the command before anything starts.
 	DatabaseURL string
 	// DatabasePoolSize bounds open database connections (DATABASE_POOL_SIZE).
 	DatabasePoolSize int

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/smartcloudops/smartcloudops/internal/dburl"
 )
 
 func parseInt(v string, lo, hi int, dst *int) error {
@@ -87,30 +85,6 @@ func validAddr(v string) error {
 		return errAllowed("must be host:port or :port with a port from 0 to 65535")
 	}
 	return nil
-}
-
-// DatabaseKind names the store selected by a DATABASE_URL.
-type DatabaseKind = dburl.Kind
-
-// The supported stores.
-const (
-	DatabaseSQLite   = dburl.SQLite
-	DatabasePostgres = dburl.Postgres
-)
-
-// ParseDatabaseURL splits a DATABASE_URL into the store kind and the address
-// the driver takes: a file path for SQLite, the URL itself for PostgreSQL.
-func ParseDatabaseURL(v string) (DatabaseKind, string, error) {
-	kind, addr, err := dburl.Parse(v)
-	if err != nil {
-		return "", "", errAllowed(err.Error())
-	}
-	return kind, addr, nil
-}
-
-func validDatabaseURL(v string) error {
-	_, _, err := ParseDatabaseURL(v)
-	return err
 }
 
 func validRedisURL(v string) error {

@@ -1,10 +1,9 @@
 package config
 
 import (
+	"net/url"
 	"sort"
 	"strings"
-
-	"github.com/smartcloudops/smartcloudops/internal/dburl"
 )
 
 // Entry is one row of the effective configuration as /performance/config shows it.
@@ -34,7 +33,7 @@ func (c *Config) Redacted() []Entry {
 }
 
 // Masked is what every secret shows as.
-const Masked = dburl.Masked
+const Masked = "********"
 
 // mask hides a secret. URLs keep their shape so an operator can still see which
 // server is meant; only the password part is replaced.
@@ -51,4 +50,39 @@ func mask(s setting, v string) string {
 // RedactURL replaces the password inside a URL (user:password@host, or a
 // password= query parameter) with Masked. A string that does not parse as a URL
 // is masked whole, since it may be a secret that merely looks odd.
-func RedactURL(raw string) string { return dburl.Redact(raw) }
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Masked
+	}
+	var secrets []string
+	if u.User != nil {
+		if pw, has := u.User.Password(); has {
+			secrets = append(secrets, pw)
+			u.User = url.UserPassword(u.User.Username(), Masked)
+		}
+	}
+	q := u.Query()
+	changed := false
+	for k, vals := range q {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			secrets = append(secrets, vals...)
+			q.Set(k, Masked)
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	// url.String escapes '*' in userinfo; undo that so the mask reads as a mask.
+	out := strings.ReplaceAll(u.String(), "%2A", "*")
+	// A password may also stand elsewhere in a malformed URL (found by
+	// FuzzLoad): mask every copy, escaped or not.
+	for _, pw := range secrets {
+		if pw == "" || pw == Masked {
+			continue
+		}
+		out = strings.ReplaceAll(strings.ReplaceAll(out, pw, Masked), url.QueryEscape(pw), Masked)
+	}
+	return out
+}

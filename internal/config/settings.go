@@ -28,7 +28,7 @@ func settings() []setting {
 			set: func(c *Config, v string) error { c.Addr = v; return validAddr(v) }},
 		{env: "DATABASE_URL", flag: "database-url", def: "sqlite:///./smartcloudops.db", secret: true,
 			usage: "store: sqlite:///path or postgres://user:pass@host:port/db",
-			set:   func(c *Config, v string) error { c.DatabaseURL = v; return validDatabaseURL(v) }},
+			set:   func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 		{env: "DATABASE_POOL_SIZE", flag: "database-pool-size", def: "20", usage: "maximum open database connections",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 1000, &c.DatabasePoolSize) }},
 		{env: "DATABASE_POOL_MIN_IDLE", flag: "database-pool-min-idle", def: "2", usage: "PostgreSQL connections kept open while idle",

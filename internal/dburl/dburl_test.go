@@ -25,3 +25,15 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"sqlite:///./x.db", "sqlite:////tmp/x.db", "postgres://u:p@h:5432/db", "ftp://x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		kind, addr, err := Parse(s)
+		if err == nil && (kind == "" || addr == "") {
+			t.Fatalf("Parse(%q) accepted with kind %q addr %q", s, kind, addr)
+		}
+	})
+}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
@@ -173,7 +174,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	kind, addr, err := dburl.Parse(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", dburl.Redact(o.URL), err)
+		return nil, fmt.Errorf("store: DATABASE_URL: %w", err)
 	}
 	var s *Store
 	switch kind {
@@ -223,7 +224,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 
 // databaseID names the database in shared cache keys, so that replicas share
 // results only when they read the same database: the host name and absolute
-// path of a SQLite file, the URL (without its password) of a PostgreSQL one.
+// path of a SQLite file, the user, host, port and database of a PostgreSQL one.
 // Replicas that name one database differently merely share fewer results;
 // the version keys, which invalidate, are per table and not per database.
 func databaseID(kind dburl.Kind, rawURL, addr string) string {
@@ -235,8 +236,8 @@ func databaseID(kind dburl.Kind, rawURL, addr string) string {
 			abs = addr
 		}
 		id += host + "|" + abs
-	} else {
-		id += dburl.Redact(rawURL)
+	} else if c, err := pgconn.ParseConfig(rawURL); err == nil {
+		id += pgTarget(*c)
 	}
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:6])
@@ -287,7 +288,8 @@ func openSQLite(path string, o Options) (*Store, error) {
 func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("store: parse postgres url %s: %w", dburl.Redact(url), err)
+		// pgconn's parse errors show the URL with its password redacted.
+		return nil, fmt.Errorf("store: parse postgres url: %w", err)
 	}
 	pc.MaxConns = int32(o.PoolSize)
 	pc.MinConns = int32(min(o.MinIdle, o.PoolSize))
@@ -301,10 +303,16 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("store: connect postgres %s: %w", dburl.Redact(url), err)
+		return nil, fmt.Errorf("store: connect postgres %s: %w", pgTarget(pc.ConnConfig.Config), err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	return &Store{kind: dburl.Postgres, write: db, read: db, pg: pool}, nil
+}
+
+// pgTarget names a PostgreSQL database without its secrets: user, host,
+// port and database, the parts that say which server and data are meant.
+func pgTarget(c pgconn.Config) string {
+	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 }
 
 // Kind says which database this is.

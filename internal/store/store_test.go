@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,3 +132,25 @@ func TestCheckReportsDownAfterClose(t *testing.T) {
 
 // rebind turns ? placeholders into PostgreSQL's $n.
 func rebind(s *store.Store, q string) string { return s.Rebind(q) }
+
+// TestOpenErrorsHideThePassword: a DATABASE_URL's password never reaches an
+// error (they end up in logs and on stderr), whether the URL does not parse,
+// names no database kind, or names a server that does not answer.
+func TestOpenErrorsHideThePassword(t *testing.T) {
+	for _, url := range []string{
+		"postgres://sco:s3kr1t@127.0.0.1:1/x?connect_timeout=1",
+		"postgres://sco:s3kr1t@127.0.0.1:notaport/x",
+		"ftp://sco:s3kr1t@host/x",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 1})
+		cancel()
+		if err == nil {
+			st.Close()
+			t.Fatalf("Open(%q) succeeded", url)
+		}
+		if strings.Contains(err.Error(), "s3kr1t") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+	}
+}
