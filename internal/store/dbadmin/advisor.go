@@ -3,10 +3,8 @@ package dbadmin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/store"
-	"github.com/smartcloudops/smartcloudops/internal/store/fingerprint"
 )
 
 // Suggestion is an index the advisor proposes, with the statement it serves
@@ -36,36 +33,6 @@ type Suggestion struct {
 	Evidence   []string `json:"evidence"`
 	CostBefore *float64 `json:"cost_before,omitempty"`
 	CostAfter  *float64 `json:"cost_after,omitempty"`
-}
-
-// CreatedIndex is the outcome of creating an index, re-measured.
-type CreatedIndex struct {
-	Name      string    `json:"name"`
-	Table     string    `json:"table"`
-	Columns   []string  `json:"columns"`
-	SQL       string    `json:"sql"`
-	QueryID   string    `json:"query_id,omitempty"`
-	Query     string    `json:"query,omitempty"`
-	Auto      bool      `json:"auto"`
-	CreatedAt time.Time `json:"created_at"`
-	BuildMS   float64   `json:"build_ms"`
-	// BeforeMS and AfterMS are the median of a few runs of the served query,
-	// before and after the index existed; PlanAfter shows whether it is used.
-	BeforeMS   *float64 `json:"before_ms,omitempty"`
-	AfterMS    *float64 `json:"after_ms,omitempty"`
-	PlanBefore string   `json:"plan_before,omitempty"`
-	PlanAfter  string   `json:"plan_after,omitempty"`
-	UsesIndex  bool     `json:"uses_index"`
-	OK         bool     `json:"ok"`
-	Error      string   `json:"error,omitempty"`
-}
-
-// IndexRequest asks CreateIndex for an index: a suggestion by id, or a table
-// and columns.
-type IndexRequest struct {
-	SuggestionID string   `json:"suggestion_id,omitempty"`
-	Table        string   `json:"table,omitempty"`
-	Columns      []string `json:"columns,omitempty"`
 }
 
 // IndexReport is the body of GET /performance/database/indexes.
@@ -125,168 +92,6 @@ func (ad *Admin) Advise(ctx context.Context) ([]Suggestion, error) {
 		}
 	}
 	return out, nil
-}
-
-// parsedQuery is what the advisor reads from a SELECT: its tables by alias,
-// and the columns it filters on and orders by.
-type parsedQuery struct {
-	tables  map[string]string // alias (or name) → table
-	eq      []colRef
-	rng     []colRef
-	orderBy []colRef
-}
-
-type colRef struct{ qual, col string }
-
-func parseSelect(q string) parsedQuery {
-	toks := fingerprint.Lex(q)
-	p := parsedQuery{tables: map[string]string{}}
-	depth := 0
-	clause := ""
-	for i := 0; i < len(toks); i++ {
-		t := toks[i]
-		switch t {
-		case "(":
-			depth++
-			continue
-		case ")":
-			depth--
-			continue
-		}
-		if depth != 0 {
-			continue
-		}
-		switch t {
-		case "from", "join":
-			clause = "from"
-			if i+1 < len(toks) && fingerprint.IsWord(toks[i+1]) {
-				name := fingerprint.TableName(toks, i+1)
-				j := i + 2
-				for j+1 < len(toks) && toks[j] == "." {
-					j += 2
-				}
-				alias := name
-				if j < len(toks) && toks[j] == "as" {
-					j++
-				}
-				if j < len(toks) && fingerprint.IsWord(toks[j]) && !isClauseWord(toks[j]) {
-					alias = strings.Trim(toks[j], "\"`")
-				}
-				p.tables[alias] = name
-				p.tables[name] = name
-			}
-			continue
-		case "where", "on":
-			clause = "where"
-			continue
-		case "group", "having", "limit", "offset", "union", "returning":
-			clause = ""
-			continue
-		case "order":
-			if i+1 < len(toks) && toks[i+1] == "by" {
-				clause = "order"
-				i++
-			}
-			continue
-		}
-		if !fingerprint.IsWord(t) || isClauseWord(t) {
-			continue
-		}
-		ref := colRef{col: strings.Trim(t, "\"`")}
-		j := i + 1
-		if j+1 < len(toks) && toks[j] == "." && fingerprint.IsWord(toks[j+1]) {
-			ref = colRef{qual: ref.col, col: strings.Trim(toks[j+1], "\"`")}
-			j += 2
-		}
-		switch clause {
-		case "where":
-			if j >= len(toks) {
-				continue
-			}
-			switch op := toks[j]; op {
-			case "=", "is", "in":
-				if j+1 < len(toks) && (toks[j+1] == "?" || toks[j+1] == "(" || toks[j+1] == "not" && op == "is") {
-					p.eq = append(p.eq, ref)
-				}
-			case "<", ">", "<=", ">=", "between", "like":
-				p.rng = append(p.rng, ref)
-			}
-			i = j - 1
-		case "order":
-			p.orderBy = append(p.orderBy, ref)
-			i = j - 1
-			for i+1 < len(toks) && (toks[i+1] == "asc" || toks[i+1] == "desc" || toks[i+1] == "nulls" || toks[i+1] == "first" || toks[i+1] == "last") {
-				i++
-			}
-		}
-	}
-	return p
-}
-
-func isClauseWord(t string) bool {
-	switch t {
-	case "where", "on", "join", "left", "right", "inner", "outer", "cross", "full", "natural", "group", "order", "by", "limit",
-		"offset", "having", "union", "and", "or", "not", "as", "using", "select", "from", "is", "in", "null", "between", "like",
-		"asc", "desc", "true", "false", "distinct", "case", "when", "then", "else", "end", "exists", "returning", "nulls", "first", "last":
-		return true
-	}
-	return false
-}
-
-// columnsFor orders a proposal's columns for one table: equality columns
-// first (any order serves them), then one range column, then the ORDER BY
-// columns when sorting is part of the problem, which is the order a B-tree
-// can serve them in.
-func (p parsedQuery) columnsFor(table string, sorts bool) []string {
-	belongs := func(r colRef) bool {
-		if r.qual != "" {
-			return p.tables[r.qual] == table
-		}
-		return len(uniqueTables(p.tables)) == 1
-	}
-	var cols []string
-	add := func(c string) {
-		if !slices.Contains(cols, c) {
-			cols = append(cols, c)
-		}
-	}
-	for _, r := range p.eq {
-		if belongs(r) {
-			add(strings.ToLower(r.col))
-		}
-	}
-	rangeCol := ""
-	for _, r := range p.rng {
-		if belongs(r) && rangeCol == "" {
-			rangeCol = strings.ToLower(r.col)
-		}
-	}
-	if sorts {
-		ordered := []string{}
-		for _, r := range p.orderBy {
-			if belongs(r) {
-				ordered = append(ordered, strings.ToLower(r.col))
-			}
-		}
-		if rangeCol == "" || len(ordered) > 0 && ordered[0] == rangeCol {
-			for _, c := range ordered {
-				add(c)
-			}
-			return cols
-		}
-	}
-	if rangeCol != "" {
-		add(rangeCol)
-	}
-	return cols
-}
-
-func uniqueTables(m map[string]string) map[string]bool {
-	out := map[string]bool{}
-	for _, t := range m {
-		out[t] = true
-	}
-	return out
 }
 
 // problem is what the planner showed for one table of a statement.
@@ -559,136 +364,6 @@ func suggestionID(table string, cols []string) string {
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
-// indexName is sco_idx_<table>_<columns>, cut to fit PostgreSQL's 63 bytes
-// with a hash so that cutting never makes two names equal.
-func indexName(table string, cols []string) string {
-	n := "sco_idx_" + table + "_" + strings.Join(cols, "_")
-	if len(n) > 54 {
-		n = n[:54] + "_" + suggestionID(table, cols)
-	}
-	return n
-}
-
-func (ad *Admin) createIndexSQL(name, table string, cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = store.QuoteIdent(c)
-	}
-	target := store.QuoteIdent(table) + " (" + strings.Join(q, ", ") + ")"
-	switch {
-	case name == "":
-		return "CREATE INDEX ON " + target
-	case ad.kind == dburl.Postgres:
-		// CONCURRENTLY keeps writes flowing during the build.
-		return "CREATE INDEX CONCURRENTLY IF NOT EXISTS " + store.QuoteIdent(name) + " ON " + target
-	}
-	return "CREATE INDEX IF NOT EXISTS " + store.QuoteIdent(name) + " ON " + target
-}
-
-// CreateIndex builds an index the advisor suggested (by id) or one named by
-// table and columns, measures the served statement before and after, and
-// records the outcome. Bad input is store.ErrInvalid; an index that is already
-// covered is refused the same way. The report is returned even when the
-// build fails, with OK false.
-func (ad *Admin) CreateIndex(ctx context.Context, req IndexRequest) (CreatedIndex, error) {
-	return ad.createIndex(ctx, req, false)
-}
-
-func (ad *Admin) createIndex(ctx context.Context, req IndexRequest, auto bool) (CreatedIndex, error) {
-	var (
-		sample *store.Candidate
-		sg     *Suggestion
-	)
-	if req.SuggestionID != "" {
-		sugs, err := ad.Advise(ctx)
-		if err != nil {
-			return CreatedIndex{}, err
-		}
-		for i := range sugs {
-			if sugs[i].ID == req.SuggestionID {
-				sg = &sugs[i]
-			}
-		}
-		if sg == nil {
-			return CreatedIndex{}, fmt.Errorf("store: create index: %w: no current suggestion %q", store.ErrInvalid, req.SuggestionID)
-		}
-		req.Table, req.Columns = sg.Table, sg.Columns
-		for _, c := range ad.diag.Candidates(0, 0, 1<<30) {
-			if c.Stat.QueryID == sg.QueryID {
-				c := c
-				sample = &c
-			}
-		}
-	}
-	if req.Table == "" || len(req.Columns) == 0 {
-		return CreatedIndex{}, fmt.Errorf("store: create index: %w: table and columns (or suggestion_id) are required", store.ErrInvalid)
-	}
-	cols := make([]string, len(req.Columns))
-	for i, c := range req.Columns {
-		cols[i] = strings.ToLower(strings.TrimSpace(c))
-	}
-	table := strings.ToLower(req.Table)
-	if err := ad.diag.CheckColumns(ctx, table, cols); err != nil {
-		return CreatedIndex{}, err
-	}
-	if by, err := ad.coveredBy(ctx, table, cols); err != nil {
-		return CreatedIndex{}, err
-	} else if by != "" {
-		return CreatedIndex{}, fmt.Errorf("store: create index: %w: %s(%s) is already covered by index %s", store.ErrInvalid, table, strings.Join(cols, ", "), by)
-	}
-
-	ad.create.Lock()
-	defer ad.create.Unlock()
-	name := indexName(table, cols)
-	ci := CreatedIndex{Name: name, Table: table, Columns: cols, SQL: ad.createIndexSQL(name, table, cols), Auto: auto, CreatedAt: ad.now().UTC()}
-	if sample != nil {
-		ci.QueryID, ci.Query = sample.Stat.QueryID, sample.Stat.Query
-		ci.BeforeMS, ci.PlanBefore = ad.measure(ctx, *sample)
-	}
-	start := time.Now()
-	_, err := ad.write.ExecContext(ctx, ci.SQL)
-	if err == nil && ad.kind == dburl.SQLite {
-		// Fresh statistics let the planner weigh the new index at once.
-		_, err = ad.write.ExecContext(ctx, "ANALYZE "+store.QuoteIdent(table))
-	}
-	if err == nil && ad.kind == dburl.Postgres {
-		var valid bool
-		if qerr := ad.read.QueryRowContext(ctx, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", store.QuoteIdent(name)).Scan(&valid); qerr != nil {
-			err = qerr
-		} else if !valid {
-			err = errors.New("index build left an invalid index")
-		}
-	}
-	ci.BuildMS = ms(time.Since(start))
-	if err != nil && ad.kind == dburl.Postgres {
-		// A failed CONCURRENTLY build leaves an invalid index that still
-		// slows writes; remove it.
-		_, _ = ad.write.ExecContext(context.WithoutCancel(ctx), "DROP INDEX CONCURRENTLY IF EXISTS "+store.QuoteIdent(name))
-	}
-	if err != nil {
-		ci.Error = store.Describe(err)
-		ad.recordCreated(ci)
-		return ci, fmt.Errorf("store: create index %s: %w", name, err)
-	}
-	ci.OK = true
-	ad.indexesCreated.Inc()
-	if sample != nil {
-		ci.AfterMS, ci.PlanAfter = ad.measure(ctx, *sample)
-		ci.UsesIndex = strings.Contains(ci.PlanAfter, name)
-	}
-	ad.recordCreated(ci)
-	return ci, nil
-}
-
-func (ad *Admin) recordCreated(ci CreatedIndex) {
-	ad.mu.Lock()
-	ad.created = append(ad.created, ci)
-	if len(ad.created) > 100 {
-		ad.created = ad.created[1:]
-	}
-	ad.mu.Unlock()
-}
-
 // measure runs a statement a few times on the raw read pool and returns the
 // median time and its plan; nil when it cannot be run.
 func (ad *Admin) measure(ctx context.Context, c store.Candidate) (*float64, string) {
@@ -713,31 +388,4 @@ func (ad *Admin) measure(ctx context.Context, c store.Candidate) (*float64, stri
 	sort.Float64s(times)
 	med := times[len(times)/2]
 	return &med, plan
-}
-
-// autoIndexLoop creates the advisor's suggestions every interval (DB_AUTO_INDEX).
-func (ad *Admin) autoIndexLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		sugs, err := ad.Advise(ctx)
-		if err != nil {
-			ad.log.WarnContext(ctx, "index advisor", slog.String("error", err.Error()))
-			continue
-		}
-		for _, sg := range sugs {
-			ci, err := ad.createIndex(ctx, IndexRequest{SuggestionID: sg.ID}, true)
-			attrs := []slog.Attr{slog.String("index", ci.Name), slog.String("table", sg.Table), slog.String("query_id", sg.QueryID), slog.Float64("build_ms", ci.BuildMS)}
-			if err != nil {
-				ad.log.LogAttrs(ctx, slog.LevelWarn, "automatic index not created", append(attrs, slog.String("error", err.Error()))...)
-				continue
-			}
-			ad.log.LogAttrs(ctx, slog.LevelInfo, "automatic index created", attrs...)
-		}
-	}
 }
