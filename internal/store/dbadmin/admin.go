@@ -46,9 +46,16 @@ type Admin struct {
 	mu      sync.Mutex
 	created []CreatedIndex
 
+	// life ends when Close begins: the automatic advisor and every job
+	// started by Go run under it, and bg counts them so Close can wait.
+	life      context.Context
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
 	closeOnce sync.Once
+	// jobsMu orders Go's bg.Add before Close's bg.Wait; closed refuses new
+	// jobs once Close has begun.
+	jobsMu sync.Mutex
+	closed bool
 }
 
 // New administers st's database and, with AutoIndex, starts the automatic
@@ -79,22 +86,23 @@ func New(st *store.Store, o Options) (*Admin, error) {
 			return nil, fmt.Errorf("store: register metrics: %w", err)
 		}
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	ad.stop = stop
+	ad.life, ad.stop = context.WithCancel(context.Background())
 	if o.AutoIndex {
-		ad.bg.Add(1)
-		go func() {
-			defer ad.bg.Done()
-			ad.autoIndexLoop(ctx, o.AdvisorInterval)
-		}()
+		ad.bg.Go(func() { ad.autoIndexLoop(ad.life, o.AdvisorInterval) })
 	}
 	return ad, nil
 }
 
-// Close stops the automatic advisor and waits for it. It is safe to call
+// Close stops the automatic advisor, cancels the jobs started by Go, and
+// waits for all of them, so that none outlives the Admin and the store can
+// be closed next. A job ends as soon as its statement observes the
+// cancellation, which both drivers pass to the database. It is safe to call
 // more than once.
 func (ad *Admin) Close() {
 	ad.closeOnce.Do(func() {
+		ad.jobsMu.Lock()
+		ad.closed = true
+		ad.jobsMu.Unlock()
 		ad.stop()
 		ad.bg.Wait()
 	})
