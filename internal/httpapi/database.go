@@ -27,6 +27,8 @@ type Database interface {
 	// Go runs a job that outlives its request, owned (cancelled on
 	// shutdown, and waited for) by the Database, not by the handler.
 	Go(ctx context.Context, job func(ctx context.Context)) error
+	// Headline is the database part of GET /performance/summary.
+	Headline(ctx context.Context) (dbadmin.Headline, error)
 }
 
 // Job limits: how long a request waits for its job before answering 202, the

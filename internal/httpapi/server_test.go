@@ -56,6 +56,10 @@ func (f *fakeMaintainer) Stats(context.Context, dbadmin.StatsOptions) (dbadmin.D
 	return dbadmin.DatabaseStats{Driver: "fake"}, f.err
 }
 
+func (f *fakeMaintainer) Headline(context.Context) (dbadmin.Headline, error) {
+	return dbadmin.Headline{Driver: "fake"}, f.err
+}
+
 func (f *fakeMaintainer) Indexes(context.Context) (dbadmin.IndexReport, error) {
 	return dbadmin.IndexReport{Driver: "fake"}, f.err
 }

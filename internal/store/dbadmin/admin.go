@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
 )
 
 // Options configure New.
@@ -109,3 +111,24 @@ func (ad *Admin) Close() {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Headline is the database part's figures for the service summary: what the
+// store has measured since it opened.
+type Headline struct {
+	Driver string
+	// Statements are every statement run, in seconds (store.Diagnostics.StatementLatency).
+	Statements latency.HistogramSummary
+	// Cache is the query cache's hits and the execution time they saved.
+	Cache querycache.Stats
+}
+
+// Headline reports the database part's summary figures, from the store's
+// own counters. It fails when the database does not answer a ping (the
+// summary leaves the part out then); the ping runs on the raw handle, so it
+// does not count among the statements it reports.
+func (ad *Admin) Headline(ctx context.Context) (Headline, error) {
+	if err := ad.read.PingContext(ctx); err != nil {
+		return Headline{}, fmt.Errorf("store: headline: %w", err)
+	}
+	return Headline{Driver: string(ad.kind), Statements: ad.diag.StatementLatency(), Cache: ad.diag.CacheStats()}, nil
+}
