@@ -402,7 +402,9 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		return err
 	}
 	defer st.Close()
-	// The advisor's loop stops before the store closes (defers unwind in reverse).
+	// Shutdown order: the HTTP server stops (below, before any defer runs),
+	// then admin.Close cancels and waits for the advisor's loop and the
+	// database jobs, then the store closes (defers unwind in reverse).
 	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg})
 	if err != nil {
 		return err

@@ -24,6 +24,11 @@ type Database interface {
 	Stats(ctx context.Context, o dbadmin.StatsOptions) (dbadmin.DatabaseStats, error)
 	Indexes(ctx context.Context) (dbadmin.IndexReport, error)
 	CreateIndex(ctx context.Context, req dbadmin.IndexRequest) (dbadmin.CreatedIndex, error)
+	// Go runs a job that outlives its request, owned (cancelled on
+	// shutdown, and waited for) by the Database, not by the handler.
+	Go(ctx context.Context, job func(ctx context.Context)) error
+	// Headline is the database part of GET /performance/summary.
+	Headline(ctx context.Context) (dbadmin.Headline, error)
 }
 
 // Job limits: how long a request waits for its job before answering 202, the
@@ -145,7 +150,10 @@ func (d *databaseAPI) createIndex(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	j := d.start(r, "create_index", func(ctx context.Context) (any, error) { return db.CreateIndex(ctx, req) })
+	j, err := d.start(r, db, "create_index", func(ctx context.Context) (any, error) { return db.CreateIndex(ctx, req) })
+	if err != nil {
+		return err
+	}
 	return d.answer(w, r, j, wait, http.StatusCreated)
 }
 
@@ -170,9 +178,12 @@ func (d *databaseAPI) optimize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	j := d.start(r, "optimize", func(ctx context.Context) (any, error) {
+	j, err := d.start(r, db, "optimize", func(ctx context.Context) (any, error) {
 		return db.Optimize(ctx, dbadmin.OptimizeOptions{Vacuum: req.Vacuum})
 	})
+	if err != nil {
+		return err
+	}
 	return d.answer(w, r, j, wait, http.StatusOK)
 }
 
@@ -195,21 +206,18 @@ func jobWait(r *http.Request) (time.Duration, error) {
 	return d, nil
 }
 
-// start runs fn as a job. It is detached from the request's cancellation
-// (a client hanging up must not abort a VACUUM half-way) but bounded.
-func (d *databaseAPI) start(r *http.Request, kind string, fn func(ctx context.Context) (any, error)) *job {
+// start runs fn as a job owned by db: db detaches it from the request's
+// cancellation (a client hanging up must not abort a VACUUM half-way),
+// cancels it on shutdown and waits for it; here it is only bounded in time
+// and recorded for the status endpoint.
+func (d *databaseAPI) start(r *http.Request, db Database, kind string, fn func(ctx context.Context) (any, error)) (*job, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	j := &job{ID: id, Kind: kind, Status: "running", StatusURL: "/performance/database/jobs/" + id, StartedAt: d.s.now().UTC(), done: make(chan struct{})}
-	d.mu.Lock()
-	d.jobs[id] = j
-	d.ids = append(d.ids, id)
-	d.trim()
-	d.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), jobTimeout)
 	reqID := RequestID(r.Context())
-	go func() {
+	err := db.Go(r.Context(), func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, jobTimeout)
 		defer cancel()
 		res, err := fn(ctx)
 		now := d.s.now().UTC()
@@ -224,8 +232,16 @@ func (d *databaseAPI) start(r *http.Request, kind string, fn func(ctx context.Co
 		}
 		d.mu.Unlock()
 		close(j.done)
-	}()
-	return j
+	})
+	if err != nil {
+		return nil, dbError(err)
+	}
+	d.mu.Lock()
+	d.jobs[id] = j
+	d.ids = append(d.ids, id)
+	d.trim()
+	d.mu.Unlock()
+	return j, nil
 }
 
 // trim drops the oldest finished jobs beyond keepJobs. Call with mu held.

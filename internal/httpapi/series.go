@@ -21,15 +21,10 @@ type SeriesReader interface {
 	AnomalyRange(ctx context.Context, q store.AnomalyRangeQuery) (store.AnomalyList, error)
 }
 
-// seriesPart is Deps.Series, or else Deps.Database when it can also read
-// series (the store is both), so the endpoints work wherever the database
-// endpoints do.
+// seriesPart is Deps.Series, or a 503 when the service runs without one.
 func (s *Server) seriesPart() (SeriesReader, error) {
 	if s.deps.Series != nil {
 		return s.deps.Series, nil
-	}
-	if r, ok := s.deps.Database.(SeriesReader); ok {
-		return r, nil
 	}
 	return nil, Errorf(CodeUnavailable, "no database is configured for metric and anomaly history")
 }

@@ -246,15 +246,15 @@ func TestSeriesBadParams(t *testing.T) {
 }
 
 func TestSeriesWithoutStore(t *testing.T) {
-	f := newFixture(t, openTenantReads) // its Database is a fake that cannot read series
+	f := newFixture(t, openTenantReads) // no Series
 	for _, path := range []string{"/api/v1/hosts", "/api/v1/hosts/web-1/metrics", "/api/v1/anomalies"} {
 		w := f.do(t, "GET", path, "", "", "")
 		if p := decodeProblem(t, w); w.Code != http.StatusServiceUnavailable || !strings.Contains(p.Detail, "database") {
 			t.Fatalf("%s: %d %+v; want 503 saying no database", path, w.Code, p)
 		}
 	}
-	// The store is both the Database and the SeriesReader: wiring it as the
-	// Database is enough.
+	// Wired as the service does: the admin serves the database endpoints,
+	// the store itself the series.
 	st, err := store.Open(context.Background(), store.Options{URL: storetest.SQLiteURL(t), PoolSize: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ type Deps struct {
 
 	// Series reads hosts, metric series and stored anomalies for /api/v1/hosts,
 	// /api/v1/hosts/{host}/metrics and /api/v1/anomalies (and the dashboard);
-	// when nil, Database serves them if it implements SeriesReader.
+	// when nil, they answer 503.
 	Series SeriesReader
 
 	// TracerProvider records a server span per request, named by its route

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,14 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 type fakeMaintainer struct {
 	calls []dbadmin.OptimizeOptions
 	err   error
+	jobs  sync.WaitGroup
+}
+
+// Go owns the job as dbadmin.Admin does: detached from the request, and
+// waited for when the test ends.
+func (f *fakeMaintainer) Go(ctx context.Context, job func(context.Context)) error {
+	f.jobs.Go(func() { job(context.WithoutCancel(ctx)) })
+	return nil
 }
 
 func (f *fakeMaintainer) Optimize(_ context.Context, o dbadmin.OptimizeOptions) (dbadmin.OptimizeReport, error) {
@@ -45,6 +54,10 @@ func (f *fakeMaintainer) Optimize(_ context.Context, o dbadmin.OptimizeOptions) 
 
 func (f *fakeMaintainer) Stats(context.Context, dbadmin.StatsOptions) (dbadmin.DatabaseStats, error) {
 	return dbadmin.DatabaseStats{Driver: "fake"}, f.err
+}
+
+func (f *fakeMaintainer) Headline(context.Context) (dbadmin.Headline, error) {
+	return dbadmin.Headline{Driver: "fake"}, f.err
 }
 
 func (f *fakeMaintainer) Indexes(context.Context) (dbadmin.IndexReport, error) {
@@ -70,6 +83,7 @@ func newFixture(t *testing.T, mod func(d *Deps)) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{reg: prometheus.NewRegistry(), maint: &fakeMaintainer{}}
+	t.Cleanup(f.maint.jobs.Wait)
 	up := health.CheckerFunc(func(context.Context) health.Component { return health.Component{Status: health.StatusUp} })
 	d := Deps{
 		Logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
@@ -278,7 +292,8 @@ func TestOptimizeOnRealDatabases(t *testing.T) {
 		if _, err := st.Migrate(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		f := newFixture(t, func(d *Deps) { d.Database, d.Series = adminOf(t, st), st })
+		admin := adminOf(t, st)
+		f := newFixture(t, func(d *Deps) { d.Database, d.Series = admin, st })
 		w := f.do(t, http.MethodPost, "/performance/database/optimize", "Bearer "+adminToken, "application/json", `{"vacuum":true}`)
 		var rep dbadmin.OptimizeReport
 		if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || w.Code != http.StatusOK || !rep.OK || len(rep.Steps) == 0 {
@@ -287,6 +302,17 @@ func TestOptimizeOnRealDatabases(t *testing.T) {
 		for _, s := range rep.Steps {
 			if !s.OK {
 				t.Errorf("step %s failed: %s", s.Step, s.Error)
+			}
+		}
+		// Shutting down, the admin takes no new jobs: a retryable 503.
+		admin.Close()
+		for _, c := range []struct{ path, body string }{
+			{"/performance/database/optimize", ""},
+			{"/performance/database/indexes", `{"table":"system_metrics","columns":["cpu_usage"]}`},
+		} {
+			w = f.do(t, http.MethodPost, c.path, "Bearer "+adminToken, "application/json", c.body)
+			if p := decodeProblem(t, w); w.Code != http.StatusServiceUnavailable || p.Type != problemType(CodeUnavailable) || w.Header().Get("Retry-After") == "" {
+				t.Errorf("%s after the admin closed: %d %+v %v", c.path, w.Code, p, w.Header())
 			}
 		}
 	})

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"sort"
 	"time"
@@ -10,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/smartcloudops/smartcloudops/internal/health"
-	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 )
 
 // Summary is the body of GET /performance/summary: every part's status and
@@ -151,11 +150,14 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	if d := s.deps.Database; d != nil {
-		if st, err := d.Stats(ctx, dbadmin.StatsOptions{Limit: 1}); err == nil {
-			ds := databaseSummary(families, st)
-			sum.Database = &ds
+		if h, err := d.Headline(ctx); err == nil {
+			st := h.Statements
+			sum.Database = &DatabaseSummary{
+				Driver: h.Driver, Queries: st.Count, MeanSeconds: st.Mean(), Latency: Quantiles{P50: st.P50, P90: st.P90, P99: st.P99},
+				QueryCacheHitRate: h.Cache.HitRate, QueryCacheSavedSec: h.Cache.SavedMS / 1000,
+			}
 			sum.Cost = append(sum.Cost, Saving{
-				Name: "database_seconds_saved_by_query_cache", Unit: "seconds", Value: st.Cache.SavedMS / 1000,
+				Name: "database_seconds_saved_by_query_cache", Unit: "seconds", Value: h.Cache.SavedMS / 1000,
 				Method: "for each query-cache hit, the statement's mean uncached execution time minus the time the hit took",
 			})
 		}
@@ -188,69 +190,15 @@ func httpSummary(families map[string]*dto.MetricFamily, uptime float64) HTTPSumm
 	return h
 }
 
-func databaseSummary(families map[string]*dto.MetricFamily, st dbadmin.DatabaseStats) DatabaseSummary {
-	d := DatabaseSummary{Driver: st.Driver, QueryCacheHitRate: st.Cache.HitRate, QueryCacheSavedSec: st.Cache.SavedMS / 1000}
-	if mf := families["smartcloudops_db_query_duration_seconds"]; mf != nil {
-		var sum float64
-		for _, m := range mf.GetMetric() {
-			d.Queries += m.GetHistogram().GetSampleCount()
-			sum += m.GetHistogram().GetSampleSum()
-		}
-		if d.Queries > 0 {
-			d.MeanSeconds = sum / float64(d.Queries)
-		}
-		d.Latency = histogramQuantiles(mf)
-	}
-	return d
-}
-
-// histogramQuantiles merges every series of a histogram family (all routes,
-// all statement kinds) and estimates quantiles from the merged buckets.
+// histogramQuantiles merges every series of a histogram family (all routes)
+// and estimates quantiles from the merged buckets, as histogram_quantile does.
 func histogramQuantiles(mf *dto.MetricFamily) Quantiles {
-	if mf == nil {
-		return Quantiles{}
-	}
-	merged := map[float64]uint64{}
-	var total uint64
+	hs := make([]*dto.Histogram, 0, len(mf.GetMetric()))
 	for _, m := range mf.GetMetric() {
-		h := m.GetHistogram()
-		total += h.GetSampleCount()
-		for _, b := range h.GetBucket() {
-			merged[b.GetUpperBound()] += b.GetCumulativeCount()
-		}
+		hs = append(hs, m.GetHistogram())
 	}
-	bounds := make([]float64, 0, len(merged))
-	for ub := range merged {
-		bounds = append(bounds, ub)
-	}
-	sort.Float64s(bounds)
-	q := func(p float64) float64 { return bucketQuantile(p, bounds, merged, total) }
-	return Quantiles{P50: q(0.5), P90: q(0.9), P99: q(0.99)}
-}
-
-// bucketQuantile interpolates linearly inside the bucket holding the p-th
-// observation; past the last finite bound it answers that bound, as
-// Prometheus's histogram_quantile does.
-func bucketQuantile(p float64, bounds []float64, cum map[float64]uint64, total uint64) float64 {
-	if total == 0 || len(bounds) == 0 {
-		return 0
-	}
-	rank := p * float64(total)
-	lower, below := 0.0, uint64(0)
-	for _, ub := range bounds {
-		c := cum[ub]
-		if float64(c) >= rank {
-			if c == below {
-				return ub
-			}
-			return lower + (ub-lower)*(rank-float64(below))/float64(c-below)
-		}
-		lower, below = ub, c
-	}
-	if math.IsInf(lower, 1) {
-		return bounds[len(bounds)-1]
-	}
-	return lower
+	s := latency.FromHistograms(hs...)
+	return Quantiles{P50: s.P50, P90: s.P90, P99: s.P99}
 }
 
 // score starts at 100 and deducts documented points (README "Summary score"):

@@ -12,7 +12,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
+	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
 func TestSummaryFromLiveParts(t *testing.T) {
@@ -59,6 +62,51 @@ func TestSummaryFromLiveParts(t *testing.T) {
 			t.Errorf("cost lacks %s: %+v", want, s.Cost)
 		}
 	}
+}
+
+// TestSummaryDatabasePart checks that the database part, which the store
+// now reports itself, says what its registered histogram says.
+func TestSummaryDatabasePart(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		reg := prometheus.NewRegistry()
+		st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, SlowQueryThreshold: -1, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if _, err := st.Migrate(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		f := newFixture(t, func(d *Deps) { d.Registry, d.Database, d.Series = reg, adminOf(t, st), st })
+		if w := f.do(t, http.MethodGet, "/api/v1/hosts", "Bearer "+adminToken, "", ""); w.Code != http.StatusOK {
+			t.Fatalf("hosts: %d %s", w.Code, w.Body)
+		}
+		s := decodeBody[Summary](t, f.do(t, http.MethodGet, "/performance/summary", "", "", ""))
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hs []*dto.Histogram
+		for _, mf := range mfs {
+			if mf.GetName() == "smartcloudops_db_query_duration_seconds" {
+				for _, m := range mf.GetMetric() {
+					hs = append(hs, m.GetHistogram())
+				}
+			}
+		}
+		want := latency.FromHistograms(hs...)
+		d := s.Database
+		if d == nil || d.Driver != string(st.Kind()) || d.Queries == 0 || d.Queries != want.Count || d.MeanSeconds != want.Mean() ||
+			d.Latency != (Quantiles{P50: want.P50, P90: want.P90, P99: want.P99}) {
+			t.Fatalf("database part %+v; the registered histogram says %+v", d, want)
+		}
+		// A database that does not answer leaves the part out, as documented.
+		st.Close()
+		if s := decodeBody[Summary](t, f.do(t, http.MethodGet, "/performance/summary", "", "", "")); s.Database != nil {
+			t.Fatalf("database part with the database closed: %+v", s.Database)
+		}
+	})
 }
 
 func TestScoreDeductions(t *testing.T) {

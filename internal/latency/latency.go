@@ -2,8 +2,9 @@
 // quantiles for its JSON stats endpoints, so every part answers "p99" by the
 // same rule: the nearest rank. The q-quantile of n observations is the
 // ceil(q·n)-th smallest (the 1st for q·n ≤ 1), an observed value, never an
-// interpolation. Prometheus histograms read back by the summary follow
-// PromQL's histogram_quantile instead, as Grafana would show them.
+// interpolation. Prometheus histograms, which keep no observations, follow
+// PromQL's histogram_quantile instead (FromHistograms), as Grafana would
+// show them.
 package latency
 
 import (

@@ -19,7 +19,9 @@ import (
 // deliberately absent: fingerprints are unbounded, so they live in the JSON
 // statistics, and the labels here take a handful of fixed values.
 type storeMetrics struct {
-	readDur, writeDur   prometheus.Observer
+	// readDur and writeDur are kept as histograms, not mere observers, so
+	// the store can report its own statement latency (StatementLatency).
+	readDur, writeDur   prometheus.Histogram
 	readErrs, writeErrs prometheus.Counter
 	slow                prometheus.Counter
 	bulkInsert          prometheus.Counter
@@ -43,7 +45,8 @@ func newStoreMetrics(reg prometheus.Registerer, d *Diagnostics) (*storeMetrics, 
 		Help: "Rows sent through the bulk insert and update paths.",
 	}, []string{"operation"})
 	m := &storeMetrics{
-		readDur: dur.WithLabelValues("read"), writeDur: dur.WithLabelValues("write"),
+		// A HistogramVec's children are Histograms typed as Observers.
+		readDur: dur.WithLabelValues("read").(prometheus.Histogram), writeDur: dur.WithLabelValues("write").(prometheus.Histogram),
 		readErrs: errs.WithLabelValues("read"), writeErrs: errs.WithLabelValues("write"),
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smartcloudops_db_slow_queries_total",

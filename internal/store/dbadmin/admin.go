@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
+	"github.com/smartcloudops/smartcloudops/internal/latency"
 	"github.com/smartcloudops/smartcloudops/internal/store"
+	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
 )
 
 // Options configure New.
@@ -46,9 +48,16 @@ type Admin struct {
 	mu      sync.Mutex
 	created []CreatedIndex
 
+	// life ends when Close begins: the automatic advisor and every job
+	// started by Go run under it, and bg counts them so Close can wait.
+	life      context.Context
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
 	closeOnce sync.Once
+	// jobsMu orders Go's bg.Add before Close's bg.Wait; closed refuses new
+	// jobs once Close has begun.
+	jobsMu sync.Mutex
+	closed bool
 }
 
 // New administers st's database and, with AutoIndex, starts the automatic
@@ -79,25 +88,47 @@ func New(st *store.Store, o Options) (*Admin, error) {
 			return nil, fmt.Errorf("store: register metrics: %w", err)
 		}
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	ad.stop = stop
+	ad.life, ad.stop = context.WithCancel(context.Background())
 	if o.AutoIndex {
-		ad.bg.Add(1)
-		go func() {
-			defer ad.bg.Done()
-			ad.autoIndexLoop(ctx, o.AdvisorInterval)
-		}()
+		ad.bg.Go(func() { ad.autoIndexLoop(ad.life, o.AdvisorInterval) })
 	}
 	return ad, nil
 }
 
-// Close stops the automatic advisor and waits for it. It is safe to call
+// Close stops the automatic advisor, cancels the jobs started by Go, and
+// waits for all of them, so that none outlives the Admin and the store can
+// be closed next. A job ends as soon as its statement observes the
+// cancellation, which both drivers pass to the database. It is safe to call
 // more than once.
 func (ad *Admin) Close() {
 	ad.closeOnce.Do(func() {
+		ad.jobsMu.Lock()
+		ad.closed = true
+		ad.jobsMu.Unlock()
 		ad.stop()
 		ad.bg.Wait()
 	})
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Headline is the database part's figures for the service summary: what the
+// store has measured since it opened.
+type Headline struct {
+	Driver string
+	// Statements are every statement run, in seconds (store.Diagnostics.StatementLatency).
+	Statements latency.HistogramSummary
+	// Cache is the query cache's hits and the execution time they saved.
+	Cache querycache.Stats
+}
+
+// Headline reports the database part's summary figures, from the store's
+// own counters. It fails when the database does not answer a ping (the
+// summary leaves the part out then); the ping runs on the raw handle, so it
+// does not count among the statements it reports.
+func (ad *Admin) Headline(ctx context.Context) (Headline, error) {
+	if err := ad.read.PingContext(ctx); err != nil {
+		return Headline{}, fmt.Errorf("store: headline: %w", err)
+	}
+	return Headline{Driver: string(ad.kind), Statements: ad.diag.StatementLatency(), Cache: ad.diag.CacheStats()}, nil
+}
