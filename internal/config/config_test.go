@@ -330,3 +330,21 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRedactURL: any text, URL or not, is masked without a panic, and a
+// password given in userinfo never survives.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"sqlite:///./x.db", "postgres://u:p@h:5432/db", "redis://:pw@h:1/0", "ftp://x", "", "://x"} {
+		f.Add(s, "s3kr1t")
+	}
+	f.Fuzz(func(t *testing.T, host, pw string) {
+		_ = RedactURL(host)
+		if len(pw) < 4 || strings.ContainsAny(pw, "*%:@/?#[]") || strings.Contains(host, pw) {
+			return
+		}
+		u := "postgres://user:" + pw + "@db.example:5432/app"
+		if got := RedactURL(u); strings.Contains(got, pw) {
+			t.Fatalf("RedactURL(%q) = %q shows the password", u, got)
+		}
+	})
+}
