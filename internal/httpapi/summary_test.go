@@ -70,7 +70,7 @@ func TestSummaryDatabasePart(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		reg := prometheus.NewRegistry()
-		st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, SlowQueryThreshold: -1, Registerer: reg})
+		st, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,7 @@ func TestStatementLatency(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		reg := prometheus.NewRegistry()
-		s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, SlowQueryThreshold: -1, Registerer: reg})
+		s, err := store.Open(ctx, store.Options{URL: url, PoolSize: 2, Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
