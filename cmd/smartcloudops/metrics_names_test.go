@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
@@ -104,10 +105,7 @@ func newMarker(t *testing.T) string {
 // every part it wires, so vector metrics have series to inspect.
 func metricsService(t *testing.T, marker string) (*running, string) {
 	t.Helper()
-	redisURL := os.Getenv("REDIS_URL")
-	if redisURL == "" {
-		redisURL = "redis://127.0.0.1:6379/0"
-	}
+	redisURL := redistest.URL()
 	token := "metrics-test-token-" + marker
 	r := start(t, map[string]string{
 		"DATABASE_URL":              storetest.SQLiteURL(t),

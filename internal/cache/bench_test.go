@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
+
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 )
 
 // BenchmarkCache runs each cache operation beside the raw client doing the
@@ -18,7 +20,7 @@ import (
 //	go test -run '^$' -bench BenchmarkCache -count 5 ./internal/cache/
 func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
-	cl := rawClient(b, testRedisURL())
+	cl := rawClient(b, redistest.URL())
 	prefix := testPrefix(b, cl)
 	c, _ := newRedisCache(b, prefix, nil)
 	small := "a small cached value of about sixty bytes, like a session"
@@ -293,10 +295,10 @@ func reportRatio(b *testing.B, ours, raw time.Duration) {
 // serial and parallel, as evidence for the client choice.
 func BenchmarkClientChoice(b *testing.B) {
 	ctx := context.Background()
-	cl := rawClient(b, testRedisURL())
+	cl := rawClient(b, redistest.URL())
 	key := testPrefix(b, cl) + "k"
 	cl.Do(ctx, cl.B().Set().Key(key).Value(strings.Repeat("v", 64)).Build())
-	opt, err := redis.ParseURL(testRedisURL())
+	opt, err := redis.ParseURL(redistest.URL())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,17 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
+
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-func testRedisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
 }
 
 // rawClient is a plain rueidis client on the shared Redis, for checks that
@@ -84,7 +78,7 @@ func deletePrefix(t testing.TB, cl rueidis.Client, prefix string) {
 func newRedisCache(t testing.TB, prefix string, mut func(*Options)) (*Cache, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	o := Options{RedisURL: testRedisURL(), KeyPrefix: prefix, Registerer: reg}
+	o := Options{RedisURL: redistest.URL(), KeyPrefix: prefix, Registerer: reg}
 	if mut != nil {
 		mut(&o)
 	}

@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 )
 
 // Every kind through Redis: a second instance with a cold in-process tier
 // reads what the first wrote, so the value really crossed the wire.
 func TestRedisRoundTripEveryKind(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	for _, codec := range []Codec{CodecJSON, CodecCBOR} {
 		for _, comp := range []Compression{CompressionNone, CompressionS2, CompressionZstd} {
 			prefix := testPrefix(t, cl)
@@ -58,7 +60,7 @@ func TestRedisRoundTripEveryKind(t *testing.T) {
 
 func TestRedisTiersAndRawAPI(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	prefix := testPrefix(t, cl)
 	a, reg := newRedisCache(t, prefix, nil)
 	b, _ := newRedisCache(t, prefix, nil)
@@ -107,7 +109,7 @@ func TestRedisTiersAndRawAPI(t *testing.T) {
 
 func TestRedisTTLExpiry(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	prefix := testPrefix(t, cl)
 	a, _ := newRedisCache(t, prefix, nil)
 	b, _ := newRedisCache(t, prefix, nil)
@@ -132,7 +134,7 @@ func TestRedisTTLExpiry(t *testing.T) {
 
 func TestNamespaceIsolationAndClear(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	prefix := testPrefix(t, cl)
 	c, _ := newRedisCache(t, prefix, nil)
 	other, _ := newRedisCache(t, prefix, nil)
@@ -181,7 +183,7 @@ func TestNamespaceIsolationAndClear(t *testing.T) {
 
 func TestGetOrLoadSingleflight(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	c, reg := newRedisCache(t, testPrefix(t, cl), nil)
 	var loads atomic.Int32
 	release := make(chan struct{})
@@ -235,7 +237,7 @@ func TestGetOrLoadSingleflight(t *testing.T) {
 }
 
 func TestGetOrLoadCallerDeadline(t *testing.T) {
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	c, _ := newRedisCache(t, testPrefix(t, cl), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -256,7 +258,7 @@ func TestGetOrLoadCallerDeadline(t *testing.T) {
 
 func TestCrossReplicaInvalidation(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	prefix := testPrefix(t, cl)
 	a, _ := newRedisCache(t, prefix, nil)
 	b, _ := newRedisCache(t, prefix, nil)
@@ -298,7 +300,7 @@ func TestCrossReplicaInvalidation(t *testing.T) {
 
 func TestForeignValueIsACountedMiss(t *testing.T) {
 	ctx := context.Background()
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	c, reg := newRedisCache(t, testPrefix(t, cl), nil)
 	cl.Do(ctx, cl.B().Set().Key(c.redisKey("ns", "garbage")).Value("written by redis-cli").Build())
 	cl.Do(ctx, cl.B().Lpush().Key(c.redisKey("ns", "list")).Element("x").Build())
@@ -331,7 +333,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	const secret = "s3cr3t-Pa55w0rd"
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
-	url := strings.Replace(testRedisURL(), "redis://", "redis://default:"+secret+"@", 1)
+	url := strings.Replace(redistest.URL(), "redis://", "redis://default:"+secret+"@", 1)
 	c, err := New(ctx, Options{RedisURL: url, Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		HealthCheckInterval: 20 * time.Millisecond})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 )
 
 func TestSharedCalls(t *testing.T) {
@@ -21,7 +23,7 @@ func TestSharedCalls(t *testing.T) {
 		t.Fatalf("memory-only PutShared: %v; want ErrNotShared", err)
 	}
 
-	prefix := testPrefix(t, rawClient(t, testRedisURL()))
+	prefix := testPrefix(t, rawClient(t, redistest.URL()))
 	a, _ := newRedisCache(t, prefix, nil)
 	b, _ := newRedisCache(t, prefix, nil)
 	if err := a.PutShared(ctx, "v", "t1", "", []byte("tok-1"), time.Minute); err != nil {

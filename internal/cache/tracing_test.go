@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/spantest"
 )
 
@@ -109,7 +110,7 @@ func TestTracingSpansUnderCallersSpan(t *testing.T) {
 
 func TestTracingRedisTiers(t *testing.T) {
 	tp, rec := spantest.Recorder(t)
-	cl := rawClient(t, testRedisURL())
+	cl := rawClient(t, redistest.URL())
 	prefix := testPrefix(t, cl)
 	writer, _ := newRedisCache(t, prefix, func(o *Options) { o.TracerProvider = tp })
 	reader, _ := newRedisCache(t, prefix, func(o *Options) { o.TracerProvider = tp })

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +13,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/smartcloudops/smartcloudops/internal/cache"
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 )
-
-func testRedisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
 
 // newCacheFixture serves the cache endpoints over a real cache: Redis-backed
 // (its own key prefix) or memory-only.
@@ -47,7 +40,7 @@ func tenantJWT(t *testing.T, tenant string) string {
 }
 
 func TestCacheEndpoints(t *testing.T) {
-	for _, mode := range []struct{ name, url, tier, durability string }{{"redis", testRedisURL(), "L2", "redis"}, {"memory", "", "L1", "memory"}} {
+	for _, mode := range []struct{ name, url, tier, durability string }{{"redis", redistest.URL(), "L2", "redis"}, {"memory", "", "L1", "memory"}} {
 		t.Run(mode.name, func(t *testing.T) {
 			f, _ := newCacheFixture(t, mode.url)
 			a := tenantJWT(t, "team-a")

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -35,6 +34,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 	"github.com/smartcloudops/smartcloudops/internal/tuning"
@@ -772,7 +772,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	})
 	t.Run("postgres+redis cache", func(t *testing.T) {
 		o := base
-		o.dbURL, o.redisURL = storetest.PostgresURL(t), oaRedisURL()
+		o.dbURL, o.redisURL = storetest.PostgresURL(t), redistest.URL()
 		oaEverything(t, newOAServer(t, sp, o))
 	})
 	t.Run("redis down", func(t *testing.T) {
@@ -898,13 +898,6 @@ func TestOpenAPIResponses(t *testing.T) {
 			t.Logf("a 500 was sent: %s (%d times)", k, n)
 		}
 	}
-}
-
-func oaRedisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
 }
 
 func oaSample(host string, cpu float64) string {

@@ -14,12 +14,13 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/latency"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
+	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 )
 
 func TestSummaryFromLiveParts(t *testing.T) {
-	f, _ := newCacheFixture(t, testRedisURL())
+	f, _ := newCacheFixture(t, redistest.URL())
 	lg, err := logs.New(logs.Options{Dir: t.TempDir(), Copy: io.Discard, Fallback: io.Discard}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -154,15 +154,8 @@ func TestHoldSurvivesRoundTrip(t *testing.T) {
 	if !d.Holding() {
 		t.Fatal("not holding at the cut; the test needs a hold in the state")
 	}
-	b, err := d.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r Detector
-	if err := r.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if rest := runAll(&r, vals, 3500); !reflect.DeepEqual(rest, whole[3500:]) {
+	r, _ := restore(t, d)
+	if rest := runAll(r, vals, 3500); !reflect.DeepEqual(rest, whole[3500:]) {
 		t.Fatal("a restored holding detector diverges from the uninterrupted one")
 	}
 }

@@ -33,6 +33,22 @@ func mustNew(t testing.TB, o Options) *Detector {
 	return d
 }
 
+// restore round-trips d's state through MarshalBinary and UnmarshalBinary,
+// as a service restart does, and returns the restored detector and the
+// encoded state; the test fails if either step does.
+func restore(t testing.TB, d *Detector) (*Detector, []byte) {
+	t.Helper()
+	b, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Detector
+	if err := r.UnmarshalBinary(b); err != nil {
+		t.Fatalf("state does not decode: %v", err)
+	}
+	return &r, b
+}
+
 func runAll(d *Detector, vals []float64, from int) []Result {
 	out := make([]Result, 0, len(vals)-from)
 	for i := from; i < len(vals); i++ {
@@ -124,19 +140,12 @@ func TestRoundTrip(t *testing.T) {
 		whole := runAll(mustNew(t, o), vals, 0)
 		d := mustNew(t, o)
 		runAll(d, vals[:1777], 0)
-		b, err := d.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r Detector
-		if err := r.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
+		r, b := restore(t, d)
 		b2, _ := r.MarshalBinary()
 		if !reflect.DeepEqual(b, b2) {
 			t.Fatal("marshal(unmarshal(state)) differs from state")
 		}
-		rest := runAll(&r, vals, 1777)
+		rest := runAll(r, vals, 1777)
 		if !reflect.DeepEqual(rest, whole[1777:]) {
 			t.Fatalf("%+v: restored detector diverges from the uninterrupted one", o)
 		}
@@ -352,14 +361,7 @@ func TestExtremeValuesStayFinite(t *testing.T) {
 				}
 			}
 		}
-		b, err := d.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back Detector
-		if err := back.UnmarshalBinary(b); err != nil {
-			t.Fatalf("state after extreme values does not decode: %v", err)
-		}
+		restore(t, d) // the state after extreme values still decodes
 		if r := d.Update(t0, 50); math.IsNaN(r.Score) {
 			t.Fatal("ordinary value after extremes scored NaN")
 		}

@@ -53,15 +53,7 @@ func TestThresholdFollowsMeasuredTail(t *testing.T) {
 	if thr := d.Threshold(); thr <= nominal+0.05 || thr > maxThreshold {
 		t.Fatalf("threshold %.3f after a day of Gaussian noise at 10 s; want above the nominal %.3f, at most %.2f", thr, nominal, maxThreshold)
 	}
-	b, err := d.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r Detector
-	if err := r.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if r.Threshold() != d.Threshold() {
+	if r, _ := restore(t, d); r.Threshold() != d.Threshold() {
 		t.Fatalf("threshold %.4f after a round trip, %.4f before", r.Threshold(), d.Threshold())
 	}
 	slow := mustNew(t, Options{})
