@@ -154,8 +154,8 @@ type samples interface {
 
 type v1Samples []prompb.Sample
 
-func (s v1Samples) len() int          { return len(s) }
-func (s v1Samples) at(i int) sample   { return sample{s[i].Value, s[i].Timestamp} }
+func (s v1Samples) len() int        { return len(s) }
+func (s v1Samples) at(i int) sample { return sample{s[i].Value, s[i].Timestamp} }
 
 type v2Samples []writev2.Sample
 
