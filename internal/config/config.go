@@ -104,6 +104,10 @@ type Config struct {
 	// Anomaly holds the anomaly-detection settings (ANOMALY_*).
 	Anomaly AnomalyConfig
 
+	// PromWrite holds the Prometheus remote-write receiver's settings
+	// (PROMWRITE_*).
+	PromWrite PromWriteConfig
+
 	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
 	AdminToken string
 	// JWTSecret verifies HS256 bearer tokens (JWT_SECRET).
@@ -169,6 +173,35 @@ type AnomalyConfig struct {
 	MaxTrainingRows int
 	Contamination   float64
 	RetrainInterval time.Duration
+}
+
+// PromWriteConfig configures POST /api/v1/write. Every limit is off at 0.
+type PromWriteConfig struct {
+	// HostLabels are the label names that name a series' host, first
+	// present wins (PROMWRITE_HOST_LABELS).
+	HostLabels []string
+	// Select lists the series selectors taken; empty is the receiver's
+	// default: node_exporter's metrics and series labelled
+	// smartcloudops="true" (PROMWRITE_SELECT).
+	Select string
+	// RootMountpoint is the filesystem disk_usage is read from
+	// (PROMWRITE_ROOT_MOUNTPOINT).
+	RootMountpoint string
+	// MaxSeriesPerTenant caps the series one tenant sends at a time
+	// (PROMWRITE_MAX_SERIES_PER_TENANT).
+	MaxSeriesPerTenant int
+	// MaxBodyBytes and MaxDecodedBytes bound a request's compressed and
+	// decompressed body (PROMWRITE_MAX_BODY_BYTES, PROMWRITE_MAX_DECODED_BYTES).
+	MaxBodyBytes    int64
+	MaxDecodedBytes int64
+	// MaxSeriesPerRequest and MaxSamplesPerRequest bound one request
+	// (PROMWRITE_MAX_SERIES_PER_REQUEST, PROMWRITE_MAX_SAMPLES_PER_REQUEST).
+	MaxSeriesPerRequest  int
+	MaxSamplesPerRequest int
+	// MaxFuture and MaxAge bound sample timestamps around the server's
+	// clock (PROMWRITE_MAX_FUTURE, PROMWRITE_MAX_AGE).
+	MaxFuture time.Duration
+	MaxAge    time.Duration
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.

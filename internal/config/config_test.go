@@ -38,6 +38,9 @@ func TestLoadDefaults(t *testing.T) {
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
 		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20, CacheFallbackJournalBytes: 16 << 20,
 		RequireAuth: AuthAuto, AuthFailureLimit: 10, WriteRateLimit: 100,
+		PromWrite: PromWriteConfig{HostLabels: []string{"instance", "host"}, RootMountpoint: "/", MaxSeriesPerTenant: 100000,
+			MaxBodyBytes: 8 << 20, MaxDecodedBytes: 32 << 20, MaxSeriesPerRequest: 100000, MaxSamplesPerRequest: 500000,
+			MaxFuture: 10 * time.Minute, MaxAge: 24 * time.Hour},
 	}
 	c.sources, c.raw = nil, nil
 	if !reflect.DeepEqual(*c, want) {
@@ -109,6 +112,16 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"ANOMALY_MAX_TRAINING_ROWS", "1000", func(c *Config) bool { return c.Anomaly.MaxTrainingRows == 1000 }},
 		{"ANOMALY_CONTAMINATION", "0.01", func(c *Config) bool { return c.Anomaly.Contamination == 0.01 }},
 		{"ANOMALY_RETRAIN_INTERVAL", "6h", func(c *Config) bool { return c.Anomaly.RetrainInterval == 6*time.Hour }},
+		{"PROMWRITE_HOST_LABELS", " node , hostname,", func(c *Config) bool { return fmt.Sprint(c.PromWrite.HostLabels) == "[node hostname]" }},
+		{"PROMWRITE_SELECT", `up{job="x"}`, func(c *Config) bool { return c.PromWrite.Select == `up{job="x"}` }},
+		{"PROMWRITE_ROOT_MOUNTPOINT", "/data", func(c *Config) bool { return c.PromWrite.RootMountpoint == "/data" }},
+		{"PROMWRITE_MAX_SERIES_PER_TENANT", "0", func(c *Config) bool { return c.PromWrite.MaxSeriesPerTenant == 0 }},
+		{"PROMWRITE_MAX_BODY_BYTES", "1MiB", func(c *Config) bool { return c.PromWrite.MaxBodyBytes == 1<<20 }},
+		{"PROMWRITE_MAX_DECODED_BYTES", "0", func(c *Config) bool { return c.PromWrite.MaxDecodedBytes == 0 }},
+		{"PROMWRITE_MAX_SERIES_PER_REQUEST", "5000", func(c *Config) bool { return c.PromWrite.MaxSeriesPerRequest == 5000 }},
+		{"PROMWRITE_MAX_SAMPLES_PER_REQUEST", "20000", func(c *Config) bool { return c.PromWrite.MaxSamplesPerRequest == 20000 }},
+		{"PROMWRITE_MAX_FUTURE", "1m", func(c *Config) bool { return c.PromWrite.MaxFuture == time.Minute }},
+		{"PROMWRITE_MAX_AGE", "0", func(c *Config) bool { return c.PromWrite.MaxAge == 0 }},
 		{"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef", func(c *Config) bool { return c.AdminToken == "0123456789abcdef" }},
 		{"JWT_SECRET", strings.Repeat("k", 32), func(c *Config) bool { return c.JWTSecret == strings.Repeat("k", 32) }},
 		{"SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", "0", func(c *Config) bool { return c.AuthFailureLimit == 0 }},

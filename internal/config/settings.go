@@ -196,6 +196,48 @@ func settings() []setting {
 				}
 				return parseDuration(v, time.Minute, 365*24*time.Hour, &c.Anomaly.RetrainInterval)
 			}},
+		{env: "PROMWRITE_HOST_LABELS", flag: "promwrite-host-labels", def: "instance,host", usage: "remote write: comma-separated label names that name a series' host, first present wins",
+			set: func(c *Config, v string) error {
+				c.PromWrite.HostLabels = nil
+				for _, f := range strings.Split(v, ",") {
+					f = strings.TrimSpace(f)
+					if f == "" {
+						continue
+					}
+					if !validLabelName(f) {
+						return errAllowed(fmt.Sprintf("must be comma-separated Prometheus label names; %q is not one", f))
+					}
+					c.PromWrite.HostLabels = append(c.PromWrite.HostLabels, f)
+				}
+				if len(c.PromWrite.HostLabels) == 0 {
+					return errAllowed("must name at least one label, e.g. instance,host")
+				}
+				return nil
+			}},
+		{env: "PROMWRITE_SELECT", flag: "promwrite-select", def: "", usage: "remote write: PromQL series selectors taken (name{label=\"v\",label=~\"re\"}, separated by spaces, commas or semicolons); empty: node_exporter's metrics and series labelled smartcloudops=\"true\"",
+			set: func(c *Config, v string) error { c.PromWrite.Select = v; return nil }},
+		{env: "PROMWRITE_ROOT_MOUNTPOINT", flag: "promwrite-root-mountpoint", def: "/", usage: "remote write: the mountpoint disk_usage is read from",
+			set: func(c *Config, v string) error {
+				if !strings.HasPrefix(v, "/") {
+					return errAllowed("must be an absolute mountpoint, e.g. /")
+				}
+				c.PromWrite.RootMountpoint = v
+				return nil
+			}},
+		{env: "PROMWRITE_MAX_SERIES_PER_TENANT", flag: "promwrite-max-series-per-tenant", def: "100000", usage: "remote write: series one tenant may send at a time (new ones past it are dropped and counted); 0 = off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.PromWrite.MaxSeriesPerTenant) }},
+		{env: "PROMWRITE_MAX_BODY_BYTES", flag: "promwrite-max-body-bytes", def: "8MiB", usage: "remote write: largest compressed body (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<32, &c.PromWrite.MaxBodyBytes) }},
+		{env: "PROMWRITE_MAX_DECODED_BYTES", flag: "promwrite-max-decoded-bytes", def: "32MiB", usage: "remote write: largest decompressed body, checked before decompressing (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<32, &c.PromWrite.MaxDecodedBytes) }},
+		{env: "PROMWRITE_MAX_SERIES_PER_REQUEST", flag: "promwrite-max-series-per-request", def: "100000", usage: "remote write: most series in one request (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.PromWrite.MaxSeriesPerRequest) }},
+		{env: "PROMWRITE_MAX_SAMPLES_PER_REQUEST", flag: "promwrite-max-samples-per-request", def: "500000", usage: "remote write: most samples in one request (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.PromWrite.MaxSamplesPerRequest) }},
+		{env: "PROMWRITE_MAX_FUTURE", flag: "promwrite-max-future", def: "10m", usage: "remote write: samples stamped further ahead of the server's clock are dropped and counted; 0 = off",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, 24*time.Hour, &c.PromWrite.MaxFuture) }},
+		{env: "PROMWRITE_MAX_AGE", flag: "promwrite-max-age", def: "24h", usage: "remote write: samples older than this are dropped and counted; 0 = off",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, 365*24*time.Hour, &c.PromWrite.MaxAge) }},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
@@ -282,4 +324,15 @@ func settings() []setting {
 				return nil
 			}},
 	}
+}
+
+// validLabelName is Prometheus's classic label name rule.
+func validLabelName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return n != ""
 }

@@ -24,15 +24,21 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/klauspost/compress/snappy"
 	"github.com/pb33f/libopenapi"
 	"github.com/pb33f/libopenapi/datamodel"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/ingest"
+	"github.com/smartcloudops/smartcloudops/internal/ingest/promwrite"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
@@ -683,6 +689,11 @@ func newOAServer(t *testing.T, sp *oaSpec, o oaOptions) *oaServer {
 		t.Cleanup(func() { _ = x.svc.Close(context.Background()) })
 		d.Anomaly = x.svc
 		d.Components["anomaly"] = x.svc
+		d.RemoteWrite, err = promwrite.New(promwrite.Options{Sink: x.svc, Tracker: ingest.NewTracker(ingest.TrackerOptions{}), Registerer: reg,
+			MaxBodyBytes: 16 << 10, MaxDecodedBytes: 1 << 20, Now: func() time.Time { return oaNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !o.noTunables {
 		d.Tunables = oaTunables(d.Logger, level, x)
@@ -900,6 +911,37 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 }
 
+// oaRemoteWrite drives POST /api/v1/write: a remote write 1.0 and a 2.0
+// request taken, and each refusal.
+func oaRemoteWrite(t *testing.T, x *oaServer, user string) {
+	t.Helper()
+	ts := oaNow.Add(-time.Minute).UnixMilli()
+	v1, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "node_load1"}, {Name: "instance", Value: "rw-1:9100"}},
+		Samples: []prompb.Sample{{Value: 0.5, Timestamp: ts}},
+	}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(snappy.Encode(nil, v1))
+	enc := []string{"Content-Encoding", "snappy"}
+	x.want(t, http.StatusNoContent, "POST", "/api/v1/write", user, "application/x-protobuf", body, enc...)
+	syms := writev2.NewSymbolTable()
+	refs := syms.SymbolizeLabels(labels.FromStrings("__name__", "node_load1", "instance", "rw-2:9100"), nil)
+	v2, err := (&writev2.Request{Symbols: syms.Symbols(), Timeseries: []writev2.TimeSeries{{LabelsRefs: refs, Samples: []writev2.Sample{{Value: 1, Timestamp: ts}}}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := x.want(t, http.StatusNoContent, "POST", "/api/v1/write", user, "application/x-protobuf;proto=io.prometheus.write.v2.Request", string(snappy.Encode(nil, v2)), enc...)
+	if got := w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"); got != "1" {
+		t.Errorf("remote write 2.0: samples written header %q", got)
+	}
+	x.want(t, http.StatusUnauthorized, "POST", "/api/v1/write", "", "application/x-protobuf", body, enc...)
+	x.want(t, http.StatusBadRequest, "POST", "/api/v1/write", user, "application/x-protobuf", "not snappy", enc...)
+	x.want(t, http.StatusRequestEntityTooLarge, "POST", "/api/v1/write", user, "application/x-protobuf", strings.Repeat("x", 20<<10), enc...)
+	x.want(t, http.StatusUnsupportedMediaType, "POST", "/api/v1/write", user, "application/x-protobuf", body, "Content-Encoding", "gzip")
+}
+
 func oaSample(host string, cpu float64) string {
 	return fmt.Sprintf(`{"host":%q,"timestamp":"2026-11-28T11:59:00Z","metrics":{"cpu_usage":%g,"memory_usage":40}}`, host, cpu)
 }
@@ -996,6 +1038,8 @@ func oaEverything(t *testing.T, x *oaServer) {
 	x.want(t, http.StatusBadRequest, "POST", "/api/v1/metrics", user, "application/json", `{"host":"a b","metrics":{"cpu":1}}`)
 	x.want(t, http.StatusUnsupportedMediaType, "POST", "/api/v1/metrics", user, "text/csv", "host,cpu\n")
 	x.want(t, http.StatusRequestEntityTooLarge, "POST", "/api/v1/metrics", user, "application/json", `{"host":"`+strings.Repeat("a", 70<<10)+`"}`)
+
+	oaRemoteWrite(t, x, user)
 
 	x.want(t, http.StatusOK, "GET", "/performance/anomaly/models", "", "", "")
 	x.want(t, http.StatusBadRequest, "POST", "/performance/anomaly/models", admin, "", "") // no history yet

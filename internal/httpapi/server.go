@@ -66,6 +66,10 @@ type Deps struct {
 	// Anomaly scores, ingests and manages models; optional.
 	Anomaly AnomalyService
 
+	// RemoteWrite takes Prometheus remote-write requests on
+	// POST /api/v1/write; when nil, the route answers 503.
+	RemoteWrite RemoteWriter
+
 	// Series reads hosts, metric series and stored anomalies for /api/v1/hosts,
 	// /api/v1/hosts/{host}/metrics and /api/v1/anomalies (and the dashboard);
 	// when nil, they answer 503.
@@ -138,6 +142,7 @@ func (s *Server) routes() {
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
 	s.handle("GET /performance/openapi.json", Public, s.openAPI)
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
+	s.handle("POST /api/v1/write", UserRole, s.remoteWrite)
 	s.handle("POST /performance/anomaly/detect", TenantRead, s.anomalyDetect)
 	s.handle("GET /performance/anomaly/stats", Read, s.anomalyStats)
 	s.handle("GET /performance/anomaly/models", Read, s.anomalyModels)

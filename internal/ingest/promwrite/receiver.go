@@ -322,3 +322,7 @@ func (c *counterTypes) isCounter(name string) bool {
 	defer c.mu.RUnlock()
 	return c.m[name]
 }
+
+// BodyLimit is the largest compressed body the receiver takes (0: none),
+// for the HTTP layer's own limit on the route.
+func (r *Receiver) BodyLimit() int64 { return r.opt.MaxBodyBytes }
