@@ -430,6 +430,9 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}()
 	deps.Anomaly = an
 	deps.Components["anomaly"] = an
+	if deps.RemoteWrite, err = newRemoteWrite(cfg, an, reg, log); err != nil {
+		return err
+	}
 	deps.Tunables = tunables(log, level, lg, c, st, an)
 
 	api, err := httpapi.New(deps)
