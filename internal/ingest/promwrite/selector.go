@@ -101,7 +101,7 @@ func (p *selParser) selector() (Selector, error) {
 	var sel Selector
 	if c := p.src[p.pos]; isNameStart(c) || c == ':' {
 		name := p.ident(true)
-		m, err := labels.NewMatcher(labels.MatchEqual, labels.MetricName, name)
+		m, err := labels.NewMatcher(labels.MatchEqual, "__name__", name)
 		if err != nil {
 			return nil, err
 		}
