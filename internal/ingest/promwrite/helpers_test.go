@@ -188,3 +188,5 @@ func validName(name string) error {
 	_, err := anomaly.Normalize(anomaly.Sample{Host: "h", Timestamp: t0, Metrics: map[string]float64{name: 1}})
 	return err
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
