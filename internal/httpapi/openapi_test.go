@@ -936,6 +936,13 @@ func oaRemoteWrite(t *testing.T, x *oaServer, user string) {
 	if got := w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"); got != "1" {
 		t.Errorf("remote write 2.0: samples written header %q", got)
 	}
+	// A tenant's token stores the host under the tenant, whatever the labels say.
+	acme := oaJWT(t, "user", "acme")
+	x.want(t, http.StatusNoContent, "POST", "/api/v1/write", acme, "application/x-protobuf", body, enc...)
+	w = x.want(t, http.StatusOK, "GET", "/api/v1/hosts/acme%2Frw-1/metrics", acme, "", "")
+	if !strings.Contains(w.Body.String(), `"load_average": 0.5`) && !strings.Contains(w.Body.String(), `"load_average":0.5`) {
+		t.Errorf("the tenant's remote-written host: %s", w.Body)
+	}
 	x.want(t, http.StatusUnauthorized, "POST", "/api/v1/write", "", "application/x-protobuf", body, enc...)
 	x.want(t, http.StatusBadRequest, "POST", "/api/v1/write", user, "application/x-protobuf", "not snappy", enc...)
 	x.want(t, http.StatusRequestEntityTooLarge, "POST", "/api/v1/write", user, "application/x-protobuf", strings.Repeat("x", 20<<10), enc...)

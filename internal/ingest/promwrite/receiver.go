@@ -54,7 +54,9 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Defaults.
+// DefaultHostLabels name a series' host when Options.HostLabels is empty:
+// Prometheus's scrape target (instance), then a host label that exporters
+// behind a proxy or a pushgateway often carry.
 var DefaultHostLabels = []string{"instance", "host"}
 
 // The default limits, sized for Prometheus's own senders
