@@ -83,8 +83,9 @@ func readBody(body io.Reader, length, limit int64, buf []byte) ([]byte, error) {
 	if limit > 0 && length > limit {
 		return nil, tooLarge("the compressed body is %d bytes; at most %d are accepted", length, limit)
 	}
-	if length > 0 && int64(cap(buf)) < length {
-		buf = make([]byte, 0, length)
+	if length > 0 && int64(cap(buf)) <= length {
+		// One byte more than declared, so reading to EOF does not grow it.
+		buf = make([]byte, 0, length+1)
 	}
 	buf = buf[:0]
 	r := body

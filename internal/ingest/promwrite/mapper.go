@@ -248,11 +248,14 @@ func stripPort(v string) string {
 	return v
 }
 
+// labelSep separates names and values in seriesID's hash.
+var labelSep = []byte{0xff}
+
 // seriesID hashes the label set, which identifies the series.
 func seriesID(lbls []label) uint64 {
 	var d xxhash.Digest
 	d.Reset()
-	sep := []byte{0xff}
+	sep := labelSep
 	for _, l := range lbls {
 		_, _ = d.WriteString(l.name)
 		_, _ = d.Write(sep)

@@ -261,6 +261,17 @@ func (r *Receiver) release(st *state) {
 	if cap(st.raw) > keep {
 		st.raw = nil
 	}
+	// The decoded series hold the request's label strings: drop them, and
+	// the arrays of a request far larger than Prometheus's usual 2,000
+	// samples.
+	const keepSeries = 10_000
+	clear(st.v1.Timeseries[:cap(st.v1.Timeseries)])
+	clear(st.v1.Metadata[:cap(st.v1.Metadata)])
+	clear(st.v2.Timeseries[:cap(st.v2.Timeseries)])
+	clear(st.v2.Symbols[:cap(st.v2.Symbols)])
+	if cap(st.v1.Timeseries) > keepSeries || cap(st.v2.Timeseries) > keepSeries {
+		st.v1, st.v2 = prompb.WriteRequest{}, writev2.Request{}
+	}
 	clear(st.lbls[:cap(st.lbls)])
 	clear(st.points[:cap(st.points)])
 	clear(st.derived[:cap(st.derived)])
