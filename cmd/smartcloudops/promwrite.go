@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -31,15 +32,26 @@ func newRemoteWrite(cfg *config.Config, sink ingest.Sink, reg prometheus.Registe
 		MaxFuture:       pw.MaxFuture,
 		MaxAge:          pw.MaxAge,
 	}
-	if strings.TrimSpace(pw.Select) != "" {
-		sel, err := promwrite.ParseSelectors(pw.Select)
-		if err != nil {
-			return nil, fmt.Errorf("PROMWRITE_SELECT: %w", err)
-		}
-		if len(sel) == 0 {
-			return nil, fmt.Errorf("PROMWRITE_SELECT: %q holds no selector", pw.Select)
-		}
-		o.Select = sel
+	sel, err := remoteWriteSelect(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("PROMWRITE_SELECT: %w", err)
 	}
+	o.Select = sel
 	return promwrite.New(o)
+}
+
+// remoteWriteSelect parses PROMWRITE_SELECT; nil (the receiver's default
+// selection) when it is empty.
+func remoteWriteSelect(cfg *config.Config) ([]promwrite.Selector, error) {
+	if strings.TrimSpace(cfg.PromWrite.Select) == "" {
+		return nil, nil
+	}
+	sel, err := promwrite.ParseSelectors(cfg.PromWrite.Select)
+	if err != nil {
+		return nil, err
+	}
+	if len(sel) == 0 {
+		return nil, errors.New("holds no selector")
+	}
+	return sel, nil
 }

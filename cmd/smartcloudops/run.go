@@ -116,6 +116,11 @@ func withConfig(args []string, getenv func(string) string, stderr io.Writer, f f
 		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "DATABASE_URL", Value: config.RedactURL(cfg.DatabaseURL), Allowed: err.Error()})
 		return exitUsage
 	}
+	// So are the remote-write selectors, whose syntax belongs to promwrite.
+	if _, err := remoteWriteSelect(cfg); err != nil {
+		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "PROMWRITE_SELECT", Value: cfg.PromWrite.Select, Allowed: err.Error()})
+		return exitUsage
+	}
 	if err := f(cfg); err != nil {
 		fmt.Fprintln(stderr, "smartcloudops:", err)
 		return exitFailure
