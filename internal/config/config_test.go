@@ -348,3 +348,27 @@ func FuzzRedactURL(f *testing.F) {
 		}
 	})
 }
+
+// TestFlagErrorMasksEnvSecrets: a flag error quotes the command line, and a
+// word there may repeat a secret the environment gives (found by FuzzLoad).
+func TestFlagErrorMasksEnvSecrets(t *testing.T) {
+	cases := []struct {
+		name, envName, envValue, secret string
+		args                            []string
+	}{
+		{"plain secret", "JWT_SECRET", "6789abcdef8-secret", "6789abcdef8-secret", []string{"-=x", "6789abcdef8-secret"}},
+		{"url password", "DATABASE_URL", "postgres://u:pa55word-x@db/app", "pa55word-x", []string{"-bad flag", "pa55word-x"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.envName, tc.envValue), io.Discard)
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Name != "flags" {
+				t.Fatalf("err = %v; want a flags error", err)
+			}
+			if strings.Contains(err.Error(), tc.secret) {
+				t.Fatalf("error shows %s's secret: %v", tc.envName, err)
+			}
+		})
+	}
+}
