@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartcloudops/smartcloudops/internal/config"
 )
 
 // Alert is one alert as Alertmanager's v2 API takes it (PostableAlert).
@@ -116,27 +118,6 @@ func (o *Options) defaults() {
 	}
 }
 
-// ParseURLs splits a comma-separated list of Alertmanager base URLs and
-// checks each is an absolute http or https URL with a host.
-func ParseURLs(list string) ([]string, error) {
-	var out []string
-	for _, f := range strings.Split(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		u, err := url.Parse(f)
-		if err != nil {
-			return nil, fmt.Errorf("alerting: Alertmanager URL %q: %w", f, err)
-		}
-		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("alerting: Alertmanager URL %q: must be http:// or https:// with a host and no query", f)
-		}
-		out = append(out, strings.TrimSuffix(f, "/"))
-	}
-	return out, nil
-}
-
 // op is one queued change: an alert that fires (or fires again) under key,
 // or the resolution of key at the time in at.
 type op struct {
@@ -188,8 +169,8 @@ func New(o Options) (*Notifier, error) {
 	n := &Notifier{opt: o, queue: make(chan op, o.QueueSize), stop: make(chan struct{}), done: make(chan struct{}), active: map[string]Alert{}}
 	for _, raw := range o.URLs {
 		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("alerting: Alertmanager URL: %w", err)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("alerting: Alertmanager URL %q: want http:// or https:// with a host", config.RedactURL(raw))
 		}
 		name := *u
 		name.User = nil
