@@ -350,7 +350,9 @@ func (n *Notifier) post(batch []Alert) {
 	body, err := encode(batch)
 	if err != nil {
 		// Labels and annotations are strings and times are valid: a bug.
-		n.m.failed.WithLabelValues("", "encode").Add(float64(len(batch)))
+		for _, t := range n.targets {
+			n.m.failed.WithLabelValues(t.name, "encode").Add(float64(len(batch)))
+		}
 		n.opt.Logger.Error("alerting: encoding alerts", slog.String("error", err.Error()))
 		return
 	}

@@ -191,8 +191,12 @@ func TestRetries(t *testing.T) {
 					t.Fatalf("failed{%s} = %v", tc.failed, got)
 				}
 			}
-			if retries := testutil.CollectAndCount(n.m.retries); tc.attempts > 1 && tc.failed == "" && retries == 0 {
-				t.Fatal("retries not counted")
+			retries := 0.0
+			for _, r := range []string{"status_5xx", "status_429", "network"} {
+				retries += testutil.ToFloat64(n.m.retries.WithLabelValues(am.srv.URL, r))
+			}
+			if int64(retries) != tc.attempts-1 {
+				t.Fatalf("retries = %v; want %d", retries, tc.attempts-1)
 			}
 		})
 	}

@@ -58,6 +58,12 @@ func newMetrics(reg prometheus.Registerer, n *Notifier) (*metrics, error) {
 	}
 	for _, t := range n.targets {
 		m.sent.WithLabelValues(t.name)
+		for _, r := range []string{"status_4xx", "status_5xx", "status_429", "network", "shutdown", "encode"} {
+			m.failed.WithLabelValues(t.name, r)
+		}
+		for _, r := range []string{"status_5xx", "status_429", "network"} {
+			m.retries.WithLabelValues(t.name, r)
+		}
 	}
 	return m, nil
 }
