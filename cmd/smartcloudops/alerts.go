@@ -120,4 +120,3 @@ func closeAlerting(ctx context.Context, n *alerting.Notifier, cfg *config.Config
 		log.Error("closing alerting", slog.String("error", err.Error()))
 	}
 }
-
