@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -396,5 +397,23 @@ func lintMetrics(t *testing.T, reg prometheus.Gatherer) {
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// BenchmarkFire is what a caller pays to hand an alert over: the worker
+// posts in the background to a local Alertmanager stand-in.
+func BenchmarkFire(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	n, err := New(Options{URLs: []string{srv.URL}, QueueSize: 1 << 20, ResendInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	a := alert(1)
+	i := 0
+	for b.Loop() {
+		n.Fire(strconv.Itoa(i%1000), a, true)
+		i++
 	}
 }

@@ -226,3 +226,21 @@ func TestScoreGaugeCap(t *testing.T) {
 		t.Fatalf("gauge series after two resolutions = %v", got)
 	}
 }
+
+// BenchmarkLearnInIncident is the ingest step of a point that continues an
+// open incident (the score gauge is updated on each) against one that is
+// normal, with a notifier listening.
+func BenchmarkLearnInIncident(b *testing.B) {
+	for _, cpu := range []float64{40, 99} {
+		b.Run(fmt.Sprintf("cpu=%g", cpu), func(b *testing.B) {
+			s, _ := newService(b, func(o *Options) { o.Notifier = &recorder{} })
+			i := 0
+			for b.Loop() {
+				if _, err := s.learn(context.Background(), []Sample{cpuAt("web-1", i, cpu)}, 0); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
