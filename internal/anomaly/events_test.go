@@ -244,3 +244,36 @@ func BenchmarkLearnInIncident(b *testing.B) {
 		})
 	}
 }
+
+// TestModelIncidentEvents: the host model's incident has no metric: it
+// opens when the model crosses its threshold on a host with nothing open and
+// resolves when it scores the host under it.
+func TestModelIncidentEvents(t *testing.T) {
+	rec := &recorder{}
+	s, reg := newService(t, func(o *Options) { o.Notifier = rec })
+	s.model.Store(fitModel(t, "iforest-test", 1))
+	rng := rand.New(rand.NewPCG(3, 4))
+	odd := normalHost(rng, "web-2", t0)
+	odd.Metrics[MetricRequestRate] = 1000
+	odd.Metrics[MetricCPU] = 85
+	odd.Metrics[MetricMemory] = 80
+	if r := learnOne(t, s, odd); !r.IsAnomaly || r.Components["iforest"] < 0.5 {
+		t.Fatalf("odd host not flagged: %+v", r)
+	}
+	if got := scoreSeries(t, reg); len(got) != 1 || !strings.HasPrefix(got[0], "web-2 =") {
+		t.Fatalf("score gauge = %v", got)
+	}
+	for i := 1; i <= 3; i++ {
+		learnOne(t, s, normalHost(rng, "web-2", t0.Add(time.Duration(i)*time.Minute)))
+	}
+	want := []string{"open web-2 ", "resolve web-2 "}
+	if got := rec.log(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events = %q; want %q", got, want)
+	}
+	if o := rec.opened[0]; o.Source != TypeIForest || o.Score < 0.5 || len(o.Reasons) == 0 {
+		t.Fatalf("opened = %+v", o)
+	}
+	if got := scoreSeries(t, reg); len(got) != 0 {
+		t.Fatalf("score gauge after the resolution = %v", got)
+	}
+}
