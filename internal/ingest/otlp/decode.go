@@ -108,6 +108,16 @@ func readBody(body io.Reader, contentEncoding string, limit int64) ([]byte, erro
 	return buf.Bytes(), nil
 }
 
+// tooManyPoints is the refusal of a request over the data point limit;
+// more says the count stopped at the limit.
+func tooManyPoints(n, limit int, more bool) error {
+	over := ""
+	if more {
+		over = "more than "
+	}
+	return fmt.Errorf("%w: %s%d data points; at most %d are accepted in one request (OTLP_MAX_DATA_POINTS)", ingest.ErrTooLarge, over, limit, limit)
+}
+
 // wireError tells a body over the server's wire limit (413) from a corrupt
 // compressed stream (400).
 func wireError(err error, coding string) error {
@@ -130,10 +140,23 @@ var jsonOptions = protojson.UnmarshalOptions{DiscardUnknown: true}
 // contentEncoding, with maxDecoded bytes at most after decompression
 // (0 is no limit). Errors wrap ErrUnsupportedMedia, ErrMalformed or
 // ingest.ErrTooLarge.
-func Decode(body io.Reader, enc Encoding, contentEncoding string, maxDecoded int64) (*colmetricpb.ExportMetricsServiceRequest, error) {
+//
+// A binary body's data points are counted before it is decoded, and one of
+// more than maxPoints (0 is no limit) is refused with ingest.ErrTooLarge;
+// a JSON body is bounded by its size alone.
+func Decode(body io.Reader, enc Encoding, contentEncoding string, maxDecoded int64, maxPoints int) (*colmetricpb.ExportMetricsServiceRequest, error) {
 	raw, err := readBody(body, contentEncoding, maxDecoded)
 	if err != nil {
 		return nil, err
+	}
+	if enc == Protobuf && maxPoints > 0 {
+		n, err := wireCount(raw, maxPoints)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		if n > maxPoints {
+			return nil, tooManyPoints(n, maxPoints, true)
+		}
 	}
 	req := &colmetricpb.ExportMetricsServiceRequest{}
 	switch enc {

@@ -117,7 +117,7 @@ func (r *Receiver) Ingest(ctx context.Context, tenant string, req *colmetricpb.E
 	res := Result{Points: countDataPoints(req), Outcomes: map[string]int{}}
 	if r.opt.MaxDataPoints > 0 && res.Points > r.opt.MaxDataPoints {
 		r.metrics.Samples(outTooMany, res.Points)
-		return res, fmt.Errorf("%w: %d data points; at most %d are accepted in one request (OTLP_MAX_DATA_POINTS)", ingest.ErrTooLarge, res.Points, r.opt.MaxDataPoints)
+		return res, tooManyPoints(res.Points, r.opt.MaxDataPoints, false)
 	}
 	b := &batch{r: r, tenant: tenant, now: r.opt.Now(), counts: res.Outcomes, rows: map[rowKey]map[string]*accum{}}
 	b.h.h.SetSeed(r.seed)
@@ -204,7 +204,7 @@ func (r *Receiver) Export(ctx context.Context, in Request) Response {
 	if err != nil {
 		return r.fail(enc, err, Result{})
 	}
-	req, err := Decode(in.Body, enc, in.ContentEncoding, r.opt.MaxDecodedBytes)
+	req, err := Decode(in.Body, enc, in.ContentEncoding, r.opt.MaxDecodedBytes, r.opt.MaxDataPoints)
 	if err != nil {
 		return r.fail(enc, err, Result{})
 	}
