@@ -96,7 +96,7 @@ type seriesID struct {
 type seriesState struct {
 	t      int64 // newest sample's time, Unix ns
 	v      float64
-	start  int64 // the counter's start time, Unix ns, when its sender says (ObserveSince)
+	start  int64   // the counter's start time, Unix ns, when its sender says (ObserveSince)
 	out    float64 // what was kept for it, when kept
 	kept   bool
 	seenNS int64 // wall clock of the last sample

@@ -162,18 +162,18 @@ func TestMapping(t *testing.T) {
 			{req: request(host("web-1", gauge("g", dp{t: at(10), v: 1}))), want: []fact{f("web-1", "g", 10, 1)}, outcomes: map[string]int{"repeat": 1}},
 		}},
 		{"series cap per tenant", "acme", func(o *Options) { o.MaxSeriesPerTenant = 2 }, []step{{
-			req: request(host("web-1", gauge("g", dp{t: at(0), v: 1, attrs: attrs("a", "1")}, dp{t: at(0), v: 3, attrs: attrs("a", "2")}, dp{t: at(0), v: 5, attrs: attrs("a", "3")}))),
+			req:      request(host("web-1", gauge("g", dp{t: at(0), v: 1, attrs: attrs("a", "1")}, dp{t: at(0), v: 3, attrs: attrs("a", "2")}, dp{t: at(0), v: 5, attrs: attrs("a", "3")}))),
 			want:     []fact{f("acme/web-1", "g", 0, 2)},
 			outcomes: map[string]int{"kept": 2, "series_limit": 1}, rejected: 1,
 		}}},
 		{"points further apart than the window are two rows", "", nil, []step{{
-			req: request(host("web-1", gauge("a", dp{t: at(0), v: 1}), gauge("b", dp{t: at(0.5), v: 2}), gauge("c", dp{t: at(1.2), v: 3}))),
+			req:      request(host("web-1", gauge("a", dp{t: at(0), v: 1}), gauge("b", dp{t: at(0.5), v: 2}), gauge("c", dp{t: at(1.2), v: 3}))),
 			want:     []fact{f("web-1", "a", 0, 1), f("web-1", "b", 0, 2), f("web-1", "c", 1.2, 3)},
 			outcomes: map[string]int{"kept": 3},
 		}}},
 		{"two collections of a counter in one request", "", nil, []step{{
 			// Out of order in the request, in order in time.
-			req: request(host("web-1", counter("c", dp{start: at(-10), t: at(20), v: 50}), counter("c", dp{start: at(-10), t: at(10), v: 30}))),
+			req:      request(host("web-1", counter("c", dp{start: at(-10), t: at(20), v: 50}), counter("c", dp{start: at(-10), t: at(10), v: 30}))),
 			want:     []fact{f("web-1", "c", 20, 2)},
 			outcomes: map[string]int{"first_counter_sample": 1, "kept": 1},
 		}}},
