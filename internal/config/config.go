@@ -104,6 +104,9 @@ type Config struct {
 	// Anomaly holds the anomaly-detection settings (ANOMALY_*).
 	Anomaly AnomalyConfig
 
+	// OTLP holds the OTLP/HTTP metrics receiver's settings (OTLP_*).
+	OTLP OTLPConfig
+
 	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
 	AdminToken string
 	// JWTSecret verifies HS256 bearer tokens (JWT_SECRET).
@@ -181,6 +184,22 @@ type AnomalyConfig struct {
 	RetrainInterval time.Duration
 	// MaxScoreSeries caps smartcloudops_anomaly_score's series (ANOMALY_MAX_SCORE_SERIES).
 	MaxScoreSeries int
+}
+
+// OTLPConfig configures the OTLP/HTTP metrics receiver (POST /v1/metrics);
+// a zero limit is off.
+type OTLPConfig struct {
+	// HostAttributes are the resource attributes that name a host, first
+	// present wins (OTLP_HOST_ATTRIBUTES).
+	HostAttributes []string
+	// MaxDecodedBytes bounds a request body after decompression (OTLP_MAX_DECODED_BYTES).
+	MaxDecodedBytes int64
+	// MaxDataPoints bounds one request's data points (OTLP_MAX_DATA_POINTS).
+	MaxDataPoints int
+	// MaxSeriesPerTenant caps one tenant's series (OTLP_MAX_SERIES_PER_TENANT).
+	MaxSeriesPerTenant int
+	// AlignWindow gives a host's points within it one time, one row (OTLP_ALIGN_WINDOW).
+	AlignWindow time.Duration
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.

@@ -40,6 +40,8 @@ func TestLoadDefaults(t *testing.T) {
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
 		CacheCompressionThreshold: 1024, CacheMaxValueBytes: 1 << 20, CacheLocalMaxBytes: 64 << 20, CacheFallbackJournalBytes: 16 << 20,
 		RequireAuth: AuthAuto, AuthFailureLimit: 10, WriteRateLimit: 100,
+		OTLP: OTLPConfig{HostAttributes: []string{"host.name", "service.instance.id"}, MaxDecodedBytes: 8 << 20, MaxDataPoints: 100000,
+			MaxSeriesPerTenant: 100000, AlignWindow: 2 * time.Second},
 	}
 	c.sources, c.raw = nil, nil
 	if !reflect.DeepEqual(*c, want) {
@@ -111,6 +113,13 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"ANOMALY_MAX_TRAINING_ROWS", "1000", func(c *Config) bool { return c.Anomaly.MaxTrainingRows == 1000 }},
 		{"ANOMALY_CONTAMINATION", "0.01", func(c *Config) bool { return c.Anomaly.Contamination == 0.01 }},
 		{"ANOMALY_RETRAIN_INTERVAL", "6h", func(c *Config) bool { return c.Anomaly.RetrainInterval == 6*time.Hour }},
+		{"OTLP_HOST_ATTRIBUTES", " k8s.pod.name , host.name,", func(c *Config) bool {
+			return reflect.DeepEqual(c.OTLP.HostAttributes, []string{"k8s.pod.name", "host.name"})
+		}},
+		{"OTLP_MAX_DECODED_BYTES", "0", func(c *Config) bool { return c.OTLP.MaxDecodedBytes == 0 }},
+		{"OTLP_MAX_DATA_POINTS", "5000", func(c *Config) bool { return c.OTLP.MaxDataPoints == 5000 }},
+		{"OTLP_MAX_SERIES_PER_TENANT", "0", func(c *Config) bool { return c.OTLP.MaxSeriesPerTenant == 0 }},
+		{"OTLP_ALIGN_WINDOW", "0", func(c *Config) bool { return c.OTLP.AlignWindow == 0 }},
 		{"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef", func(c *Config) bool { return c.AdminToken == "0123456789abcdef" }},
 		{"JWT_SECRET", strings.Repeat("k", 32), func(c *Config) bool { return c.JWTSecret == strings.Repeat("k", 32) }},
 		{"SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", "0", func(c *Config) bool { return c.AuthFailureLimit == 0 }},
@@ -199,6 +208,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"anomaly threshold nan", nil, []string{"ANOMALY_CPU_THRESHOLD", "NaN"}, "ANOMALY_CPU_THRESHOLD"},
 		{"anomaly batch size", nil, []string{"ANOMALY_BATCH_SIZE", "0"}, "ANOMALY_BATCH_SIZE"},
 		{"anomaly retrain", nil, []string{"ANOMALY_RETRAIN_INTERVAL", "1s"}, "ANOMALY_RETRAIN_INTERVAL"},
+		{"otlp host attributes empty", nil, []string{"OTLP_HOST_ATTRIBUTES", " , "}, "OTLP_HOST_ATTRIBUTES"},
+		{"otlp host attribute with a space", nil, []string{"OTLP_HOST_ATTRIBUTES", "host name"}, "OTLP_HOST_ATTRIBUTES"},
+		{"otlp data points negative", nil, []string{"OTLP_MAX_DATA_POINTS", "-1"}, "OTLP_MAX_DATA_POINTS"},
+		{"otlp align window", nil, []string{"OTLP_ALIGN_WINDOW", "2h"}, "OTLP_ALIGN_WINDOW"},
 		{"training rows order", nil, []string{"ANOMALY_MIN_TRAINING_ROWS", "5000", "ANOMALY_MAX_TRAINING_ROWS", "1000"}, "ANOMALY_MIN_TRAINING_ROWS"},
 		{"redis port range", nil, []string{"REDIS_PORT", "70000"}, "REDIS_PORT"},
 		{"redis url scheme", nil, []string{"REDIS_URL", "http://r:6379"}, "REDIS_URL"},

@@ -198,6 +198,31 @@ func settings() []setting {
 			}},
 		{env: "ANOMALY_MAX_SCORE_SERIES", flag: "anomaly-max-score-series", def: "1000", usage: "most series smartcloudops_anomaly_score exports (one per series in an open incident); more are counted and left out",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 1000000, &c.Anomaly.MaxScoreSeries) }},
+		{env: "OTLP_HOST_ATTRIBUTES", flag: "otlp-host-attributes", def: "host.name,service.instance.id",
+			usage: "comma-separated OTLP resource attributes that name a host, the first one present winning",
+			set: func(c *Config, v string) error {
+				c.OTLP.HostAttributes = nil
+				for _, f := range strings.Split(v, ",") {
+					if f = strings.TrimSpace(f); f != "" {
+						if len(f) > 256 || strings.ContainsAny(f, " \t\n") {
+							return errAllowed("must be comma-separated attribute keys without spaces, e.g. host.name,service.instance.id")
+						}
+						c.OTLP.HostAttributes = append(c.OTLP.HostAttributes, f)
+					}
+				}
+				if len(c.OTLP.HostAttributes) == 0 {
+					return errAllowed("must name at least one attribute, e.g. host.name")
+				}
+				return nil
+			}},
+		{env: "OTLP_MAX_DECODED_BYTES", flag: "otlp-max-decoded-bytes", def: "8MiB", usage: "largest OTLP request body after decompression; 0 turns the limit off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<30, &c.OTLP.MaxDecodedBytes) }},
+		{env: "OTLP_MAX_DATA_POINTS", flag: "otlp-max-data-points", def: "100000", usage: "most data points one OTLP request may carry; 0 turns the limit off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.OTLP.MaxDataPoints) }},
+		{env: "OTLP_MAX_SERIES_PER_TENANT", flag: "otlp-max-series-per-tenant", def: "100000", usage: "OTLP series one tenant may have at a time (more are rejected and counted); 0 turns the cap off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.OTLP.MaxSeriesPerTenant) }},
+		{env: "OTLP_ALIGN_WINDOW", flag: "otlp-align-window", def: "2s", usage: "an OTLP request's points of one host within this of each other become one row at the earliest time; 0 keeps each point's time",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, time.Minute, &c.OTLP.AlignWindow) }},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
