@@ -25,6 +25,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
+	"github.com/smartcloudops/smartcloudops/internal/ingest/otlp"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
@@ -259,6 +260,18 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 	return an, nil
 }
 
+// newOTLP is the OTLP/HTTP metrics receiver (POST /v1/metrics) over the
+// anomaly service's ingest path.
+func newOTLP(cfg *config.Config, an *anomaly.Service, reg prometheus.Registerer) (*otlp.Receiver, error) {
+	o := cfg.OTLP
+	r, err := otlp.New(otlp.Options{Sink: an, HostAttributes: o.HostAttributes, MaxDecodedBytes: o.MaxDecodedBytes,
+		MaxDataPoints: o.MaxDataPoints, MaxSeriesPerTenant: o.MaxSeriesPerTenant, AlignWindow: o.AlignWindow, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("otlp: %w", err)
+	}
+	return r, nil
+}
+
 // logOptions maps the configuration onto the log pipeline; both read 0 as
 // off.
 func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.Options {
@@ -441,6 +454,9 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}()
 	deps.Anomaly = an
 	deps.Components["anomaly"] = an
+	if deps.OTLP, err = newOTLP(cfg, an, reg); err != nil {
+		return err
+	}
 	deps.Tunables = tunables(log, level, lg, c, st, an)
 
 	api, err := httpapi.New(deps)
