@@ -368,4 +368,3 @@ func (b *batch) align(window time.Duration) {
 		b.recs[i].t = to[rowKey{b.recs[i].host, b.recs[i].t}]
 	}
 }
-
