@@ -179,3 +179,22 @@ func histogram(name string, tmp metricpb.AggregationTemporality, ps ...hp) *metr
 var errQueueFull = &anomaly.QueueFullError{Depth: 10, Capacity: 10, RetryAfter: 2 * time.Second}
 
 var errDatabase = errors.New("database is closed")
+
+func expHistogram(name string, tmp metricpb.AggregationTemporality, ps ...hp) *metricpb.Metric {
+	h := &metricpb.ExponentialHistogram{AggregationTemporality: tmp}
+	for _, p := range ps {
+		s := p.sum
+		h.DataPoints = append(h.DataPoints, &metricpb.ExponentialHistogramDataPoint{Attributes: p.attrs, StartTimeUnixNano: ns(p.start), TimeUnixNano: ns(p.t),
+			Count: p.count, Sum: &s, Scale: 2, Positive: &metricpb.ExponentialHistogramDataPoint_Buckets{BucketCounts: []uint64{p.count}}})
+	}
+	return &metricpb.Metric{Name: name, Data: &metricpb.Metric_ExponentialHistogram{ExponentialHistogram: h}}
+}
+
+func summary(name string, ps ...hp) *metricpb.Metric {
+	sm := &metricpb.Summary{}
+	for _, p := range ps {
+		sm.DataPoints = append(sm.DataPoints, &metricpb.SummaryDataPoint{Attributes: p.attrs, StartTimeUnixNano: ns(p.start), TimeUnixNano: ns(p.t),
+			Count: p.count, Sum: p.sum})
+	}
+	return &metricpb.Metric{Name: name, Data: &metricpb.Metric_Summary{Summary: sm}}
+}
