@@ -181,7 +181,7 @@ func TestMapping(t *testing.T) {
 			{req: request(host("web-1", expHistogram("rpc.size", cumulative, hp{start: at(-60), t: at(0), count: 4, sum: 40}), summary("gc.pause", hp{start: at(-60), t: at(0), count: 10, sum: 1}))),
 				outcomes: map[string]int{"first_counter_sample": 2}},
 			{req: request(host("web-1", expHistogram("rpc.size", cumulative, hp{start: at(-60), t: at(10), count: 14, sum: 240}), summary("gc.pause", hp{start: at(-60), t: at(10), count: 30, sum: 3}))),
-				want: []fact{f("web-1", "gc_pause_avg", 10, 0.1), f("web-1", "gc_pause_rate", 10, 2), f("web-1", "rpc_size_avg", 10, 20), f("web-1", "rpc_size_rate", 10, 1)},
+				want:     []fact{f("web-1", "gc_pause_avg", 10, 0.1), f("web-1", "gc_pause_rate", 10, 2), f("web-1", "rpc_size_avg", 10, 20), f("web-1", "rpc_size_rate", 10, 1)},
 				outcomes: map[string]int{"kept": 2}},
 		}},
 		{"a sum without temporality is unsupported", "", nil, []step{{
