@@ -139,7 +139,7 @@ func TestExportAnswers(t *testing.T) {
 		{"JSON", "application/json", "", js, nil, nil, 200, 1, false, ""},
 		{"JSON with charset, gzip", "application/json; charset=utf-8", "gzip", gz(t, js), nil, nil, 200, 1, false, ""},
 		{"OTLP/JSON as senders write it", "application/json", "", fixture, nil, nil, 200, 1, false, ""},
-		{"partial success", "application/x-protobuf", "", mustProto(t, rejected), nil, nil, 200, 1, false, "1 data points rejected: 1 future"},
+		{"partial success", "application/x-protobuf", "", mustProto(t, rejected), nil, nil, 200, 1, false, "1 of 2 data points rejected: 1 future (future: over 1h0m0s ahead"},
 		{"wrong content type", "text/plain", "", pb, nil, nil, 415, 0, false, "Content-Type"},
 		{"no content type", "", "", pb, nil, nil, 415, 0, false, "Content-Type"},
 		{"unknown content encoding", "application/x-protobuf", "br", pb, nil, nil, 415, 0, false, "Content-Encoding"},

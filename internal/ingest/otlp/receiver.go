@@ -139,13 +139,13 @@ func (r *Receiver) Ingest(ctx context.Context, tenant string, req *colmetricpb.E
 			res.Rejected += int64(n)
 		}
 	}
-	res.Message = rejectionMessage(res.Outcomes, r.opt.MaxFutureSkew)
+	res.Message = rejectionMessage(res.Outcomes, res.Points, r.opt.MaxFutureSkew)
 	return res, err
 }
 
 // rejectionMessage says why points were rejected, by outcome, or "" when
 // none were.
-func rejectionMessage(outcomes map[string]int, skew time.Duration) string {
+func rejectionMessage(outcomes map[string]int, points int, skew time.Duration) string {
 	var parts []string
 	total := 0
 	for label, n := range outcomes {
@@ -158,7 +158,7 @@ func rejectionMessage(outcomes map[string]int, skew time.Duration) string {
 		return ""
 	}
 	slices.Sort(parts)
-	msg := fmt.Sprintf("%d data points rejected: %s", total, strings.Join(parts, ", "))
+	msg := fmt.Sprintf("%d of %d data points rejected: %s", total, points, strings.Join(parts, ", "))
 	if outcomes[outFuture] > 0 {
 		msg += fmt.Sprintf(" (future: over %s ahead of the server's clock)", skew)
 	}
