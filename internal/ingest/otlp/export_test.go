@@ -302,3 +302,32 @@ func BenchmarkExport(b *testing.B) {
 	}
 	b.ReportMetric(float64(50*25), "points/op")
 }
+
+// BenchmarkExportAtTheLimit is one request of OTLP_MAX_DATA_POINTS'
+// default, 100 000 gauge points: 1000 hosts × 50 metrics × 2 attribute
+// sets, the largest a default receiver decodes.
+func BenchmarkExportAtTheLimit(b *testing.B) {
+	var rms []*metricpb.ResourceMetrics
+	for h := range 1000 {
+		var ms []*metricpb.Metric
+		for m := range 50 {
+			ms = append(ms, gauge(fmt.Sprint("app.metric", m), dp{t: at(0), v: 1, attrs: attrs("k", "a")}, dp{t: at(0), v: 2, attrs: attrs("k", "b")}))
+		}
+		rms = append(rms, host(fmt.Sprint("web-", h), ms...))
+	}
+	body := mustProto(b, request(rms...))
+	sink := &recordingSink{max: 1000}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		// A new receiver each time: every series is new, as on a first export.
+		r, err := New(Options{Sink: sink, Now: func() time.Time { return t0 }, MaxDataPoints: 100_000, MaxDecodedBytes: 8 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink.reset()
+		if resp := r.Export(context.Background(), Request{ContentType: "application/x-protobuf", Body: bytes.NewReader(body)}); resp.Status != 200 {
+			b.Fatal(resp.Status, resp.Err)
+		}
+	}
+}

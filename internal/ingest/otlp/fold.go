@@ -90,9 +90,9 @@ func (b *batch) observe(tr *ingest.Tracker) {
 		if !b.fold(rowKey{r.host, r.t}, r.tgt, v, label) {
 			continue
 		}
-		if r.hasAvg && hasSum {
+		if r.avg != nil && hasSum {
 			// The mean's points are accounted to the rate's feature.
-			a := b.accum(rowKey{r.host, r.t}, r.avg, "")
+			a := b.accum(rowKey{r.host, r.t}, *r.avg, "")
 			if a != nil {
 				a.num += sum
 				a.den += v

@@ -75,9 +75,8 @@ type record struct {
 	id, id2  uint64
 	v, v2    float64
 	has2     bool
-	tgt      target // the value's (a histogram's count rate)
-	avg      target // a histogram's mean: sum rate over count rate
-	hasAvg   bool
+	tgt      target  // the value's (a histogram's count rate)
+	avg      *target // a histogram's mean (sum rate over count rate), shared by the metric's points
 	selected bool // false: a mapped metric's point the feature does not use
 }
 
@@ -183,17 +182,17 @@ func (b *batch) metric(host string, resID uint64, scope string, m *metricpb.Metr
 			b.number(host, resID, scope, name, p, kind, rl, mapped, generic("", aggSum), limit)
 		}
 	case *metricpb.Metric_Histogram:
-		tmp, ts := d.Histogram.GetAggregationTemporality(), distTargets(name)
+		tmp, ts := d.Histogram.GetAggregationTemporality(), newDistTargets(name)
 		for _, p := range d.Histogram.GetDataPoints() {
 			b.distribution(host, resID, scope, name, p, tmp, p.GetCount(), p.Sum, ts, limit)
 		}
 	case *metricpb.Metric_ExponentialHistogram:
-		tmp, ts := d.ExponentialHistogram.GetAggregationTemporality(), distTargets(name)
+		tmp, ts := d.ExponentialHistogram.GetAggregationTemporality(), newDistTargets(name)
 		for _, p := range d.ExponentialHistogram.GetDataPoints() {
 			b.distribution(host, resID, scope, name, p, tmp, p.GetCount(), p.Sum, ts, limit)
 		}
 	case *metricpb.Metric_Summary:
-		ts := distTargets(name)
+		ts := newDistTargets(name)
 		for _, p := range d.Summary.GetDataPoints() {
 			sum := p.GetSum()
 			b.distribution(host, resID, scope, name, p, metricpb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE, p.GetCount(), &sum, ts, limit)
@@ -258,14 +257,19 @@ func (b *batch) number(host string, resID uint64, scope, name string, p *metricp
 // <name>_rate (observations per second) and <name>_avg (their mean over
 // the interval, Δsum/Δcount).
 // distTargets are a distribution metric's two features: its rate and mean.
-func distTargets(name string) [2]target {
-	return [2]target{
-		{feature: featureName(name, suffixRate), source: name, prio: prioGeneric, agg: aggSum, scale: 1, den: true},
-		{feature: featureName(name, suffixAvg), source: name, prio: prioGeneric, agg: aggRatio, scale: 1, num: true, den: true},
+type distTargets struct {
+	rate target
+	avg  *target
+}
+
+func newDistTargets(name string) distTargets {
+	return distTargets{
+		rate: target{feature: featureName(name, suffixRate), source: name, prio: prioGeneric, agg: aggSum, scale: 1, den: true},
+		avg:  &target{feature: featureName(name, suffixAvg), source: name, prio: prioGeneric, agg: aggRatio, scale: 1, num: true, den: true},
 	}
 }
 
-func (b *batch) distribution(host string, resID uint64, scope, name string, p point, tmp metricpb.AggregationTemporality, count uint64, sum *float64, tgts [2]target, limit int64) {
+func (b *batch) distribution(host string, resID uint64, scope, name string, p point, tmp metricpb.AggregationTemporality, count uint64, sum *float64, tgts distTargets, limit int64) {
 	vals := []float64{float64(count)}
 	if sum != nil {
 		vals = append(vals, *sum)
@@ -284,10 +288,10 @@ func (b *batch) distribution(host string, resID uint64, scope, name string, p po
 		return
 	}
 	attrs := p.GetAttributes()
-	rec := record{host: host, t: t, kind: kind, id: b.seriesID(resID, scope, name, 'c', attrs), v: vals[0], selected: true, tgt: tgts[0]}
+	rec := record{host: host, t: t, kind: kind, id: b.seriesID(resID, scope, name, 'c', attrs), v: vals[0], selected: true, tgt: tgts.rate}
 	if sum != nil {
 		rec.has2, rec.id2, rec.v2 = true, b.seriesID(resID, scope, name, 's', attrs), *sum
-		rec.hasAvg, rec.avg = true, tgts[1]
+		rec.avg = tgts.avg
 	}
 	if p.GetFlags()&uint32(metricpb.DataPointFlags_DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK) != 0 {
 		rec.kind = obsForget

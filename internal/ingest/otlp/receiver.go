@@ -119,7 +119,8 @@ func (r *Receiver) Ingest(ctx context.Context, tenant string, req *colmetricpb.E
 		r.metrics.Samples(outTooMany, res.Points)
 		return res, tooManyPoints(res.Points, r.opt.MaxDataPoints, false)
 	}
-	b := &batch{r: r, tenant: tenant, now: r.opt.Now(), counts: res.Outcomes, rows: map[rowKey]map[string]*accum{}}
+	b := &batch{r: r, tenant: tenant, now: r.opt.Now(), counts: res.Outcomes, rows: map[rowKey]map[string]*accum{},
+		recs: make([]record, 0, res.Points)}
 	b.h.h.SetSeed(r.seed)
 	b.collect(req)
 	b.align(r.opt.AlignWindow)
