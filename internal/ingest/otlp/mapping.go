@@ -77,7 +77,7 @@ type record struct {
 	has2     bool
 	tgt      target  // the value's (a histogram's count rate)
 	avg      *target // a histogram's mean (sum rate over count rate), shared by the metric's points
-	selected bool // false: a mapped metric's point the feature does not use
+	selected bool    // false: a mapped metric's point the feature does not use
 }
 
 type rowKey struct {
