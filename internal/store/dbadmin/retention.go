@@ -124,7 +124,10 @@ func (ad *Admin) RunRetention(ctx context.Context) (RetentionRun, error) {
 		ad.rm.delay.Set(now.Sub(r.Watermark).Seconds())
 	}
 	if err != nil {
-		ad.rm.errors.WithLabelValues("rollup").Inc()
+		// A run cut short by Close is not a fault.
+		if ctx.Err() == nil {
+			ad.rm.errors.WithLabelValues("rollup").Inc()
+		}
 		return run, err
 	}
 	d, err := ad.st.DeleteExpired(ctx, store.RetentionOptions{Now: now, Raw: o.Raw, Rollup: o.Rollup, BatchSize: o.BatchSize, Pause: o.Pause})
@@ -132,7 +135,9 @@ func (ad *Admin) RunRetention(ctx context.Context) (RetentionRun, error) {
 	ad.rm.deleted.WithLabelValues("system_metrics").Add(float64(d.RawDeleted))
 	ad.rm.deleted.WithLabelValues("metric_rollups").Add(float64(d.RollupsDeleted))
 	if err != nil {
-		ad.rm.errors.WithLabelValues("delete").Inc()
+		if ctx.Err() == nil {
+			ad.rm.errors.WithLabelValues("delete").Inc()
+		}
 		return run, err
 	}
 	return run, nil
