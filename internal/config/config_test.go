@@ -196,6 +196,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"raw retention too short", nil, []string{"METRICS_RAW_RETENTION", "1m"}, "METRICS_RAW_RETENTION"},
 		{"raw retention negative", nil, []string{"METRICS_RAW_RETENTION", "-1h"}, "METRICS_RAW_RETENTION"},
 		{"rollup interval", nil, []string{"METRICS_ROLLUP_INTERVAL", "5ms"}, "METRICS_ROLLUP_INTERVAL"},
+		{"rollup lag", nil, []string{"METRICS_ROLLUP_LAG", "0"}, "METRICS_ROLLUP_LAG"},
 		{"rollups shorter than raw", nil, []string{"METRICS_RAW_RETENTION", "48h", "METRICS_ROLLUP_RETENTION", "24h"}, "METRICS_ROLLUP_RETENTION"},
 		{"retention batch", nil, []string{"METRICS_RETENTION_BATCH_SIZE", "0"}, "METRICS_RETENTION_BATCH_SIZE"},
 		{"anomaly threshold range", nil, []string{"ANOMALY_THRESHOLD", "1.5"}, "ANOMALY_THRESHOLD"},

@@ -67,7 +67,7 @@ func settings() []setting {
 			}},
 		{env: "METRICS_ROLLUP_LAG", flag: "metrics-rollup-lag", def: "2m", usage: "a minute is rolled up this long after it ends; samples arriving later are rolled in again while their raw minute is kept",
 			set: func(c *Config, v string) error {
-				return parseDuration(v, 0, time.Hour, &c.MetricsRollupLag)
+				return parseDuration(v, time.Second, time.Hour, &c.MetricsRollupLag)
 			}},
 		{env: "METRICS_RETENTION_BATCH_SIZE", flag: "metrics-retention-batch-size", def: "1000", usage: "most rows one retention DELETE removes (each batch is its own short transaction)",
 			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.MetricsRetentionBatchSize) }},

@@ -227,12 +227,13 @@ func (s *Store) initRollupState(ctx context.Context, target time.Time) (rollupSt
 	if err != nil || st.exists {
 		return st, err
 	}
-	var (
-		first flexTime
-		maxID int64
-	)
-	if err := s.QueryRow(ctx, "SELECT min(ts), COALESCE(max(id), 0) FROM system_metrics").Scan(&first, &maxID); err != nil {
+	var first flexTime
+	if err := s.QueryRow(ctx, "SELECT min(ts) FROM system_metrics").Scan(&first); err != nil {
 		return st, fmt.Errorf("store: rollup: first sample: %w", err)
+	}
+	maxID, err := s.newestID(ctx)
+	if err != nil {
+		return st, err
 	}
 	wm := target
 	if !first.t.IsZero() && first.t.Before(target) {
@@ -326,12 +327,23 @@ type hostRangeT struct {
 	lo, hi time.Time
 }
 
+// newestID is the highest id in system_metrics (0 when empty). The bare
+// max() is what both databases answer from the primary key's end; SQLite
+// would scan the table for max() inside an expression.
+func (s *Store) newestID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.QueryRow(ctx, "SELECT max(id) FROM system_metrics").Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: rollup: newest row: %w", err)
+	}
+	return id.Int64, nil
+}
+
 // rollLate rolls again the (host, minute)s before the watermark that
 // received rows since the previous runs, then moves the scanned id range on.
 func (s *Store) rollLate(ctx context.Context, st rollupState, res *RollupResult) error {
-	var maxID int64
-	if err := s.QueryRow(ctx, "SELECT COALESCE(max(id), 0) FROM system_metrics").Scan(&maxID); err != nil {
-		return fmt.Errorf("store: rollup: newest row: %w", err)
+	maxID, err := s.newestID(ctx)
+	if err != nil {
+		return err
 	}
 	rows, err := s.Query(ctx, "SELECT host, "+bucketExpr(s.kind, "ts")+" AS b FROM system_metrics WHERE id > ? AND id <= ? AND ts < ? GROUP BY host, b ORDER BY host, b",
 		st.scanFrom, maxID, st.watermark.UTC())
