@@ -55,8 +55,10 @@ type RollupOptions struct {
 	// Lag is how long a minute stays open after it ends before it is rolled
 	// up. Default 2m.
 	Lag time.Duration
-	// ChunkMinutes is the most minutes rolled in one transaction, which bounds
-	// how long the run holds SQLite's single writer. Default 10.
+	// ChunkMinutes is the most minutes rolled in one transaction. On SQLite
+	// the transaction holds the single writer, which ingest waits for, so the
+	// default there is 1; PostgreSQL's inserts do not wait for it, and its
+	// default is 10.
 	ChunkMinutes int
 }
 
@@ -184,7 +186,7 @@ func rollupArgs(kind dburl.Kind, lo, hi time.Time, host string) []any {
 	return args
 }
 
-func (o *RollupOptions) defaults(now func() time.Time) {
+func (o *RollupOptions) defaults(kind dburl.Kind, now func() time.Time) {
 	if o.Now.IsZero() {
 		o.Now = now()
 	}
@@ -193,6 +195,9 @@ func (o *RollupOptions) defaults(now func() time.Time) {
 	}
 	if o.ChunkMinutes <= 0 {
 		o.ChunkMinutes = 10
+		if kind == dburl.SQLite {
+			o.ChunkMinutes = 1
+		}
 	}
 }
 
@@ -201,7 +206,7 @@ func (o *RollupOptions) defaults(now func() time.Time) {
 // see the comment at the top of rollup.go. It is safe to run concurrently
 // (replicas): chunks are serialised on the state row.
 func (s *Store) RollupMetrics(ctx context.Context, o RollupOptions) (RollupResult, error) {
-	o.defaults(s.now)
+	o.defaults(s.kind, s.now)
 	if o.Lag < 0 {
 		return RollupResult{}, fmt.Errorf("store: rollup: %w: negative lag", ErrInvalid)
 	}

@@ -298,11 +298,11 @@ func TestRetentionDeletesOnlyRolledMinutes(t *testing.T) {
 	})
 }
 
-// TestRetentionWhileIngesting deletes a large expired range in small batches
-// while another goroutine keeps inserting fresh samples, and logs the
-// insert latencies seen during the delete next to those before it: the
-// batches must leave room for ingest (the figures are logged, not asserted,
-// since the machine's speed is not the test's business).
+// TestRetentionWhileIngesting rolls up and then deletes a large expired
+// range (60k rows) while another goroutine keeps inserting fresh samples,
+// and logs the insert latencies seen meanwhile next to those before: the
+// chunks and batches must leave room for ingest. The figures are logged,
+// not asserted, since the machine's speed is not the test's business.
 func TestRetentionWhileIngesting(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 60k rows")
@@ -317,11 +317,7 @@ func TestRetentionWhileIngesting(t *testing.T) {
 			}
 		}
 		now := rollupBase.Add(48 * time.Hour)
-		if _, err := s.RollupMetrics(ctx, store.RollupOptions{Now: rollupBase.Add(102 * time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		// Baseline insert latency, then the same during the delete.
-		fresh := rollupSamples(rand.New(rand.NewPCG(9, 10)), now, 600, 1, hostNames(50)...)
+		fresh := rollupSamples(rand.New(rand.NewPCG(9, 10)), now, 1200, 1, hostNames(50)...)
 		next := 0
 		insert := func() time.Duration {
 			batch := fresh[next : next+50]
@@ -332,41 +328,49 @@ func TestRetentionWhileIngesting(t *testing.T) {
 			}
 			return time.Since(start)
 		}
+		// during runs job while inserting 50-row batches, and returns their latencies.
+		during := func(job func() error) []time.Duration {
+			done := make(chan error, 1)
+			go func() { done <- job() }()
+			var lat []time.Duration
+			for next+50 <= len(fresh) {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					return lat
+				default:
+					lat = append(lat, insert())
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			return lat
+		}
 		var base []time.Duration
 		for range 50 {
 			base = append(base, insert())
 		}
-		done := make(chan store.RetentionResult, 1)
-		errs := make(chan error, 1)
-		go func() {
-			r, err := s.DeleteExpired(ctx, store.RetentionOptions{Now: now, Raw: 24 * time.Hour, BatchSize: 1000, Pause: 5 * time.Millisecond})
-			done <- r
-			errs <- err
-		}()
-		var (
-			during []time.Duration
-			ret    store.RetentionResult
-			got    bool
-		)
-		for !got && next+50 <= len(fresh) {
-			select {
-			case ret = <-done:
-				got = true
-			default:
-				during = append(during, insert())
-			}
+		var roll store.RollupResult
+		rolling := during(func() (err error) {
+			roll, err = s.RollupMetrics(ctx, store.RollupOptions{Now: rollupBase.Add(102 * time.Minute)})
+			return err
+		})
+		var ret store.RetentionResult
+		deleting := during(func() (err error) {
+			ret, err = s.DeleteExpired(ctx, store.RetentionOptions{Now: now, Raw: 24 * time.Hour, BatchSize: 1000, Pause: 5 * time.Millisecond})
+			return err
+		})
+		if roll.Minutes == 0 || ret.RawDeleted != int64(len(old)) {
+			t.Fatalf("rolled %+v; deleted %d raw rows, want %d", roll, ret.RawDeleted, len(old))
 		}
-		if !got {
-			ret = <-done
-		}
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-		if ret.RawDeleted != int64(len(old)) {
-			t.Fatalf("deleted %d raw rows, want %d", ret.RawDeleted, len(old))
-		}
-		t.Logf("deleted %d rows in %d batches; 50-row inserts before: p50 %v max %v; during (%d inserts): p50 %v max %v",
-			ret.RawDeleted, ret.Batches, quantileDur(base, 0.5), quantileDur(base, 1), len(during), quantileDur(during, 0.5), quantileDur(during, 1))
+		t.Logf("50-row inserts alone: p50 %v max %v", quantileDur(base, 0.5), quantileDur(base, 1))
+		t.Logf("during the rollup of %d rows (%d minutes): %d inserts, p50 %v max %v",
+			len(old), roll.Minutes, len(rolling), quantileDur(rolling, 0.5), quantileDur(rolling, 1))
+		t.Logf("during the delete of %d rows in %d batches: %d inserts, p50 %v max %v",
+			ret.RawDeleted, ret.Batches, len(deleting), quantileDur(deleting, 0.5), quantileDur(deleting, 1))
 	})
 }
 

@@ -56,7 +56,7 @@ func newRetentionMetrics() *retentionMetrics {
 			Help: "Rollup rows (host, metric, minute) written or rewritten by the rollup job.",
 		}),
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "smartcloudops_db_rollup_late_minutes_total",
+			Name: "smartcloudops_db_rollup_late_total",
 			Help: "Host-minutes that received samples after they were rolled up: rolled again, or expired (older than the raw window, left out).",
 		}, []string{"outcome"}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
