@@ -291,6 +291,7 @@ func (s *Store) rollForward(ctx context.Context, target time.Time, chunk int, re
 		} else {
 			lo = target // nothing to roll before target
 		}
+		var written int64
 		err = s.InTx(ctx, func(tx *Tx) error {
 			var wm flexTime
 			if err := tx.QueryRow(ctx, s.lockState()).Scan(&wm); err != nil {
@@ -304,8 +305,7 @@ func (s *Store) rollForward(ctx context.Context, target time.Time, chunk int, re
 				if err != nil {
 					return fmt.Errorf("roll %s–%s: %w", lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
 				}
-				n, _ := r.RowsAffected()
-				res.Rows += n
+				written, _ = r.RowsAffected()
 			}
 			if _, err := tx.Exec(ctx, "UPDATE metric_rollup_state SET watermark = ? WHERE id = 1", hi.UTC()); err != nil {
 				return fmt.Errorf("advance watermark: %w", err)
@@ -318,6 +318,7 @@ func (s *Store) rollForward(ctx context.Context, target time.Time, chunk int, re
 		case err != nil:
 			return fmt.Errorf("store: rollup: %w", err)
 		}
+		res.Rows += written
 		res.Minutes += int64(hi.Sub(st.watermark) / time.Minute)
 		res.Watermark = hi
 	}
