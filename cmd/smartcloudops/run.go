@@ -418,9 +418,12 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	defer st.Close()
 	// Shutdown order: the HTTP server stops (below, before any defer runs),
-	// then admin.Close cancels and waits for the advisor's loop and the
-	// database jobs, then the store closes (defers unwind in reverse).
-	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg})
+	// then admin.Close cancels and waits for the advisor's loop, the rollup
+	// and retention job and the database jobs, then the store closes
+	// (defers unwind in reverse).
+	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg,
+		Retention: dbadmin.RetentionOptions{Interval: cfg.MetricsRollupInterval, Lag: cfg.MetricsRollupLag, Raw: cfg.MetricsRawRetention,
+			Rollup: cfg.MetricsRollupRetention, BatchSize: cfg.MetricsRetentionBatchSize}})
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,16 @@ type Config struct {
 	DBAutoIndex bool
 	// DBAdvisorInterval is how often the automatic index advisor runs (DB_ADVISOR_INTERVAL).
 	DBAdvisorInterval time.Duration
+	// MetricsRawRetention keeps raw samples this long once rolled up; 0 keeps them forever (METRICS_RAW_RETENTION).
+	MetricsRawRetention time.Duration
+	// MetricsRollupRetention keeps 1-minute rollups this long; 0 keeps them forever (METRICS_ROLLUP_RETENTION).
+	MetricsRollupRetention time.Duration
+	// MetricsRollupInterval is the time between rollup and retention runs; 0 turns the job off (METRICS_ROLLUP_INTERVAL).
+	MetricsRollupInterval time.Duration
+	// MetricsRollupLag is how long a minute stays open before it is rolled up (METRICS_ROLLUP_LAG).
+	MetricsRollupLag time.Duration
+	// MetricsRetentionBatchSize bounds the rows one retention DELETE removes (METRICS_RETENTION_BATCH_SIZE).
+	MetricsRetentionBatchSize int
 
 	// RedisHost, RedisPort and RedisPassword describe Redis when RedisURL is empty.
 	RedisHost     string

@@ -53,6 +53,24 @@ func settings() []setting {
 			set: func(c *Config, v string) error {
 				return parseDuration(v, time.Minute, 7*24*time.Hour, &c.DBAdvisorInterval)
 			}},
+		{env: "METRICS_RAW_RETENTION", flag: "metrics-raw-retention", def: "24h", usage: "keep raw samples this long (once rolled up into 1-minute rollups); 0 keeps them forever",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, 10*time.Minute, 100*365*24*time.Hour, &c.MetricsRawRetention)
+			}},
+		{env: "METRICS_ROLLUP_RETENTION", flag: "metrics-rollup-retention", def: "720h", usage: "keep 1-minute rollups this long; 0 keeps them forever",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Hour, 100*365*24*time.Hour, &c.MetricsRollupRetention)
+			}},
+		{env: "METRICS_ROLLUP_INTERVAL", flag: "metrics-rollup-interval", def: "1m", usage: "time between rollup and retention runs; 0 turns the job off (nothing rolled up or deleted)",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Second, 24*time.Hour, &c.MetricsRollupInterval)
+			}},
+		{env: "METRICS_ROLLUP_LAG", flag: "metrics-rollup-lag", def: "2m", usage: "a minute is rolled up this long after it ends; samples arriving later are rolled in again while their raw minute is kept",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, time.Hour, &c.MetricsRollupLag)
+			}},
+		{env: "METRICS_RETENTION_BATCH_SIZE", flag: "metrics-retention-batch-size", def: "1000", usage: "most rows one retention DELETE removes (each batch is its own short transaction)",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.MetricsRetentionBatchSize) }},
 		{env: "REDIS_HOST", flag: "redis-host", def: "", usage: "Redis host; empty means no Redis (memory-only cache)",
 			set: func(c *Config, v string) error { c.RedisHost = v; return nil }},
 		{env: "REDIS_PORT", flag: "redis-port", def: "6379", usage: "Redis port",
