@@ -25,6 +25,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
+	"github.com/smartcloudops/smartcloudops/internal/ingest/otlp"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
@@ -223,7 +224,7 @@ func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Co
 
 // newAnomaly starts anomaly detection, which loads the active model; the
 // duration is logged as func anomaly.start.
-func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (_ *anomaly.Service, err error) {
+func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider, note anomaly.Notifier) (_ *anomaly.Service, err error) {
 	defer logs.Time(ctx, log, "anomaly.start")(&err)
 	a := cfg.Anomaly
 	o := anomaly.Options{
@@ -251,6 +252,8 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 		RetrainInterval: a.RetrainInterval,
 		Stream:          stream.Options{WarmUp: a.WarmUp},
 		TracerProvider:  tp,
+		Notifier:        note,
+		MaxScoreSeries:  a.MaxScoreSeries,
 	}
 	if c != nil {
 		o.Cache = namespaced{c, predictionCacheNamespace}
@@ -260,6 +263,18 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 		return nil, fmt.Errorf("anomaly: %w", err)
 	}
 	return an, nil
+}
+
+// newOTLP is the OTLP/HTTP metrics receiver (POST /v1/metrics) over the
+// anomaly service's ingest path.
+func newOTLP(cfg *config.Config, an *anomaly.Service, reg prometheus.Registerer) (*otlp.Receiver, error) {
+	o := cfg.OTLP
+	r, err := otlp.New(otlp.Options{Sink: an, HostAttributes: o.HostAttributes, MaxDecodedBytes: o.MaxDecodedBytes,
+		MaxDataPoints: o.MaxDataPoints, MaxSeriesPerTenant: o.MaxSeriesPerTenant, AlignWindow: o.AlignWindow, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("otlp: %w", err)
+	}
+	return r, nil
 }
 
 // logOptions maps the configuration onto the log pipeline; both read 0 as
@@ -408,9 +423,12 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	defer st.Close()
 	// Shutdown order: the HTTP server stops (below, before any defer runs),
-	// then admin.Close cancels and waits for the advisor's loop and the
-	// database jobs, then the store closes (defers unwind in reverse).
-	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg})
+	// then admin.Close cancels and waits for the advisor's loop, the rollup
+	// and retention job and the database jobs, then the store closes
+	// (defers unwind in reverse).
+	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg,
+		Retention: dbadmin.RetentionOptions{Interval: cfg.MetricsRollupInterval, Lag: cfg.MetricsRollupLag, Raw: cfg.MetricsRawRetention,
+			Rollup: cfg.MetricsRollupRetention, BatchSize: cfg.MetricsRetentionBatchSize}})
 	if err != nil {
 		return err
 	}
@@ -418,7 +436,16 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	deps.Ready, deps.Database, deps.Series = st, admin, st
 	deps.Components = components(st, c, lg, cfg)
 
-	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp)
+	// Closed after anomaly (defers unwind in reverse), so the resolutions
+	// of its last points are posted too.
+	alerts, note, err := newAlerting(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	if alerts != nil {
+		defer closeAlerting(ctx, alerts, cfg, log)
+	}
+	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp, note)
 	if err != nil {
 		return err
 	}
@@ -436,6 +463,9 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	deps.Anomaly = an
 	deps.Components["anomaly"] = an
 	if deps.RemoteWrite, err = newRemoteWrite(cfg, an, reg, log); err != nil {
+		return err
+	}
+	if deps.OTLP, err = newOTLP(cfg, an, reg); err != nil {
 		return err
 	}
 	deps.Tunables = tunables(log, level, lg, c, st, an)

@@ -48,6 +48,16 @@ type Config struct {
 	DBAutoIndex bool
 	// DBAdvisorInterval is how often the automatic index advisor runs (DB_ADVISOR_INTERVAL).
 	DBAdvisorInterval time.Duration
+	// MetricsRawRetention keeps raw samples this long once rolled up; 0 keeps them forever (METRICS_RAW_RETENTION).
+	MetricsRawRetention time.Duration
+	// MetricsRollupRetention keeps 1-minute rollups this long; 0 keeps them forever (METRICS_ROLLUP_RETENTION).
+	MetricsRollupRetention time.Duration
+	// MetricsRollupInterval is the time between rollup and retention runs; 0 turns the job off (METRICS_ROLLUP_INTERVAL).
+	MetricsRollupInterval time.Duration
+	// MetricsRollupLag is how long a minute stays open before it is rolled up (METRICS_ROLLUP_LAG).
+	MetricsRollupLag time.Duration
+	// MetricsRetentionBatchSize bounds the rows one retention DELETE removes (METRICS_RETENTION_BATCH_SIZE).
+	MetricsRetentionBatchSize int
 
 	// RedisHost, RedisPort and RedisPassword describe Redis when RedisURL is empty.
 	RedisHost     string
@@ -107,6 +117,8 @@ type Config struct {
 	// PromWrite holds the Prometheus remote-write receiver's settings
 	// (PROMWRITE_*).
 	PromWrite PromWriteConfig
+	// OTLP holds the OTLP/HTTP metrics receiver's settings (OTLP_*).
+	OTLP OTLPConfig
 
 	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
 	AdminToken string
@@ -131,6 +143,16 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM (SMARTCLOUDOPS_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+
+	// AlertmanagerURLs are the Alertmanagers every incident's alert is
+	// posted to; none turns alerting off (SMARTCLOUDOPS_ALERTMANAGER_URL).
+	AlertmanagerURLs []string
+	// AlertmanagerQueueSize bounds the alerts waiting to be posted (SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE).
+	AlertmanagerQueueSize int
+	// AlertmanagerResendInterval re-posts firing alerts this often (SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL).
+	AlertmanagerResendInterval time.Duration
+	// ExternalURL is where alerts link to; empty derives it from Addr (SMARTCLOUDOPS_EXTERNAL_URL).
+	ExternalURL string
 
 	sources map[string]Source
 	raw     map[string]string // effective values as given, for Redacted
@@ -173,6 +195,24 @@ type AnomalyConfig struct {
 	MaxTrainingRows int
 	Contamination   float64
 	RetrainInterval time.Duration
+	// MaxScoreSeries caps smartcloudops_anomaly_score's series (ANOMALY_MAX_SCORE_SERIES).
+	MaxScoreSeries int
+}
+
+// OTLPConfig configures the OTLP/HTTP metrics receiver (POST /v1/metrics);
+// a zero limit is off.
+type OTLPConfig struct {
+	// HostAttributes are the resource attributes that name a host, first
+	// present wins (OTLP_HOST_ATTRIBUTES).
+	HostAttributes []string
+	// MaxDecodedBytes bounds a request body after decompression (OTLP_MAX_DECODED_BYTES).
+	MaxDecodedBytes int64
+	// MaxDataPoints bounds one request's data points (OTLP_MAX_DATA_POINTS).
+	MaxDataPoints int
+	// MaxSeriesPerTenant caps one tenant's series (OTLP_MAX_SERIES_PER_TENANT).
+	MaxSeriesPerTenant int
+	// AlignWindow gives a host's points within it one time, one row (OTLP_ALIGN_WINDOW).
+	AlignWindow time.Duration
 }
 
 // PromWriteConfig configures POST /api/v1/write. Every limit is off at 0.

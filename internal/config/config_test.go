@@ -30,9 +30,13 @@ func TestLoadDefaults(t *testing.T) {
 		MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second,
 		DatabasePoolMinIdle: 2, DatabaseConnMaxLifetime: 30 * time.Minute, SlowQueryThreshold: time.Second, DBQueryCacheTTL: 300 * time.Second,
 		DBStatsCapacity: 500, DBAdvisorInterval: 10 * time.Minute,
+		MetricsRawRetention: 24 * time.Hour, MetricsRollupRetention: 30 * 24 * time.Hour, MetricsRollupInterval: time.Minute,
+		MetricsRollupLag: 2 * time.Minute, MetricsRetentionBatchSize: 1000,
 		Anomaly: AnomalyConfig{BatchSize: 100, BatchTimeout: 500 * time.Millisecond, MaxWorkers: 4, QueueSize: 10000, MaxBatch: 1000,
 			CacheTTL: 300 * time.Second, Threshold: 0.5, CPUThreshold: 90, MemoryThreshold: 90, DiskThreshold: 95, ErrorRateThreshold: 5,
-			WarmUp: 150, MaxSeries: 100000, MaxSeriesBytes: 256 << 20, TrainingWindow: 168 * time.Hour, MinTrainingRows: 256, MaxTrainingRows: 50000, Contamination: 0.005},
+			WarmUp: 150, MaxSeries: 100000, MaxSeriesBytes: 256 << 20, TrainingWindow: 168 * time.Hour, MinTrainingRows: 256, MaxTrainingRows: 50000, Contamination: 0.005,
+			MaxScoreSeries: 1000},
+		AlertmanagerQueueSize: 10000, AlertmanagerResendInterval: time.Minute,
 		LogMaxFileSize: 10 << 20, LogRotationInterval: 24 * time.Hour, LogCompressionLevel: 6, LogMaxFiles: 10, LogMaxAgeDays: 30,
 		LogQueuePolicy: "block", LogStderrLevel: "warn",
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
@@ -41,6 +45,8 @@ func TestLoadDefaults(t *testing.T) {
 		PromWrite: PromWriteConfig{HostLabels: []string{"instance", "host"}, RootMountpoint: "/", MaxSeriesPerTenant: 100000,
 			MaxBodyBytes: 8 << 20, MaxDecodedBytes: 32 << 20, MaxSeriesPerRequest: 100000, MaxSamplesPerRequest: 500000,
 			MaxFuture: 10 * time.Minute, MaxAge: 24 * time.Hour},
+		OTLP: OTLPConfig{HostAttributes: []string{"host.name", "service.instance.id"}, MaxDecodedBytes: 8 << 20, MaxDataPoints: 100000,
+			MaxSeriesPerTenant: 100000, AlignWindow: 2 * time.Second},
 	}
 	c.sources, c.raw = nil, nil
 	if !reflect.DeepEqual(*c, want) {
@@ -69,6 +75,11 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"DB_STATS_CAPACITY", "100", func(c *Config) bool { return c.DBStatsCapacity == 100 }},
 		{"DB_AUTO_INDEX", "true", func(c *Config) bool { return c.DBAutoIndex }},
 		{"DB_ADVISOR_INTERVAL", "1h", func(c *Config) bool { return c.DBAdvisorInterval == time.Hour }},
+		{"METRICS_RAW_RETENTION", "0", func(c *Config) bool { return c.MetricsRawRetention == 0 }},
+		{"METRICS_ROLLUP_RETENTION", "2160h", func(c *Config) bool { return c.MetricsRollupRetention == 90*24*time.Hour }},
+		{"METRICS_ROLLUP_INTERVAL", "0", func(c *Config) bool { return c.MetricsRollupInterval == 0 }},
+		{"METRICS_ROLLUP_LAG", "30s", func(c *Config) bool { return c.MetricsRollupLag == 30*time.Second }},
+		{"METRICS_RETENTION_BATCH_SIZE", "500", func(c *Config) bool { return c.MetricsRetentionBatchSize == 500 }},
 		{"REDIS_HOST", "cache.internal", func(c *Config) bool { return c.RedisHost == "cache.internal" }},
 		{"REDIS_PORT", "6380", func(c *Config) bool { return c.RedisPort == 6380 }},
 		{"REDIS_PASSWORD", "s3cret", func(c *Config) bool { return c.RedisPassword == "s3cret" }},
@@ -122,6 +133,13 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"PROMWRITE_MAX_SAMPLES_PER_REQUEST", "20000", func(c *Config) bool { return c.PromWrite.MaxSamplesPerRequest == 20000 }},
 		{"PROMWRITE_MAX_FUTURE", "1m", func(c *Config) bool { return c.PromWrite.MaxFuture == time.Minute }},
 		{"PROMWRITE_MAX_AGE", "0", func(c *Config) bool { return c.PromWrite.MaxAge == 0 }},
+		{"OTLP_HOST_ATTRIBUTES", " k8s.pod.name , host.name,", func(c *Config) bool {
+			return reflect.DeepEqual(c.OTLP.HostAttributes, []string{"k8s.pod.name", "host.name"})
+		}},
+		{"OTLP_MAX_DECODED_BYTES", "0", func(c *Config) bool { return c.OTLP.MaxDecodedBytes == 0 }},
+		{"OTLP_MAX_DATA_POINTS", "5000", func(c *Config) bool { return c.OTLP.MaxDataPoints == 5000 }},
+		{"OTLP_MAX_SERIES_PER_TENANT", "0", func(c *Config) bool { return c.OTLP.MaxSeriesPerTenant == 0 }},
+		{"OTLP_ALIGN_WINDOW", "0", func(c *Config) bool { return c.OTLP.AlignWindow == 0 }},
 		{"SMARTCLOUDOPS_ADMIN_TOKEN", "0123456789abcdef", func(c *Config) bool { return c.AdminToken == "0123456789abcdef" }},
 		{"JWT_SECRET", strings.Repeat("k", 32), func(c *Config) bool { return c.JWTSecret == strings.Repeat("k", 32) }},
 		{"SMARTCLOUDOPS_AUTH_FAILURE_LIMIT", "0", func(c *Config) bool { return c.AuthFailureLimit == 0 }},
@@ -131,6 +149,13 @@ func TestLoadEveryVariable(t *testing.T) {
 		}},
 		{"SMARTCLOUDOPS_MAX_BODY_BYTES", "2048", func(c *Config) bool { return c.MaxBodyBytes == 2048 }},
 		{"SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", "3s", func(c *Config) bool { return c.ShutdownTimeout == 3*time.Second }},
+		{"ANOMALY_MAX_SCORE_SERIES", "50", func(c *Config) bool { return c.Anomaly.MaxScoreSeries == 50 }},
+		{"SMARTCLOUDOPS_ALERTMANAGER_URL", " http://a:9093/, https://u:p@b/am ,", func(c *Config) bool {
+			return strings.Join(c.AlertmanagerURLs, " ") == "http://a:9093 https://u:p@b/am"
+		}},
+		{"SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE", "5", func(c *Config) bool { return c.AlertmanagerQueueSize == 5 }},
+		{"SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", "30s", func(c *Config) bool { return c.AlertmanagerResendInterval == 30*time.Second }},
+		{"SMARTCLOUDOPS_EXTERNAL_URL", "https://ops.example.com/", func(c *Config) bool { return c.ExternalURL == "https://ops.example.com" }},
 	}
 	if len(cases) != len(settings())-1 { // REQUIRE_AUTH is covered below: it needs a credential too
 		t.Fatalf("%d cases for %d settings: a new setting needs a case here", len(cases), len(settings()))
@@ -199,13 +224,28 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"slow threshold nan", nil, []string{"SLOW_QUERY_THRESHOLD", "NaN"}, "SLOW_QUERY_THRESHOLD"},
 		{"stats capacity", nil, []string{"DB_STATS_CAPACITY", "1"}, "DB_STATS_CAPACITY"},
 		{"advisor interval", nil, []string{"DB_ADVISOR_INTERVAL", "1s"}, "DB_ADVISOR_INTERVAL"},
+		{"raw retention too short", nil, []string{"METRICS_RAW_RETENTION", "1m"}, "METRICS_RAW_RETENTION"},
+		{"raw retention negative", nil, []string{"METRICS_RAW_RETENTION", "-1h"}, "METRICS_RAW_RETENTION"},
+		{"rollup interval", nil, []string{"METRICS_ROLLUP_INTERVAL", "5ms"}, "METRICS_ROLLUP_INTERVAL"},
+		{"rollup lag", nil, []string{"METRICS_ROLLUP_LAG", "0"}, "METRICS_ROLLUP_LAG"},
+		{"rollups shorter than raw", nil, []string{"METRICS_RAW_RETENTION", "48h", "METRICS_ROLLUP_RETENTION", "24h"}, "METRICS_ROLLUP_RETENTION"},
+		{"retention batch", nil, []string{"METRICS_RETENTION_BATCH_SIZE", "0"}, "METRICS_RETENTION_BATCH_SIZE"},
 		{"anomaly threshold range", nil, []string{"ANOMALY_THRESHOLD", "1.5"}, "ANOMALY_THRESHOLD"},
 		{"anomaly threshold nan", nil, []string{"ANOMALY_CPU_THRESHOLD", "NaN"}, "ANOMALY_CPU_THRESHOLD"},
 		{"anomaly batch size", nil, []string{"ANOMALY_BATCH_SIZE", "0"}, "ANOMALY_BATCH_SIZE"},
 		{"anomaly retrain", nil, []string{"ANOMALY_RETRAIN_INTERVAL", "1s"}, "ANOMALY_RETRAIN_INTERVAL"},
+		{"otlp host attributes empty", nil, []string{"OTLP_HOST_ATTRIBUTES", " , "}, "OTLP_HOST_ATTRIBUTES"},
+		{"otlp host attribute with a space", nil, []string{"OTLP_HOST_ATTRIBUTES", "host name"}, "OTLP_HOST_ATTRIBUTES"},
+		{"otlp data points negative", nil, []string{"OTLP_MAX_DATA_POINTS", "-1"}, "OTLP_MAX_DATA_POINTS"},
+		{"otlp align window", nil, []string{"OTLP_ALIGN_WINDOW", "2h"}, "OTLP_ALIGN_WINDOW"},
 		{"training rows order", nil, []string{"ANOMALY_MIN_TRAINING_ROWS", "5000", "ANOMALY_MAX_TRAINING_ROWS", "1000"}, "ANOMALY_MIN_TRAINING_ROWS"},
 		{"redis port range", nil, []string{"REDIS_PORT", "70000"}, "REDIS_PORT"},
 		{"redis url scheme", nil, []string{"REDIS_URL", "http://r:6379"}, "REDIS_URL"},
+		{"alertmanager url scheme", nil, []string{"SMARTCLOUDOPS_ALERTMANAGER_URL", "am:9093"}, "SMARTCLOUDOPS_ALERTMANAGER_URL"},
+		{"alertmanager url query", nil, []string{"SMARTCLOUDOPS_ALERTMANAGER_URL", "http://am:9093/?x=1"}, "SMARTCLOUDOPS_ALERTMANAGER_URL"},
+		{"alertmanager resend", nil, []string{"SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", "10ms"}, "SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL"},
+		{"external url list", nil, []string{"SMARTCLOUDOPS_EXTERNAL_URL", "http://a,http://b"}, "SMARTCLOUDOPS_EXTERNAL_URL"},
+		{"external url no host", nil, []string{"SMARTCLOUDOPS_EXTERNAL_URL", "http://"}, "SMARTCLOUDOPS_EXTERNAL_URL"},
 		{"bool", nil, []string{"ENABLE_CACHE", "maybe"}, "ENABLE_CACHE"},
 		{"addr", nil, []string{"SMARTCLOUDOPS_ADDR", "5000"}, "SMARTCLOUDOPS_ADDR"},
 		{"level", nil, []string{"LOG_LEVEL", "loud"}, "LOG_LEVEL"},
@@ -360,4 +400,28 @@ func FuzzRedactURL(f *testing.F) {
 			t.Fatalf("RedactURL(%q) = %q shows the password", u, got)
 		}
 	})
+}
+
+// TestFlagErrorMasksEnvSecrets: a flag error quotes the command line, and a
+// word there may repeat a secret the environment gives (found by FuzzLoad).
+func TestFlagErrorMasksEnvSecrets(t *testing.T) {
+	cases := []struct {
+		name, envName, envValue, secret string
+		args                            []string
+	}{
+		{"plain secret", "JWT_SECRET", "6789abcdef8-secret", "6789abcdef8-secret", []string{"-=x", "6789abcdef8-secret"}},
+		{"url password", "DATABASE_URL", "postgres://u:pa55word-x@db/app", "pa55word-x", []string{"-bad flag", "pa55word-x"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.envName, tc.envValue), io.Discard)
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Name != "flags" {
+				t.Fatalf("err = %v; want a flags error", err)
+			}
+			if strings.Contains(err.Error(), tc.secret) {
+				t.Fatalf("error shows %s's secret: %v", tc.envName, err)
+			}
+		})
+	}
 }

@@ -36,6 +36,16 @@ func parseDuration(v string, lo, hi time.Duration, dst *time.Duration) error {
 	return nil
 }
 
+// parseOffOrDuration takes 0 (off) or a Go duration from lo to hi.
+func parseOffOrDuration(v string, lo, hi time.Duration, dst *time.Duration) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < 0 || (d > 0 && d < lo) || d > hi {
+		return errAllowed(fmt.Sprintf("must be 0 (off) or a Go duration from %s to %s, e.g. 24h", lo, hi))
+	}
+	*dst = d
+	return nil
+}
+
 // parseSeconds takes the seed's form (a number of seconds, "1.0") or a Go duration ("250ms").
 func parseSeconds(v string, hi time.Duration, dst *time.Duration) error {
 	v = strings.TrimSpace(v)
@@ -99,4 +109,23 @@ func validRedisURL(v string) error {
 		return errAllowed("must name a host, e.g. redis://127.0.0.1:6379/0")
 	}
 	return nil
+}
+
+// parseHTTPURLs splits a comma-separated list of absolute http or https URLs
+// with a host and no query, trailing slashes dropped; empty fields are
+// skipped.
+func parseHTTPURLs(list string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		u, err := url.Parse(f)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, errAllowed("must be comma-separated http:// or https:// URLs with a host and no query, e.g. http://alertmanager:9093")
+		}
+		out = append(out, strings.TrimSuffix(f, "/"))
+	}
+	return out, nil
 }

@@ -53,6 +53,24 @@ func settings() []setting {
 			set: func(c *Config, v string) error {
 				return parseDuration(v, time.Minute, 7*24*time.Hour, &c.DBAdvisorInterval)
 			}},
+		{env: "METRICS_RAW_RETENTION", flag: "metrics-raw-retention", def: "24h", usage: "keep raw samples this long (once rolled up into 1-minute rollups); 0 keeps them forever",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, 10*time.Minute, 100*365*24*time.Hour, &c.MetricsRawRetention)
+			}},
+		{env: "METRICS_ROLLUP_RETENTION", flag: "metrics-rollup-retention", def: "720h", usage: "keep 1-minute rollups this long; 0 keeps them forever",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Hour, 100*365*24*time.Hour, &c.MetricsRollupRetention)
+			}},
+		{env: "METRICS_ROLLUP_INTERVAL", flag: "metrics-rollup-interval", def: "1m", usage: "time between rollup and retention runs; 0 turns the job off (nothing rolled up or deleted)",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Second, 24*time.Hour, &c.MetricsRollupInterval)
+			}},
+		{env: "METRICS_ROLLUP_LAG", flag: "metrics-rollup-lag", def: "2m", usage: "a minute is rolled up this long after it ends; samples arriving later are rolled in again while their raw minute is kept",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, time.Hour, &c.MetricsRollupLag)
+			}},
+		{env: "METRICS_RETENTION_BATCH_SIZE", flag: "metrics-retention-batch-size", def: "1000", usage: "most rows one retention DELETE removes (each batch is its own short transaction)",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.MetricsRetentionBatchSize) }},
 		{env: "REDIS_HOST", flag: "redis-host", def: "", usage: "Redis host; empty means no Redis (memory-only cache)",
 			set: func(c *Config, v string) error { c.RedisHost = v; return nil }},
 		{env: "REDIS_PORT", flag: "redis-port", def: "6379", usage: "Redis port",
@@ -238,6 +256,33 @@ func settings() []setting {
 			set: func(c *Config, v string) error { return parseDuration(v, 0, 24*time.Hour, &c.PromWrite.MaxFuture) }},
 		{env: "PROMWRITE_MAX_AGE", flag: "promwrite-max-age", def: "24h", usage: "remote write: samples older than this are dropped and counted; 0 = off",
 			set: func(c *Config, v string) error { return parseDuration(v, 0, 365*24*time.Hour, &c.PromWrite.MaxAge) }},
+		{env: "ANOMALY_MAX_SCORE_SERIES", flag: "anomaly-max-score-series", def: "1000", usage: "most series smartcloudops_anomaly_score exports (one per series in an open incident); more are counted and left out",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 1000000, &c.Anomaly.MaxScoreSeries) }},
+		{env: "OTLP_HOST_ATTRIBUTES", flag: "otlp-host-attributes", def: "host.name,service.instance.id",
+			usage: "comma-separated OTLP resource attributes that name a host, the first one present winning",
+			set: func(c *Config, v string) error {
+				c.OTLP.HostAttributes = nil
+				for _, f := range strings.Split(v, ",") {
+					if f = strings.TrimSpace(f); f != "" {
+						if len(f) > 256 || strings.ContainsAny(f, " \t\n") {
+							return errAllowed("must be comma-separated attribute keys without spaces, e.g. host.name,service.instance.id")
+						}
+						c.OTLP.HostAttributes = append(c.OTLP.HostAttributes, f)
+					}
+				}
+				if len(c.OTLP.HostAttributes) == 0 {
+					return errAllowed("must name at least one attribute, e.g. host.name")
+				}
+				return nil
+			}},
+		{env: "OTLP_MAX_DECODED_BYTES", flag: "otlp-max-decoded-bytes", def: "8MiB", usage: "largest OTLP request body after decompression; 0 turns the limit off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<30, &c.OTLP.MaxDecodedBytes) }},
+		{env: "OTLP_MAX_DATA_POINTS", flag: "otlp-max-data-points", def: "100000", usage: "most data points one OTLP request may carry; 0 turns the limit off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.OTLP.MaxDataPoints) }},
+		{env: "OTLP_MAX_SERIES_PER_TENANT", flag: "otlp-max-series-per-tenant", def: "100000", usage: "OTLP series one tenant may have at a time (more are rejected and counted); 0 turns the cap off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.OTLP.MaxSeriesPerTenant) }},
+		{env: "OTLP_ALIGN_WINDOW", flag: "otlp-align-window", def: "2s", usage: "an OTLP request's points of one host within this of each other become one row at the earliest time; 0 keeps each point's time",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, time.Minute, &c.OTLP.AlignWindow) }},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
@@ -312,6 +357,31 @@ func settings() []setting {
 					return err
 				}
 				c.MaxBodyBytes = int64(n)
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_ALERTMANAGER_URL", flag: "alertmanager-url", def: "", secret: true,
+			usage: "comma-separated Alertmanager base URLs (http://host:9093); each incident's alert is posted to every one; empty sends no alerts",
+			set: func(c *Config, v string) error {
+				urls, err := parseHTTPURLs(v)
+				c.AlertmanagerURLs = urls
+				return err
+			}},
+		{env: "SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE", flag: "alertmanager-queue-size", def: "10000", usage: "alerts waiting to be posted to Alertmanager; past it they are dropped and counted",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000000, &c.AlertmanagerQueueSize) }},
+		{env: "SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", flag: "alertmanager-resend-interval", def: "1m", usage: "re-post firing alerts this often (their endsAt is 4 intervals ahead, so Alertmanager keeps them firing)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, time.Hour, &c.AlertmanagerResendInterval)
+			}},
+		{env: "SMARTCLOUDOPS_EXTERNAL_URL", flag: "external-url", def: "", usage: "URL this service is reached at, for links in alerts; empty derives it from SMARTCLOUDOPS_ADDR and the host name",
+			set: func(c *Config, v string) error {
+				c.ExternalURL = strings.TrimSuffix(strings.TrimSpace(v), "/")
+				if c.ExternalURL == "" {
+					return nil
+				}
+				_, err := parseHTTPURLs(c.ExternalURL)
+				if err != nil || strings.Contains(c.ExternalURL, ",") {
+					return errAllowed("must be empty or an http:// or https:// URL with a host, e.g. https://ops.example.com")
+				}
 				return nil
 			}},
 		{env: "SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests",

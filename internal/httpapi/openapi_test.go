@@ -313,9 +313,12 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 				rp, r := sp.deref(ptr + "/responses/" + code)
 				content, _ := r["content"].(map[string]any)
 				// The exceptions are by design: probes and reports that carry
-				// their body on 503, and ServeContent's 412/416.
+				// their body on 503, ServeContent's 412/416, and the OTLP
+				// endpoint, whose failures are the google.rpc.Status that
+				// OTLP/HTTP specifies.
 				_, problem := content["application/problem+json"]
-				if !problem && !(code == "503" && content["application/json"] != nil) && code != "412" && code != "416" {
+				otlpStatus := path == "/v1/metrics" && content["application/x-protobuf"] != nil
+				if !problem && !otlpStatus && !(code == "503" && content["application/json"] != nil) && code != "412" && code != "416" {
 					t.Errorf("%s %s (%s): errors must be application/problem+json", o, code, rp)
 				}
 			}
@@ -695,6 +698,9 @@ func newOAServer(t *testing.T, sp *oaSpec, o oaOptions) *oaServer {
 			t.Fatal(err)
 		}
 	}
+	if d.Anomaly != nil {
+		d.OTLP = oaOTLPReceiver(t, d.Anomaly, reg)
+	}
 	if !o.noTunables {
 		d.Tunables = oaTunables(d.Logger, level, x)
 	}
@@ -818,6 +824,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{"POST", "/performance/database/optimize", "", ""},
 			{"POST", "/performance/anomaly/detect", "application/json", oaSample("web-1", 50)},
 			{"POST", "/api/v1/metrics", "application/json", oaSample("web-1", 50)},
+			{"POST", "/v1/metrics", "application/json", oaOTLPJSON("web-1")},
 			{"GET", "/performance/anomaly/stats", "", ""},
 			{"GET", "/performance/anomaly/models", "", ""},
 			{"POST", "/performance/anomaly/models", "", ""},
@@ -843,6 +850,9 @@ func TestOpenAPIResponses(t *testing.T) {
 				t.Errorf("%v: no Retry-After", err)
 			}
 			x.want(t, http.StatusServiceUnavailable, "POST", "/api/v1/metrics", admin, "application/json", oaSample("web-1", 50))
+			if w := x.want(t, http.StatusServiceUnavailable, "POST", "/v1/metrics", admin, "application/json", oaOTLPJSON("web-1")); w.Header().Get("Retry-After") == "" {
+				t.Errorf("%v: OTLP without Retry-After", err)
+			}
 			x.want(t, http.StatusServiceUnavailable, "POST", "/performance/anomaly/models", admin, "", "")
 			x.want(t, http.StatusServiceUnavailable, "POST", "/performance/anomaly/models/v1/activate", admin, "", "")
 			x.want(t, http.StatusServiceUnavailable, "GET", "/performance/anomaly/models", "", "", "")
@@ -957,6 +967,7 @@ func oaSample(host string, cpu float64) string {
 // requests and with bad ones.
 func oaEverything(t *testing.T, x *oaServer) {
 	admin := "Bearer " + oaAdmin
+	oaOTLP(t, x)
 	teamA := oaJWT(t, "user", "team-a")
 	teamB := oaJWT(t, "user", "team-b")
 	user := oaJWT(t, "user", "")

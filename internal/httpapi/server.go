@@ -75,6 +75,10 @@ type Deps struct {
 	// when nil, they answer 503.
 	Series SeriesReader
 
+	// OTLP receives OTLP/HTTP metric exports on POST /v1/metrics; when nil,
+	// the route answers 503.
+	OTLP OTLPReceiver
+
 	// TracerProvider records a server span per request, named by its route
 	// pattern; nil (tracing off) records nothing and costs nothing.
 	TracerProvider trace.TracerProvider
@@ -143,6 +147,7 @@ func (s *Server) routes() {
 	s.handle("GET /performance/openapi.json", Public, s.openAPI)
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
 	s.handle("POST /api/v1/write", UserRole, s.remoteWrite)
+	s.handle("POST /v1/metrics", UserRole, s.otlpMetrics)
 	s.handle("POST /performance/anomaly/detect", TenantRead, s.anomalyDetect)
 	s.handle("GET /performance/anomaly/stats", Read, s.anomalyStats)
 	s.handle("GET /performance/anomaly/models", Read, s.anomalyModels)
