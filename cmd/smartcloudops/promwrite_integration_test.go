@@ -43,7 +43,7 @@ func TestPrometheusRemoteWriteEndToEnd(t *testing.T) {
 	const token = "remote-write-test-token-0123"
 	r := start(t, map[string]string{"DATABASE_URL": storetest.SQLiteURL(t), "SMARTCLOUDOPS_ADMIN_TOKEN": token, "ENABLE_CACHE": "false"}, nil)
 
-	nodePort, promPort := freePort(t), freePort(t)
+	nodePort, promPort := loopbackPort(t), loopbackPort(t)
 	nodeAddr := fmt.Sprintf("127.0.0.1:%d", nodePort)
 	startProcess(t, nodeBin, "--web.listen-address="+nodeAddr)
 	waitHTTP(t, "http://"+nodeAddr+"/metrics")
@@ -183,7 +183,8 @@ func countWith(rows []seriesPoint, metrics ...string) int {
 	return n
 }
 
-func freePort(t *testing.T) int {
+// loopbackPort is a free loopback TCP port.
+func loopbackPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
