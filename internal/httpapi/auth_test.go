@@ -355,6 +355,13 @@ func TestWriteThrottle(t *testing.T) {
 			t.Fatalf("%s: %d Retry-After %q; want %d %q: %s", s.name, w.Code, w.Header().Get("Retry-After"), s.status, s.retryAfter, w.Body)
 		}
 	}
+	// The telemetry receivers are not throttled by request count: the budget
+	// is spent, and they still get as far as their receiver.
+	for _, path := range []string{"/api/v1/write", "/v1/metrics"} {
+		if w := clientRequest(f, "POST", path, "192.0.2.1:1", admin); w.Code == http.StatusTooManyRequests {
+			t.Fatalf("%s throttled: %d %s", path, w.Code, w.Body)
+		}
+	}
 	if w := clientRequest(f, "POST", "/performance/database/optimize", "192.0.2.2:1", admin); w.Code != 200 {
 		t.Fatalf("another client: %d", w.Code)
 	}

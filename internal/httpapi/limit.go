@@ -191,10 +191,18 @@ func (l *limits) isTrusted(a netip.Addr) bool {
 	return false
 }
 
+// telemetryRoutes are the routes a metrics pipeline sends to (Prometheus
+// remote write, an OpenTelemetry exporter), which do not spend the writes
+// budget: a sender's shards post many requests a second by design, and
+// Prometheus drops a batch answered 429 unless told to retry it. Their own
+// limits (body, series and samples per request, series per tenant) and the
+// scoring queue's admission (503, which every sender retries) bound them.
+var telemetryRoutes = map[string]bool{"POST /api/v1/write": true, "POST /v1/metrics": true}
+
 // isWrite says whether a request to a route of access changes state and so
 // spends the writes budget.
 func isWrite(r *http.Request, access Access) bool {
-	if access < UserRole {
+	if access < UserRole || telemetryRoutes[r.Pattern] {
 		return false
 	}
 	switch r.Method {
