@@ -36,11 +36,19 @@ var featureNames = [numFeatures]string{"cpu_usage", "memory_usage", "disk_usage"
 // fixedInputs is the input count of two-input features; 0 is learned.
 var fixedInputs = [numFeatures]int{featMemory: 2, featDisk: 2}
 
-// assembleDepth is how many instants a group remembers: the one filling,
-// the ones before it (which late shards may still complete, and whose
-// values a sender's retry rebuilds), and the history the expected input
-// count is learned from.
+// assembleDepth is how many instants a group remembers while its senders
+// keep up: the one filling, the ones before it (which late shards may still
+// complete, and whose values a sender's retry rebuilds), and the history
+// the expected input count is learned from.
 const assembleDepth = 4
+
+// maxAssembleDepth is how many a group may remember while instants are
+// still incomplete. A Prometheus catching up after an outage lets each
+// shard run up to its queue capacity ahead of the slowest (10,000 samples
+// by default), which for a host whose series spread over many shards is
+// tens of scrapes; a group grows only while it has that many unfinished
+// instants, and a finished instant keeps no input list.
+const maxAssembleDepth = 64
 
 // minHistory is how many other instants with inputs a learned-count group
 // needs before it trusts their count. One: a counter's first instant gives
@@ -55,6 +63,7 @@ type groupKey struct {
 // instant is one timestamp's inputs of a group.
 type instant struct {
 	t       int64 // Unix ms; 0: unused slot
+	n       int   // inputs taken
 	ids     []uint64
 	acc     [2]float64
 	partial bool // an input had no value (a counter's first sample)
@@ -64,7 +73,7 @@ type instant struct {
 }
 
 type group struct {
-	slots  [assembleDepth]instant
+	slots  []instant
 	seenNS int64
 }
 
@@ -128,7 +137,7 @@ func (a *assembler) add(nowNS int64, in []input, out []assembled) []assembled {
 func (a *assembler) one(nowNS int64, in *input, out []assembled) []assembled {
 	g := a.groups[in.key]
 	if g == nil {
-		g = &group{}
+		g = &group{slots: make([]instant, assembleDepth)}
 		a.groups[in.key] = g
 	}
 	g.seenNS = nowNS
@@ -140,15 +149,20 @@ func (a *assembler) one(nowNS int64, in *input, out []assembled) []assembled {
 		// Older than every instant remembered: its instant is long gone.
 		return out
 	}
-	if slices.Contains(s.ids, in.id) {
-		// A retried request: give the value again if it was given, so
-		// the retry rebuilds the same row.
+	if s.done {
+		// A retried request, or an input past the count expected (the
+		// host grew; the next instants learn the new count): give the
+		// value again if it was given, so a retry rebuilds the same row.
 		if s.emitted {
 			out = append(out, assembled{in.key.host, featureNames[in.key.f], s.t, s.value})
 		}
 		return out
 	}
+	if slices.Contains(s.ids, in.id) {
+		return out // a retried request's input of an unfinished instant
+	}
 	s.ids = append(s.ids, in.id)
+	s.n++
 	if !in.ok {
 		s.partial = true
 	} else {
@@ -159,19 +173,15 @@ func (a *assembler) one(nowNS int64, in *input, out []assembled) []assembled {
 			s.acc[1] += in.v
 		}
 	}
-	if s.done {
-		// An input past the count expected: the host grew; the next
-		// instants learn the new count.
-		return out
-	}
 	want := fixedInputs[in.key.f]
 	if want == 0 {
 		want = g.expected(s)
 	}
-	if want == 0 || len(s.ids) < want {
+	if want == 0 || s.n < want {
 		return out
 	}
-	s.done = true
+	s.done, s.ids = true, nil
+	g.giveUpBefore(s.t, func() { a.result(in.key.f, false) })
 	v, ok := compute(in.key.f, s.acc)
 	if s.partial || !ok {
 		a.result(in.key.f, false)
@@ -188,11 +198,13 @@ func (a *assembler) result(f feature, emitted bool) {
 	}
 }
 
-// slot finds the instant t, or makes room for it by forgetting the oldest
-// when t is newer than it; nil when t is older than every instant held.
-// dropped says the instant forgotten had inputs but never completed.
+// slot finds the instant t, or makes room for it: in a free slot (unused
+// or finished, the oldest first), in a new one while the group is below
+// maxAssembleDepth, or in place of the oldest unfinished instant; nil when
+// t is older than every instant held. dropped says the instant forgotten
+// had inputs but never completed.
 func (g *group) slot(t int64) (_ *instant, dropped bool) {
-	oldest := -1
+	oldest, free := -1, -1
 	for i := range g.slots {
 		s := &g.slots[i]
 		if s.t == t && s.t != 0 {
@@ -201,14 +213,43 @@ func (g *group) slot(t int64) (_ *instant, dropped bool) {
 		if oldest < 0 || s.t < g.slots[oldest].t {
 			oldest = i
 		}
+		if (s.t == 0 || s.done) && (free < 0 || s.t < g.slots[free].t) {
+			free = i
+		}
+	}
+	switch {
+	case g.slots[oldest].t != 0 && t < g.slots[oldest].t:
+		return nil, false
+	case free >= 0:
+		s := &g.slots[free]
+		*s = instant{t: t, ids: s.ids[:0]}
+		return s, false
+	case len(g.slots) < maxAssembleDepth:
+		g.slots = append(g.slots, instant{t: t})
+		return &g.slots[len(g.slots)-1], false
 	}
 	o := &g.slots[oldest]
-	if o.t != 0 && t < o.t {
-		return nil, false
-	}
-	dropped = o.t != 0 && !o.done && len(o.ids) > 0
+	dropped = o.n > 0
 	*o = instant{t: t, ids: o.ids[:0]}
 	return o, dropped
+}
+
+// giveUpBefore ends the unfinished instants older than t, which has just
+// completed: every shard sends its series in time order, so the shards
+// that completed t have sent all they had for the instants before it, and
+// an older instant still short of inputs never gets them (a counter's
+// first sample, a device that went away). Ending them frees their slots,
+// so a group grows only while its senders are catching up.
+func (g *group) giveUpBefore(t int64, dropped func()) {
+	for i := range g.slots {
+		s := &g.slots[i]
+		if s.t != 0 && s.t < t && !s.done {
+			s.done, s.ids = true, nil
+			if s.n > 0 {
+				dropped()
+			}
+		}
+	}
 }
 
 // expected is the input count learned from the group's other instants:
@@ -217,11 +258,11 @@ func (g *group) expected(self *instant) int {
 	n, hist := 0, 0
 	for i := range g.slots {
 		s := &g.slots[i]
-		if s == self || s.t == 0 || len(s.ids) == 0 {
+		if s == self || s.t == 0 || s.n == 0 {
 			continue
 		}
 		hist++
-		n = max(n, len(s.ids))
+		n = max(n, s.n)
 	}
 	if hist < minHistory {
 		return 0

@@ -140,7 +140,8 @@ func TestAssemblerDropsAnIncompleteInstant(t *testing.T) {
 	k := groupKey{"", "h", featNetIn}
 	in := func(id uint64, t int64) input { return input{key: k, id: id, t: t, v: 1, roles: 1, ok: true} }
 	// Two devices at 1 and 2 give the count; at 3 one device is missing,
-	// and instants 4..7 push 3 out of memory unfinished.
+	// and instant 4's completion ends 3 unfinished: its shards have moved
+	// past it.
 	var out []assembled
 	for _, x := range []input{in(1, 1), in(2, 1), in(1, 2), in(2, 2), in(1, 3)} {
 		out = a.add(0, []input{x}, out)
@@ -157,6 +158,40 @@ func TestAssemblerDropsAnIncompleteInstant(t *testing.T) {
 	// too (a counter's first instant has no rates anyway).
 	if dropped != 2 || emitted != 5 {
 		t.Fatalf("emitted %d dropped %d, want 5 and 2", emitted, dropped)
+	}
+}
+
+// A Prometheus catching up lets one shard run tens of scrapes ahead of
+// another; a two-input feature whose inputs sit on different shards still
+// completes every instant once the slow shard catches up.
+func TestAssemblerWaitsForALaggingShard(t *testing.T) {
+	var emitted, dropped int
+	a := newAssembler(time.Hour, func(_ feature, ok bool) {
+		if ok {
+			emitted++
+		} else {
+			dropped++
+		}
+	})
+	k := groupKey{"", "h", featMemory}
+	const lag = 40
+	var out []assembled
+	for ts := int64(1); ts <= lag; ts++ { // the fast shard: MemAvailable
+		out = a.add(0, []input{{key: k, id: 1, t: ts, v: 25, roles: 1, ok: true}}, out)
+	}
+	for ts := int64(1); ts <= lag; ts++ { // the slow shard: MemTotal
+		out = a.add(0, []input{{key: k, id: 2, t: ts, v: 100, roles: 2, ok: true}}, out)
+	}
+	if emitted != lag || dropped != 0 || len(out) != lag {
+		t.Fatalf("emitted %d dropped %d values %d, want %d, 0, %d", emitted, dropped, len(out), lag, lag)
+	}
+	for _, o := range out {
+		if o.value != 75 {
+			t.Fatalf("memory_usage %v at %d, want 75", o.value, o.t)
+		}
+	}
+	if n := len(a.groups[k].slots); n > maxAssembleDepth {
+		t.Fatalf("group holds %d slots, more than %d", n, maxAssembleDepth)
 	}
 }
 
