@@ -19,8 +19,8 @@ import (
 
 // reading is a target's counters at one moment.
 type reading struct {
-	stored, scored     float64
-	storedOK, scoredOK bool
+	stored, scored, kept       float64
+	storedOK, scoredOK, keptOK bool
 	// cpu is the target's CPU seconds: from /proc when its pid is known,
 	// else process_cpu_seconds_total.
 	cpu   float64
@@ -41,13 +41,13 @@ type runStats struct {
 	res result
 	// window is the run plus the time the counters took to settle after it:
 	// the service may still be storing or scoring what it acknowledged.
-	window                  time.Duration
-	stored, scored, cpu     float64
-	storedOK, scoredOK      bool
-	cpuOK                   bool
-	machineBusy, machineAll float64
-	selfCPU                 float64
-	deltas                  []string
+	window                     time.Duration
+	stored, scored, kept, cpu  float64
+	storedOK, scoredOK, keptOK bool
+	cpuOK                      bool
+	machineBusy, machineAll    float64
+	selfCPU                    float64
+	deltas                     []string
 }
 
 func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -91,6 +91,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			r := reading{raw: sc}
 			r.stored, r.storedOK = sumAll(sc, o.stored)
 			r.scored, r.scoredOK = sumAll(sc, o.scored)
+			r.kept, r.keptOK = sumAll(sc, o.kept)
 			if pid > 0 {
 				r.cpu, err = procCPU(pid)
 				r.cpuOK = err == nil
@@ -211,6 +212,7 @@ func measure(ctx context.Context, o options, t *target) (runStats, error) {
 	rs := runStats{res: res, window: window,
 		stored: after.stored - before.stored, storedOK: after.storedOK,
 		scored: after.scored - before.scored, scoredOK: after.scoredOK,
+		kept: after.kept - before.kept, keptOK: after.keptOK,
 		cpu: after.cpu - before.cpu, cpuOK: before.cpuOK && after.cpuOK,
 		machineBusy: busy1 - busy0, machineAll: all1 - all0, selfCPU: self1 - self0,
 	}
@@ -241,7 +243,7 @@ func settle(ctx context.Context, t *target, limit time.Duration) (reading, time.
 		if err != nil {
 			return reading{}, 0, err
 		}
-		if cur.stored == prev.stored && cur.scored == prev.scored {
+		if cur.stored == prev.stored && cur.scored == prev.scored && cur.kept == prev.kept {
 			still++
 		} else {
 			still = 0

@@ -69,9 +69,9 @@ type options struct {
 	floor                                   string
 	floorOnly                               bool
 
-	stored, scored []counterSel
-	counters       *regexp.Regexp
-	perf           string
+	stored, scored, kept []counterSel
+	counters             *regexp.Regexp
+	perf                 string
 }
 
 // Bounds keep a mistyped flag from turning the benchmark into a soak test
@@ -112,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.floor, "floor", "process", `where the decode floor runs: "process" (a child process), "inprocess" or "off"`)
 	fs.BoolVar(&o.floorOnly, "floor-only", false, "measure the floor alone (no service)")
 	stored := fs.String("stored", `smartcloudops_db_bulk_rows_total{operation="insert"}`, "comma-separated counters whose sum is what the service stored")
+	kept := fs.String("kept", `smartcloudops_ingest_samples_total{source="remote_write",outcome="kept"}`, "comma-separated counters whose sum is the samples the receiver kept (stored as a row's value)")
 	scored := fs.String("scored", "smartcloudops_anomaly_samples_scored_total", "comma-separated counters whose sum is what the service scored")
 	counters := fs.String("counters", `^smartcloudops_.*(remote_?write|promwrite|ingest|receiver).*`, "regexp of metric names whose changes over the last run are listed")
 	fs.StringVar(&o.perf, "perf", "", "record the started service with perf during the measured runs into this file and print its top functions")
@@ -121,6 +122,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var err error
 	if o.stored, err = parseSelectors(*stored); err != nil {
 		return o, fmt.Errorf("-stored: %w", err)
+	}
+	if o.kept, err = parseSelectors(*kept); err != nil {
+		return o, fmt.Errorf("-kept: %w", err)
 	}
 	if o.scored, err = parseSelectors(*scored); err != nil {
 		return o, fmt.Errorf("-scored: %w", err)

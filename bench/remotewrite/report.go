@@ -63,6 +63,7 @@ func per100k(cpu float64, samples int64) float64 {
 type figures struct {
 	sps, rps, p50, p99   float64
 	storedPS, scoredPS   float64
+	keptPS               float64
 	cpu100k, share, busy float64
 	self100k             float64
 }
@@ -76,6 +77,7 @@ func derive(r runStats) figures {
 	if r.window > 0 {
 		f.storedPS = r.stored / r.window.Seconds()
 		f.scoredPS = r.scored / r.window.Seconds()
+		f.keptPS = r.kept / r.window.Seconds()
 		f.share = r.cpu / (r.window.Seconds() * float64(runtime.NumCPU()))
 	}
 	if r.cpuOK {
@@ -97,7 +99,7 @@ func medianOf(rs []runStats, get func(figures) float64) float64 {
 
 func report(w io.Writer, o options, u *universe, targets []*target, runs [][]runStats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tsamples/s\treq/s\tp50\tp99\tstored/s\tscored/s\tCPU s/100k\tCPU share\tmachine busy\tbench CPU s/100k\tfailed\t")
+	fmt.Fprintln(tw, "target\tsamples/s\treq/s\tp50\tp99\tkept/s\trows stored/s\trows scored/s\tCPU s/100k\tCPU share\tmachine busy\tbench CPU s/100k\tfailed\t")
 	dur := func(x float64) string { return svcrun.FmtDuration(time.Duration(x)) }
 	opt := func(x float64, ok bool) string {
 		if !ok {
@@ -108,24 +110,27 @@ func report(w io.Writer, o options, u *universe, targets []*target, runs [][]run
 	for i, t := range targets {
 		rs := runs[i]
 		var failed int64
-		storedOK, scoredOK, cpuOK := true, true, true
+		storedOK, scoredOK, keptOK, cpuOK := true, true, true, true
 		for _, r := range rs {
 			failed += r.res.failed
 			storedOK = storedOK && r.storedOK
 			scoredOK = scoredOK && r.scoredOK
+			keptOK = keptOK && r.keptOK
 			cpuOK = cpuOK && r.cpuOK
 		}
 		if t.name == "floor" {
-			scoredOK = false
+			// The floor's count of decoded samples is its "stored".
+			scoredOK, keptOK = false, false
 		}
 		g := func(get func(figures) float64) float64 { return medianOf(rs, get) }
 		cpu := "n/a"
 		if cpuOK {
 			cpu = fmt.Sprintf("%.3f", g(func(f figures) float64 { return f.cpu100k }))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.3f\t%d\t\n", t.name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.3f\t%d\t\n", t.name,
 			g(func(f figures) float64 { return f.sps }), g(func(f figures) float64 { return f.rps }),
 			dur(g(func(f figures) float64 { return f.p50 })), dur(g(func(f figures) float64 { return f.p99 })),
+			opt(g(func(f figures) float64 { return f.keptPS }), keptOK),
 			opt(g(func(f figures) float64 { return f.storedPS }), storedOK), opt(g(func(f figures) float64 { return f.scoredPS }), scoredOK),
 			cpu, 100*g(func(f figures) float64 { return f.share }), 100*g(func(f figures) float64 { return f.busy }),
 			g(func(f figures) float64 { return f.self100k }), failed)
@@ -190,8 +195,9 @@ func report(w io.Writer, o options, u *universe, targets []*target, runs [][]run
 			}
 		}
 	}
-	fmt.Fprintf(w, "\nstored/s: -stored %s; scored/s: -scored %s; each over the run plus the wait for them to settle\n",
-		selList(o.stored), selList(o.scored))
+	fmt.Fprintf(w, "\nkept/s: -kept %s; rows stored/s: -stored %s; rows scored/s: -scored %s;\n"+
+		"each over the run plus the wait for them to settle (the floor's rows stored/s is the samples it decoded)\n",
+		selList(o.kept), selList(o.stored), selList(o.scored))
 }
 
 func selList(sels []counterSel) string {
