@@ -242,7 +242,11 @@ func perfReport(ctx context.Context, w io.Writer, file string) {
 			if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
 				continue
 			}
-			fmt.Fprintln(w, "  "+strings.TrimSpace(l))
+			f := strings.Fields(l)
+			for len(f) > 0 && f[len(f)-1] == "-" {
+				f = f[:len(f)-1]
+			}
+			fmt.Fprintln(w, "  "+strings.Join(f, " "))
 			if n++; n >= 30 {
 				break
 			}
