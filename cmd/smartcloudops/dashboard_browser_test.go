@@ -231,6 +231,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("one host, as an alert links it", func(t *testing.T) {
+		dom := headless(t, bin, r.base+"/?host=web-2#token="+admin, 3*time.Second, "--dump-dom")
+		st := dashStatus(t, dom)
+		if st["auth"] != "ok" || st["charts"] != "1" || chartOf(dom, "web-2") == "" || chartOf(dom, "web-1") != "" {
+			t.Fatalf("?host=web-2: status %v; want only web-2 charted", st)
+		}
+	})
+
 	t.Run("with a tenant token", func(t *testing.T) {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 			"sub": "acme-sre", "role": "user", "tenant": "acme", "exp": time.Now().Add(time.Hour).Unix(),

@@ -218,7 +218,7 @@ func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Co
 
 // newAnomaly starts anomaly detection, which loads the active model; the
 // duration is logged as func anomaly.start.
-func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider) (_ *anomaly.Service, err error) {
+func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider, note anomaly.Notifier) (_ *anomaly.Service, err error) {
 	defer logs.Time(ctx, log, "anomaly.start")(&err)
 	a := cfg.Anomaly
 	o := anomaly.Options{
@@ -246,6 +246,8 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 		RetrainInterval: a.RetrainInterval,
 		Stream:          stream.Options{WarmUp: a.WarmUp},
 		TracerProvider:  tp,
+		Notifier:        note,
+		MaxScoreSeries:  a.MaxScoreSeries,
 	}
 	if c != nil {
 		o.Cache = namespaced{c, predictionCacheNamespace}
@@ -413,7 +415,16 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	deps.Ready, deps.Database, deps.Series = st, admin, st
 	deps.Components = components(st, c, lg, cfg)
 
-	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp)
+	// Closed after anomaly (defers unwind in reverse), so the resolutions
+	// of its last points are posted too.
+	alerts, note, err := newAlerting(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	if alerts != nil {
+		defer closeAlerting(ctx, alerts, cfg, log)
+	}
+	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp, note)
 	if err != nil {
 		return err
 	}

@@ -85,8 +85,10 @@ type DetectOptions struct {
 // combine applies the documented score combination (see the package
 // comment) and splits alert from state (docs/alerting.md): the stream keeps
 // its own; the thresholds and the model are state on every point past their
-// line and alert only on the first, which view remembers.
-func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result {
+// line and alert only on the first, which view remembers. notify tells the
+// Notifier and the score gauge of the incidents the point opens and closes
+// (ingest only).
+func (s *Service) combine(p *prepared, m *activeModel, view incidentView, notify bool) Result {
 	thr := s.opt.Threshold
 	limits := *s.thresholds.Load()
 	r := Result{Host: p.sample.Host, Timestamp: p.sample.Timestamp, Features: p.feats, Components: map[string]float64{}, Cached: p.cached}
@@ -195,7 +197,15 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	// moves them nor opens one: it teaches no series, and the incident it
 	// belongs to was decided by the points around it.
 	forestOver := forestUsed && forestScore >= thr
-	prev, fresh := view.advance(r.Host, r.Timestamp, !r.Late, func(prev openIncident) openIncident {
+	sustainedNow := len(sustained) > 0 || forestOver
+	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].weight() > contribs[j].weight() })
+	all := contribs
+	if len(contribs) > 3 {
+		contribs = contribs[:3]
+	}
+	warming := len(p.obs) > 0 && !streamUsed && !forestUsed && !thUsed
+	explain := func(alerting bool) string { return explanation(contribs, alerting || sustainedNow, warming, thr) }
+	prev, fresh := view.advance(r.Host, r.Timestamp, !r.Late, func(prev openIncident, tracked bool) openIncident {
 		n := openIncident{model: prev.model}
 		if forestUsed {
 			n.model = forestOver
@@ -208,6 +218,18 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 		}
 		n.open = append(n.open, open...)
 		slices.Sort(n.open)
+		// The events of the incidents this point opens and closes, told
+		// here, under the host's lock, so they reach the notifier in the
+		// order of the points (events.go). Only ingest tells anyone.
+		modelOpens := forestOver && !prev.model && len(prev.open) == 0
+		opened, closed, mo, mc := track(prev, &n, alerted, modelOpens)
+		if notify {
+			st := incidentStep{p: p, limits: limits, contribs: all, alerted: alerted, modelScore: math.NaN(), explanation: explain}
+			if forestUsed {
+				st.modelScore, st.modelType = forestScore, p.sub.typ
+			}
+			s.notify(r.Host, r.Timestamp, n, st, tracked, opened, closed, mo, mc)
+		}
 		return n
 	})
 	opens := fresh && forestOver && !prev.model && len(prev.open) == 0
@@ -230,18 +252,23 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 	r.AnomalyScore = clamp01(max(streamScore, forestScore, thScore))
 	r.State = clamp01(max(streamState, forestScore, thScore))
 	r.IsAnomaly = opens
-	r.Sustained = len(sustained) > 0 || forestOver
+	r.Sustained = sustainedNow
 	r.SustainedMetrics = sustained
 	r.Severity = domain.SeverityOf(max(r.AnomalyScore, r.State))
 	r.Confidence = confidence(max(r.AnomalyScore, r.State), thr, r.Sustained, decisions, !streamUsed && !forestUsed)
-
-	sort.SliceStable(contribs, func(i, j int) bool { return contribs[i].weight() > contribs[j].weight() })
-	if len(contribs) > 3 {
-		contribs = contribs[:3]
-	}
 	r.Contributors = contribs
+	r.Explanation = explain(r.IsAnomaly)
+	if r.Contributors == nil {
+		r.Contributors = []Contributor{}
+	}
+	return r
+}
+
+// explanation words a result from its top contributors: their reasons when
+// the point alerts or the host is in an anomalous state (inIncident).
+func explanation(contribs []Contributor, inIncident, warming bool, thr float64) string {
 	switch {
-	case (r.IsAnomaly || r.Sustained) && len(contribs) > 0:
+	case inIncident && len(contribs) > 0:
 		reasons := make([]string, 0, len(contribs))
 		for _, c := range contribs {
 			if c.weight() >= thr/2 {
@@ -251,16 +278,12 @@ func (s *Service) combine(p *prepared, m *activeModel, view incidentView) Result
 		if len(reasons) == 0 {
 			reasons = append(reasons, contribs[0].Reason)
 		}
-		r.Explanation = strings.Join(reasons, "; ")
-	case len(p.obs) > 0 && !streamUsed && !forestUsed && !thUsed:
-		r.Explanation = "series still warming up and no threshold applies; no verdict yet"
+		return strings.Join(reasons, "; ")
+	case warming:
+		return "series still warming up and no threshold applies; no verdict yet"
 	default:
-		r.Explanation = "no metric is unusual"
+		return "no metric is unusual"
 	}
-	if r.Contributors == nil {
-		r.Contributors = []Contributor{}
-	}
-	return r
 }
 
 func clamp01(v float64) float64 { return min(1, max(0, v)) }

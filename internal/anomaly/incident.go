@@ -28,6 +28,11 @@ type openIncident struct {
 	// point: in an anomalous state by the stream or past their static limit,
 	// or held by the stream.
 	open []string
+	// alerted lists, sorted, the metrics of open whose incident was
+	// announced (an alert opened it), and modelAlerted says the model's was:
+	// those, and only those, get a resolution when they close (events.go).
+	alerted      []string
+	modelAlerted bool
 	// at is the timestamp of the newest point recorded: an older one is
 	// late and neither moves the incidents nor alerts, whatever order
 	// concurrent requests reach the table in.
@@ -47,8 +52,10 @@ type incidentView interface {
 	// advance returns what was open on host and, when record is set and t
 	// is newer than the newest point recorded, records next(prev) in its
 	// place and reports recorded; in one step, so two requests for one host
-	// cannot both open the same incident.
-	advance(host string, t time.Time, record bool, next func(prev openIncident) openIncident) (prev openIncident, recorded bool)
+	// cannot both open the same incident. next learns whether what it
+	// returns will be kept (tracked): a host that does not fit the table is
+	// not.
+	advance(host string, t time.Time, record bool, next func(prev openIncident, tracked bool) openIncident) (prev openIncident, recorded bool)
 }
 
 // incidentShards spreads the hosts over independently locked maps.
@@ -84,7 +91,7 @@ func (in *incidents) shard(host string) *incidentShard {
 	return &in.shards[maphash.String(in.seed, host)%incidentShards]
 }
 
-func (in *incidents) advance(host string, t time.Time, record bool, next func(prev openIncident) openIncident) (openIncident, bool) {
+func (in *incidents) advance(host string, t time.Time, record bool, next func(prev openIncident, tracked bool) openIncident) (openIncident, bool) {
 	sh := in.shard(host)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -92,12 +99,13 @@ func (in *incidents) advance(host string, t time.Time, record bool, next func(pr
 	if !record || (had && !t.After(prev.at)) {
 		return prev, false
 	}
-	n := next(prev)
+	fits := had || len(sh.m) < in.perShard
+	n := next(prev, fits)
 	n.at = t
 	switch {
 	case n.empty():
 		delete(sh.m, host)
-	case had || len(sh.m) < in.perShard:
+	case fits:
 		sh.m[host] = n
 	default:
 		in.untracked.Add(1)
@@ -116,7 +124,7 @@ type overlay struct {
 	local map[string]openIncident
 }
 
-func (o *overlay) advance(host string, t time.Time, record bool, next func(prev openIncident) openIncident) (openIncident, bool) {
+func (o *overlay) advance(host string, t time.Time, record bool, next func(prev openIncident, tracked bool) openIncident) (openIncident, bool) {
 	prev, ok := o.local[host]
 	if !ok {
 		prev, _ = o.base.advance(host, t, false, nil)
@@ -127,7 +135,7 @@ func (o *overlay) advance(host string, t time.Time, record bool, next func(prev 
 	if o.local == nil {
 		o.local = make(map[string]openIncident)
 	}
-	n := next(prev)
+	n := next(prev, true)
 	n.at = t
 	o.local[host] = n
 	return prev, true

@@ -74,6 +74,13 @@ type Options struct {
 	// RetrainInterval trains and activates a new forest this often; 0 disables it.
 	RetrainInterval time.Duration
 
+	// Notifier hears when an incident opens and when it closes, on the
+	// ingest path (events.go); nil tells nobody.
+	Notifier Notifier
+	// MaxScoreSeries caps the series of smartcloudops_anomaly_score, one per
+	// series in an open incident (default DefaultMaxScoreSeries).
+	MaxScoreSeries int
+
 	// TracerProvider records spans of Detect, Ingest, Train and each scoring
 	// batch (see tracing.go); nil or a no-op provider records nothing and
 	// costs nothing.
@@ -132,6 +139,9 @@ func (o *Options) defaults() {
 	if o.Contamination == 0 {
 		o.Contamination = 0.005
 	}
+	if o.MaxScoreSeries == 0 {
+		o.MaxScoreSeries = DefaultMaxScoreSeries
+	}
 	o.Stream.Threshold = o.Threshold
 }
 
@@ -149,6 +159,7 @@ func (o *Options) validate() error {
 	check(o.MaxBatch < 1, "max batch %d: must be at least 1", o.MaxBatch)
 	check(o.QueueSize < o.MaxBatch, "queue size %d: must hold at least one full request (%d)", o.QueueSize, o.MaxBatch)
 	check(o.CacheTTL < 0, "cache TTL %s: must not be negative", o.CacheTTL)
+	check(o.MaxScoreSeries < 1, "max score series %d: must be at least 1", o.MaxScoreSeries)
 	check(o.MaxSeries < 1, "max series %d: must be at least 1", o.MaxSeries)
 	check(o.MaxSeriesBytes < 1<<20, "max series bytes %d: must be at least 1 MiB", o.MaxSeriesBytes)
 	check(o.TrainingWindow < 0 || o.RetrainInterval < 0, "training window and retrain interval must not be negative")

@@ -44,6 +44,7 @@ type Service struct {
 	// memory of their own (incident.go).
 	incidents *incidents
 	alerts    *alertMetrics
+	scores    *scoreGauge
 	model     atomic.Pointer[activeModel]
 	// thresholds are the fallback limits in force; SetThresholds swaps them
 	// whole, so a request sees either the old set or the new one.
@@ -104,6 +105,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s.metrics = m
 	evicted = m.evicted.Inc
 	if s.alerts, err = newAlertMetrics(o.Registerer, s.sustainedSeries); err != nil {
+		return nil, err
+	}
+	if s.scores, err = newScoreGauge(o.Registerer, o.MaxScoreSeries); err != nil {
 		return nil, err
 	}
 	s.incidents = newIncidents(o.MaxSeries, s.alerts.untracked.Inc)
@@ -228,7 +232,7 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions,
 	took := time.Since(start)
 	elapsed := float64(took.Microseconds()) / 1000
 	for i := range preps {
-		out[i] = s.combine(&preps[i], m, view)
+		out[i] = s.combine(&preps[i], m, view, learn)
 		out[i].ProcessingTimeMS = elapsed
 		s.count(&out[i])
 	}

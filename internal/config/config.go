@@ -128,6 +128,16 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM (SMARTCLOUDOPS_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
 
+	// AlertmanagerURLs are the Alertmanagers every incident's alert is
+	// posted to; none turns alerting off (SMARTCLOUDOPS_ALERTMANAGER_URL).
+	AlertmanagerURLs []string
+	// AlertmanagerQueueSize bounds the alerts waiting to be posted (SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE).
+	AlertmanagerQueueSize int
+	// AlertmanagerResendInterval re-posts firing alerts this often (SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL).
+	AlertmanagerResendInterval time.Duration
+	// ExternalURL is where alerts link to; empty derives it from Addr (SMARTCLOUDOPS_EXTERNAL_URL).
+	ExternalURL string
+
 	sources map[string]Source
 	raw     map[string]string // effective values as given, for Redacted
 }
@@ -169,6 +179,8 @@ type AnomalyConfig struct {
 	MaxTrainingRows int
 	Contamination   float64
 	RetrainInterval time.Duration
+	// MaxScoreSeries caps smartcloudops_anomaly_score's series (ANOMALY_MAX_SCORE_SERIES).
+	MaxScoreSeries int
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.

@@ -32,7 +32,9 @@ func TestLoadDefaults(t *testing.T) {
 		DBStatsCapacity: 500, DBAdvisorInterval: 10 * time.Minute,
 		Anomaly: AnomalyConfig{BatchSize: 100, BatchTimeout: 500 * time.Millisecond, MaxWorkers: 4, QueueSize: 10000, MaxBatch: 1000,
 			CacheTTL: 300 * time.Second, Threshold: 0.5, CPUThreshold: 90, MemoryThreshold: 90, DiskThreshold: 95, ErrorRateThreshold: 5,
-			WarmUp: 150, MaxSeries: 100000, MaxSeriesBytes: 256 << 20, TrainingWindow: 168 * time.Hour, MinTrainingRows: 256, MaxTrainingRows: 50000, Contamination: 0.005},
+			WarmUp: 150, MaxSeries: 100000, MaxSeriesBytes: 256 << 20, TrainingWindow: 168 * time.Hour, MinTrainingRows: 256, MaxTrainingRows: 50000, Contamination: 0.005,
+			MaxScoreSeries: 1000},
+		AlertmanagerQueueSize: 10000, AlertmanagerResendInterval: time.Minute,
 		LogMaxFileSize: 10 << 20, LogRotationInterval: 24 * time.Hour, LogCompressionLevel: 6, LogMaxFiles: 10, LogMaxAgeDays: 30,
 		LogQueuePolicy: "block", LogStderrLevel: "warn",
 		RedisPoolSize: 50, RedisTimeout: 500 * time.Millisecond, CacheKeyPrefix: "smartcloudops:cache:", CacheDefaultTTL: 300 * time.Second,
@@ -118,6 +120,13 @@ func TestLoadEveryVariable(t *testing.T) {
 		}},
 		{"SMARTCLOUDOPS_MAX_BODY_BYTES", "2048", func(c *Config) bool { return c.MaxBodyBytes == 2048 }},
 		{"SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", "3s", func(c *Config) bool { return c.ShutdownTimeout == 3*time.Second }},
+		{"ANOMALY_MAX_SCORE_SERIES", "50", func(c *Config) bool { return c.Anomaly.MaxScoreSeries == 50 }},
+		{"SMARTCLOUDOPS_ALERTMANAGER_URL", " http://a:9093/, https://u:p@b/am ,", func(c *Config) bool {
+			return strings.Join(c.AlertmanagerURLs, " ") == "http://a:9093 https://u:p@b/am"
+		}},
+		{"SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE", "5", func(c *Config) bool { return c.AlertmanagerQueueSize == 5 }},
+		{"SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", "30s", func(c *Config) bool { return c.AlertmanagerResendInterval == 30*time.Second }},
+		{"SMARTCLOUDOPS_EXTERNAL_URL", "https://ops.example.com/", func(c *Config) bool { return c.ExternalURL == "https://ops.example.com" }},
 	}
 	if len(cases) != len(settings())-1 { // REQUIRE_AUTH is covered below: it needs a credential too
 		t.Fatalf("%d cases for %d settings: a new setting needs a case here", len(cases), len(settings()))
@@ -193,6 +202,11 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"training rows order", nil, []string{"ANOMALY_MIN_TRAINING_ROWS", "5000", "ANOMALY_MAX_TRAINING_ROWS", "1000"}, "ANOMALY_MIN_TRAINING_ROWS"},
 		{"redis port range", nil, []string{"REDIS_PORT", "70000"}, "REDIS_PORT"},
 		{"redis url scheme", nil, []string{"REDIS_URL", "http://r:6379"}, "REDIS_URL"},
+		{"alertmanager url scheme", nil, []string{"SMARTCLOUDOPS_ALERTMANAGER_URL", "am:9093"}, "SMARTCLOUDOPS_ALERTMANAGER_URL"},
+		{"alertmanager url query", nil, []string{"SMARTCLOUDOPS_ALERTMANAGER_URL", "http://am:9093/?x=1"}, "SMARTCLOUDOPS_ALERTMANAGER_URL"},
+		{"alertmanager resend", nil, []string{"SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", "10ms"}, "SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL"},
+		{"external url list", nil, []string{"SMARTCLOUDOPS_EXTERNAL_URL", "http://a,http://b"}, "SMARTCLOUDOPS_EXTERNAL_URL"},
+		{"external url no host", nil, []string{"SMARTCLOUDOPS_EXTERNAL_URL", "http://"}, "SMARTCLOUDOPS_EXTERNAL_URL"},
 		{"bool", nil, []string{"ENABLE_CACHE", "maybe"}, "ENABLE_CACHE"},
 		{"addr", nil, []string{"SMARTCLOUDOPS_ADDR", "5000"}, "SMARTCLOUDOPS_ADDR"},
 		{"level", nil, []string{"LOG_LEVEL", "loud"}, "LOG_LEVEL"},
@@ -347,4 +361,28 @@ func FuzzRedactURL(f *testing.F) {
 			t.Fatalf("RedactURL(%q) = %q shows the password", u, got)
 		}
 	})
+}
+
+// TestFlagErrorMasksEnvSecrets: a flag error quotes the command line, and a
+// word there may repeat a secret the environment gives (found by FuzzLoad).
+func TestFlagErrorMasksEnvSecrets(t *testing.T) {
+	cases := []struct {
+		name, envName, envValue, secret string
+		args                            []string
+	}{
+		{"plain secret", "JWT_SECRET", "6789abcdef8-secret", "6789abcdef8-secret", []string{"-=x", "6789abcdef8-secret"}},
+		{"url password", "DATABASE_URL", "postgres://u:pa55word-x@db/app", "pa55word-x", []string{"-bad flag", "pa55word-x"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.envName, tc.envValue), io.Discard)
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Name != "flags" {
+				t.Fatalf("err = %v; want a flags error", err)
+			}
+			if strings.Contains(err.Error(), tc.secret) {
+				t.Fatalf("error shows %s's secret: %v", tc.envName, err)
+			}
+		})
+	}
 }

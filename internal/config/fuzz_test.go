@@ -110,6 +110,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add(index("LOG_ROTATION_INTERVAL"), "-1h", index("SMARTCLOUDOPS_SHUTDOWN_TIMEOUT"), "0s", "extra")
 	f.Add(index("LOG_LEVEL"), "info", index("JWT_SECRET"), "", "-jwt-secret=0123456789abcdef0123456789abcdef -no-such-flag")
 	f.Add(index("LOG_LEVEL"), "info", index("JWT_SECRET"), "", "-admin-token correct-horse-battery -log-level")
+	f.Add(index("JWT_SECRET"), "6789abcdef8-secret", index("LOG_LEVEL"), "info", "-=x 6789abcdef8-secret")
 	f.Fuzz(func(t *testing.T, i uint8, v string, j uint8, w string, args string) {
 		a, b := all[int(i)%len(all)], all[int(j)%len(all)]
 		env := map[string]string{a.env: v}

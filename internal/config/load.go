@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -24,7 +25,8 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, &Error{Name: "flags", Value: shownArgs(args, all), Allowed: shownFlagError(err.Error(), args, all)}
+		return nil, &Error{Name: "flags", Value: maskEnvSecrets(shownArgs(args, all), all, getenv),
+			Allowed: maskEnvSecrets(shownFlagError(err.Error(), args, all), all, getenv)}
 	}
 	if fs.NArg() > 0 {
 		return nil, &Error{Name: "arguments", Value: strings.Join(fs.Args(), " "), Allowed: "no positional arguments are accepted"}
@@ -119,6 +121,54 @@ func shownArgs(args []string, all []setting) string {
 		}
 	}
 	return maskCopies(strings.Join(out, " "), args, all)
+}
+
+// maskEnvSecrets masks, in a flag error that quotes the command line, any
+// copy of a secret given by the environment: a word typed on the command
+// line may repeat it (a password pasted as an argument), and the error must
+// not show it whichever way the secret came in. For a URL only the
+// password is a secret.
+func maskEnvSecrets(shown string, all []setting, getenv func(string) string) string {
+	for _, s := range all {
+		if !s.secret {
+			continue
+		}
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		secrets := []string{v}
+		if strings.Contains(v, "://") {
+			secrets = urlPasswords(v)
+		}
+		for _, sv := range secrets {
+			if sv != "" && sv != Masked {
+				shown = strings.ReplaceAll(shown, sv, Masked)
+			}
+		}
+	}
+	return shown
+}
+
+// urlPasswords are the passwords a database or Redis URL carries: its
+// userinfo's and any password query parameter's.
+func urlPasswords(v string) []string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		}
+	}
+	for k, vals := range u.Query() {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			out = append(out, vals...)
+		}
+	}
+	return out
 }
 
 // maskCopies masks every further copy, anywhere in shown, of a plain secret

@@ -100,3 +100,22 @@ func validRedisURL(v string) error {
 	}
 	return nil
 }
+
+// parseHTTPURLs splits a comma-separated list of absolute http or https URLs
+// with a host and no query, trailing slashes dropped; empty fields are
+// skipped.
+func parseHTTPURLs(list string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		u, err := url.Parse(f)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, errAllowed("must be comma-separated http:// or https:// URLs with a host and no query, e.g. http://alertmanager:9093")
+		}
+		out = append(out, strings.TrimSuffix(f, "/"))
+	}
+	return out, nil
+}

@@ -196,6 +196,8 @@ func settings() []setting {
 				}
 				return parseDuration(v, time.Minute, 365*24*time.Hour, &c.Anomaly.RetrainInterval)
 			}},
+		{env: "ANOMALY_MAX_SCORE_SERIES", flag: "anomaly-max-score-series", def: "1000", usage: "most series smartcloudops_anomaly_score exports (one per series in an open incident); more are counted and left out",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 1000000, &c.Anomaly.MaxScoreSeries) }},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
@@ -270,6 +272,31 @@ func settings() []setting {
 					return err
 				}
 				c.MaxBodyBytes = int64(n)
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_ALERTMANAGER_URL", flag: "alertmanager-url", def: "", secret: true,
+			usage: "comma-separated Alertmanager base URLs (http://host:9093); each incident's alert is posted to every one; empty sends no alerts",
+			set: func(c *Config, v string) error {
+				urls, err := parseHTTPURLs(v)
+				c.AlertmanagerURLs = urls
+				return err
+			}},
+		{env: "SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE", flag: "alertmanager-queue-size", def: "10000", usage: "alerts waiting to be posted to Alertmanager; past it they are dropped and counted",
+			set: func(c *Config, v string) error { return parseInt(v, 1, 10000000, &c.AlertmanagerQueueSize) }},
+		{env: "SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", flag: "alertmanager-resend-interval", def: "1m", usage: "re-post firing alerts this often (their endsAt is 4 intervals ahead, so Alertmanager keeps them firing)",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, time.Hour, &c.AlertmanagerResendInterval)
+			}},
+		{env: "SMARTCLOUDOPS_EXTERNAL_URL", flag: "external-url", def: "", usage: "URL this service is reached at, for links in alerts; empty derives it from SMARTCLOUDOPS_ADDR and the host name",
+			set: func(c *Config, v string) error {
+				c.ExternalURL = strings.TrimSuffix(strings.TrimSpace(v), "/")
+				if c.ExternalURL == "" {
+					return nil
+				}
+				_, err := parseHTTPURLs(c.ExternalURL)
+				if err != nil || strings.Contains(c.ExternalURL, ",") {
+					return errAllowed("must be empty or an http:// or https:// URL with a host, e.g. https://ops.example.com")
+				}
 				return nil
 			}},
 		{env: "SMARTCLOUDOPS_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests",

@@ -378,7 +378,8 @@
       const res = await request('/api/v1/anomalies?host=' + enc + '&from=' + encodeURIComponent(from) + '&limit=500');
       anomalies = res.anomalies;
     }
-    return {host: h.host, last: Date.parse(h.last_sample), series, anomalies};
+    const newest = series.samples.length ? series.samples[series.samples.length - 1].timestamp : '';
+    return {host: h.host, last: Date.parse(h.last_sample || newest), series, anomalies};
   }
 
   async function loadHosts() {
@@ -392,8 +393,11 @@
       $('hosts-note').textContent = '';
       throw err;
     }
-    // The most recently active hosts get the charts.
-    const shown = list.hosts.slice().sort((a, b) => Date.parse(b.last_sample) - Date.parse(a.last_sample) || (a.host < b.host ? -1 : 1)).slice(0, MAX_CHARTS);
+    // The most recently active hosts get the charts; a link from an alert
+    // (…/?host=web-1) asks for that host alone, listed or not.
+    const only = new URLSearchParams(location.search).get('host');
+    const shown = only ? [list.hosts.find(h => h.host === only) || {host: only}] :
+      list.hosts.slice().sort((a, b) => Date.parse(b.last_sample) - Date.parse(a.last_sample) || (a.host < b.host ? -1 : 1)).slice(0, MAX_CHARTS);
     const results = await Promise.allSettled(shown.map(loadHost));
     state.hostData = results.map((r, i) => r.status === 'fulfilled' ? r.value : {host: shown[i].host, error: r.reason});
     const total = list.count + (list.truncated ? '+' : '');
