@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.shards, "shards", 50, "concurrent shards, each with one request in flight (Prometheus's max_shards, where its queue goes when it is behind)")
 	fs.IntVar(&o.retries, "retries", 3, "retries of a 5xx or 429 answer, backing off 30ms..5s as Prometheus does; 0 = none")
 	fs.DurationVar(&o.interval, "interval", 15*time.Second, "simulated scrape interval")
-	fs.DurationVar(&o.history, "history", 7*24*time.Hour, "how far in the past the simulated time starts")
+	fs.DurationVar(&o.history, "history", 23*time.Hour, "how far in the past the simulated time starts (the receiver drops samples older than PROMWRITE_MAX_AGE, 24h by default)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run before each measured one")
 	fs.DurationVar(&o.settle, "settle", 15*time.Second, "most time to wait after a run for the service's counters to stop moving")

@@ -90,9 +90,14 @@ func hostTemplates(perHost int) []template {
 		template{name: "node_disk_read_bytes_total", labels: [][2]string{{"device", "sda"}}, kind: counter, lo: 0, hi: 2e7},
 		template{name: "node_disk_written_bytes_total", labels: [][2]string{{"device", "sda"}}, kind: counter, lo: 0, hi: 2e7},
 		template{name: "node_disk_io_time_seconds_total", labels: [][2]string{{"device", "sda"}}, kind: counter, lo: 0, hi: 0.5},
-		template{name: "app_response_time_ms", kind: gauge, lo: 20, hi: 400},
-		template{name: "app_error_rate", kind: gauge, lo: 0, hi: 0.05},
-		template{name: "app_request_rate", kind: gauge, lo: 5, hi: 500},
+	)
+	// Application gauges are taken by configuration, not by name: the
+	// receiver's default selection takes series labelled smartcloudops="true".
+	app := [][2]string{{"smartcloudops", "true"}}
+	ts = append(ts,
+		template{name: "app_response_time_ms", labels: app, kind: gauge, lo: 20, hi: 400},
+		template{name: "app_error_rate", labels: app, kind: gauge, lo: 0, hi: 0.05},
+		template{name: "app_request_rate", labels: app, kind: gauge, lo: 5, hi: 500},
 	)
 	for i := 0; len(ts) < perHost; i++ {
 		ts = append(ts, template{name: "node_interrupts_total",
