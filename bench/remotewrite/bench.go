@@ -74,11 +74,11 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		defer stop()
 		svcPID, svcNote, storeNote = pid, base, note
-		if err := probe(ctx, base, transport, header, start.Add(-time.Hour)); err != nil {
+		if err := probe(ctx, base, transport, header, time.Now().Add(-5*time.Minute)); err != nil {
 			return err
 		}
 		snd, err := newSender(senderConfig{base: base, transport: transport, header: header, universe: u, shards: o.shards,
-			batch: o.batch, start: start, interval: o.interval, retries: o.retries, limit: limit})
+			batch: o.batch, start: start, interval: o.interval, retries: o.retries, limit: limit, capacity: o.capacity})
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		defer fl.close()
 		floorNote = map[string]string{"process": "child process", "inprocess": "in the generator's process"}[o.floor]
 		snd, err := newSender(senderConfig{base: fl.base, transport: transport, universe: u, shards: o.shards,
-			batch: o.batch, start: start, interval: o.interval, retries: o.retries, limit: limit})
+			batch: o.batch, start: start, interval: o.interval, retries: o.retries, limit: limit, capacity: o.capacity})
 		if err != nil {
 			return err
 		}
@@ -132,8 +132,8 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  store     %s\n", storeNote)
 	fmt.Fprintf(stdout, "  floor     snappy + prompb.WriteRequest unmarshal (client_golang exp/api/remote handler), %s\n", floorNote)
 	fmt.Fprintf(stdout, "  machine   %s\n", svcrun.Machine())
-	fmt.Fprintf(stdout, "  load      %d series = %d hosts × %d, scrape every %s simulated from %s, %d shards closed loop, %d samples a request, %d retries\n",
-		o.series, u.hosts, o.perHost, o.interval, start.UTC().Format(time.RFC3339), o.shards, o.batch, o.retries)
+	fmt.Fprintf(stdout, "  load      %d series = %d hosts × %d, scrape every %s simulated from %s, %d shards closed loop (capacity %d), %d samples a request, %d retries\n",
+		o.series, u.hosts, o.perHost, o.interval, start.UTC().Format(time.RFC3339), o.shards, o.capacity, o.batch, o.retries)
 	fmt.Fprintf(stdout, "  runs      %s each after %s warm-up, %d repeats, medians shown\n\n", o.duration, o.warmup, o.repeats)
 
 	var stopPerf func() error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -134,7 +135,10 @@ type sender struct {
 	api    *remote.API
 	rec    *attempts
 	shards []*shardGen
-	batch  int
+	// skew is how many scrapes a shard may run ahead of the slowest one;
+	// 0 is no bound.
+	skew  int64
+	batch int
 	// limit is the latest simulated time a shard may reach: the service
 	// refuses samples too far in the future.
 	limit time.Time
@@ -152,6 +156,11 @@ type senderConfig struct {
 	interval  time.Duration
 	retries   int
 	limit     time.Time
+	// capacity is Prometheus's queue_config.capacity, the samples a shard's
+	// queue holds: its WAL reader blocks when a queue is full, so no shard
+	// gets further ahead of the slowest than capacity samples of the
+	// slowest's series. 0 lets shards drift apart without bound.
+	capacity int
 }
 
 func newSender(c senderConfig) (*sender, error) {
@@ -173,8 +182,14 @@ func newSender(c senderConfig) (*sender, error) {
 		return nil, fmt.Errorf("remote write client for %s: %w", c.base, err)
 	}
 	s := &sender{api: api, rec: rec, batch: c.batch, limit: c.limit}
+	most := 1
 	for i, part := range c.universe.partition(c.shards) {
 		s.shards = append(s.shards, newShardGen(part, i, c.start, c.interval, c.batch))
+		most = max(most, len(part))
+	}
+	if c.capacity > 0 {
+		// At least one request's worth, or a shard could never send a full one.
+		s.skew = int64(max(c.capacity, c.batch)/most) + 1
 	}
 	return s, nil
 }
@@ -210,6 +225,9 @@ func (s *sender) run(ctx context.Context, dur time.Duration) result {
 		go func() {
 			defer wg.Done()
 			for stop.Err() == nil {
+				if !s.mayAdvance(stop, g) {
+					return
+				}
 				if g.now().After(s.limit) {
 					simErr.Store(true)
 					return
@@ -247,6 +265,30 @@ func (s *sender) run(ctx context.Context, dur time.Duration) result {
 		r.firstErr = errSimulatedPresent.Error()
 	}
 	return r
+}
+
+// mayAdvance waits while g is more than skew scrapes ahead of the
+// slowest shard with series, and reports false when stop ends first.
+func (s *sender) mayAdvance(stop context.Context, g *shardGen) bool {
+	if s.skew <= 0 {
+		return true
+	}
+	for {
+		lowest := int64(math.MaxInt64)
+		for _, o := range s.shards {
+			if len(o.series) > 0 {
+				lowest = min(lowest, o.progress.Load())
+			}
+		}
+		if g.progress.Load() <= lowest+s.skew {
+			return true
+		}
+		select {
+		case <-stop.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // probe sends one request of a separate, tiny generator (its own host, far

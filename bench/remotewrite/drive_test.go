@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -157,5 +158,35 @@ func TestSenderStopsAtThePresent(t *testing.T) {
 	// A request of 500 samples spans two scrapes of a shard's ~250 series.
 	if r.simEnd.After(s.limit.Add(3 * time.Second)) {
 		t.Fatalf("simulated time went to %s past the limit %s", r.simEnd, s.limit)
+	}
+}
+
+func TestShardsStayWithinTheQueueCapacity(t *testing.T) {
+	var n atomic.Int64
+	fl := floorMux(&floorStore{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every other request is slow, so shards would drift apart unbounded.
+		if n.Add(1)%2 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		fl.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	u, _ := newUniverse(1000, 100)
+	s, err := newSender(senderConfig{base: srv.URL, transport: svcrun.LoopbackTransport(8), universe: u, shards: 4, batch: 100,
+		start: time.Now().Add(-time.Hour), interval: time.Second, limit: time.Now(), capacity: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.skew < 2 || s.skew > 4 {
+		t.Fatalf("skew %d scrapes for capacity 500 over ~250 series a shard", s.skew)
+	}
+	r := s.run(context.Background(), 500*time.Millisecond)
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for _, g := range s.shards {
+		lo, hi = min(lo, g.progress.Load()), max(hi, g.progress.Load())
+	}
+	if r.requests == 0 || hi-lo > s.skew+1 {
+		t.Fatalf("%d requests; shards between scrape %d and %d, skew bound %d", r.requests, lo, hi, s.skew)
 	}
 }

@@ -63,6 +63,7 @@ type options struct {
 	keep                    bool
 
 	series, perHost, batch, shards, retries int
+	capacity                                int
 	interval, history                       time.Duration
 	duration, warmup, settle                time.Duration
 	repeats                                 int
@@ -102,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.perHost, "series-per-host", 100, "series of each simulated node_exporter")
 	fs.IntVar(&o.batch, "batch", 2000, "samples per request (Prometheus's max_samples_per_send)")
 	fs.IntVar(&o.shards, "shards", 50, "concurrent shards, each with one request in flight (Prometheus's max_shards, where its queue goes when it is behind)")
+	fs.IntVar(&o.capacity, "capacity", 10_000, "samples a shard's queue holds (Prometheus's queue_config.capacity): no shard runs further ahead of the slowest; 0 = unbounded")
 	fs.IntVar(&o.retries, "retries", 3, "retries of a 5xx or 429 answer, backing off 30ms..5s as Prometheus does; 0 = none")
 	fs.DurationVar(&o.interval, "interval", 15*time.Second, "simulated scrape interval")
 	fs.DurationVar(&o.history, "history", 23*time.Hour, "how far in the past the simulated time starts (the receiver drops samples older than PROMWRITE_MAX_AGE, 24h by default)")
@@ -141,6 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-batch %d: must be in [1, %d]", o.batch, maxBatch)
 	case o.shards < 1 || o.shards > maxShards:
 		return o, fmt.Errorf("-shards %d: must be in [1, %d]", o.shards, maxShards)
+	case o.capacity < 0:
+		return o, errors.New("-capacity: must not be negative")
 	case o.retries < 0 || o.retries > 100:
 		return o, fmt.Errorf("-retries %d: must be in [0, 100]", o.retries)
 	case o.interval < time.Millisecond || o.history < time.Minute:

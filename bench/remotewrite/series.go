@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -202,6 +203,9 @@ type shardGen struct {
 	// series; a request may end in the middle of a scrape.
 	scrape int64
 	next   int
+	// progress mirrors scrape for the other shards' goroutines, which
+	// keep within a bounded distance of the slowest shard.
+	progress atomic.Int64
 	// req and its backing arrays are reused for every request: the client
 	// marshals the request before Write returns.
 	req     prompb.WriteRequest
@@ -273,6 +277,7 @@ func (g *shardGen) nextRequest(batch int) (*prompb.WriteRequest, int) {
 		if g.next == len(g.series) {
 			g.next = 0
 			g.scrape++
+			g.progress.Store(g.scrape)
 		}
 		s := g.series[g.next]
 		g.next++
