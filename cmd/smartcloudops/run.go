@@ -25,6 +25,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
+	"github.com/smartcloudops/smartcloudops/internal/ingest/otlp"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
@@ -114,6 +115,11 @@ func withConfig(args []string, getenv func(string) string, stderr io.Writer, f f
 	// bad DATABASE_URL a one-line configuration error like any other.
 	if _, _, err := dburl.Parse(cfg.DatabaseURL); err != nil {
 		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "DATABASE_URL", Value: config.RedactURL(cfg.DatabaseURL), Allowed: err.Error()})
+		return exitUsage
+	}
+	// So are the remote-write selectors, whose syntax belongs to promwrite.
+	if _, err := remoteWriteSelect(cfg); err != nil {
+		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "PROMWRITE_SELECT", Value: cfg.PromWrite.Select, Allowed: err.Error()})
 		return exitUsage
 	}
 	if err := f(cfg); err != nil {
@@ -257,6 +263,18 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 		return nil, fmt.Errorf("anomaly: %w", err)
 	}
 	return an, nil
+}
+
+// newOTLP is the OTLP/HTTP metrics receiver (POST /v1/metrics) over the
+// anomaly service's ingest path.
+func newOTLP(cfg *config.Config, an *anomaly.Service, reg prometheus.Registerer) (*otlp.Receiver, error) {
+	o := cfg.OTLP
+	r, err := otlp.New(otlp.Options{Sink: an, HostAttributes: o.HostAttributes, MaxDecodedBytes: o.MaxDecodedBytes,
+		MaxDataPoints: o.MaxDataPoints, MaxSeriesPerTenant: o.MaxSeriesPerTenant, AlignWindow: o.AlignWindow, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("otlp: %w", err)
+	}
+	return r, nil
 }
 
 // logOptions maps the configuration onto the log pipeline; both read 0 as
@@ -405,9 +423,12 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	defer st.Close()
 	// Shutdown order: the HTTP server stops (below, before any defer runs),
-	// then admin.Close cancels and waits for the advisor's loop and the
-	// database jobs, then the store closes (defers unwind in reverse).
-	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg})
+	// then admin.Close cancels and waits for the advisor's loop, the rollup
+	// and retention job and the database jobs, then the store closes
+	// (defers unwind in reverse).
+	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg,
+		Retention: dbadmin.RetentionOptions{Interval: cfg.MetricsRollupInterval, Lag: cfg.MetricsRollupLag, Raw: cfg.MetricsRawRetention,
+			Rollup: cfg.MetricsRollupRetention, BatchSize: cfg.MetricsRetentionBatchSize}})
 	if err != nil {
 		return err
 	}
@@ -441,6 +462,12 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}()
 	deps.Anomaly = an
 	deps.Components["anomaly"] = an
+	if deps.RemoteWrite, err = newRemoteWrite(cfg, an, reg, log); err != nil {
+		return err
+	}
+	if deps.OTLP, err = newOTLP(cfg, an, reg); err != nil {
+		return err
+	}
 	deps.Tunables = tunables(log, level, lg, c, st, an)
 
 	api, err := httpapi.New(deps)

@@ -238,6 +238,7 @@ func TestExitStatuses(t *testing.T) {
 		{"bad pool size", []string{"serve"}, map[string]string{"DATABASE_POOL_SIZE": "abc"}, exitUsage, "DATABASE_POOL_SIZE"},
 		{"bad database url", []string{"serve"}, map[string]string{"DATABASE_URL": "ftp://x"}, exitUsage, "DATABASE_URL"},
 		{"bad flag", []string{"serve", "--addr", "nope"}, nil, exitUsage, "--addr"},
+		{"bad remote-write selector", []string{"serve"}, map[string]string{"PROMWRITE_SELECT": `up{job=}`}, exitUsage, "PROMWRITE_SELECT"},
 		{"unknown command", []string{"frobnicate"}, nil, exitUsage, "unknown command"},
 		{"ftp database", []string{"migrate"}, map[string]string{"DATABASE_URL": "ftp://x"}, exitUsage, "DATABASE_URL"},
 		{"sqlite without path", []string{"serve"}, map[string]string{"DATABASE_URL": "sqlite://x.db"}, exitUsage, "DATABASE_URL"},

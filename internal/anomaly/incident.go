@@ -50,9 +50,9 @@ func (o openIncident) isOpen(metric string) bool {
 // the service's table on ingest, a request's private overlay on detect.
 type incidentView interface {
 	// advance returns what was open on host and, when record is set and t
-	// is newer than the newest point recorded, records next(prev) in its
-	// place and reports recorded; in one step, so two requests for one host
-	// cannot both open the same incident. next learns whether what it
+	// is not older than the newest point recorded, records next(prev) in
+	// its place and reports recorded; in one step, so two requests for one
+	// host cannot both open the same incident. next learns whether what it
 	// returns will be kept (tracked): a host that does not fit the table is
 	// not.
 	advance(host string, t time.Time, record bool, next func(prev openIncident, tracked bool) openIncident) (prev openIncident, recorded bool)
@@ -96,7 +96,9 @@ func (in *incidents) advance(host string, t time.Time, record bool, next func(pr
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	prev, had := sh.m[host]
-	if !record || (had && !t.After(prev.at)) {
+	// The same instant again is another part of the host's row (a sample
+	// that repeats one already learned is late and does not record).
+	if !record || (had && t.Before(prev.at)) {
 		return prev, false
 	}
 	fits := had || len(sh.m) < in.perShard
@@ -129,7 +131,7 @@ func (o *overlay) advance(host string, t time.Time, record bool, next func(prev 
 	if !ok {
 		prev, _ = o.base.advance(host, t, false, nil)
 	}
-	if !record || (!prev.at.IsZero() && !t.After(prev.at)) {
+	if !record || (!prev.at.IsZero() && t.Before(prev.at)) {
 		return prev, false
 	}
 	if o.local == nil {

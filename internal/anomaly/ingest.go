@@ -19,8 +19,10 @@ type IngestReport struct {
 }
 
 // Ingest stores samples through the store's bulk path, scores them, and
-// stores the anomalies among them with their severity. A sample already
-// stored (same host and timestamp) is counted as a duplicate and scored, but
+// stores the anomalies among them with their severity. A sample whose host
+// and timestamp are stored already is merged into that row (it fills the
+// metrics the row lacks: remote write sends one scrape in parts); one that
+// adds nothing is counted as a duplicate and scored, but
 // teaches no series and records no second anomaly.
 func (s *Service) Ingest(ctx context.Context, samples []Sample) (IngestReport, error) {
 	if s.tracer == nil {

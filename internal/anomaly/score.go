@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -63,13 +64,53 @@ type prepared struct {
 	key    string
 }
 
-func (s *Service) prepare(smp Sample, m *activeModel, observe func(Sample, map[string]float64) []observation) prepared {
+func (s *Service) prepare(smp Sample, m *activeModel, observe func(Sample, map[string]float64) []observation, latest latestFunc) prepared {
 	p := prepared{sample: smp, feats: make(map[string]float64, 4*len(smp.Metrics)), raw: math.NaN()}
 	p.obs = observe(smp, p.feats)
 	if m != nil {
 		p.sub, p.row = m.row(smp)
+		if p.row != nil && !completeRow(smp, m.columns, p.row, latest) {
+			p.row = nil
+		}
 	}
 	return p
+}
+
+// latestFunc reads the newest value a series learned and its time.
+type latestFunc func(host, metric string) (float64, time.Time, bool)
+
+// partialWindow is how recently a host must have reported a metric for a
+// row without it to be a part of a row rather than a row of a host that
+// does not report it: Prometheus's staleness period, after which it too
+// reads a series as gone.
+const partialWindow = 5 * time.Minute
+
+// completeRow fills, in row, the model columns smp lacks that the host
+// reported at the same instant (another part of the same scrape: remote
+// write shards one scrape's series over parallel requests, so a host's row
+// arrives in parts), and reports whether the row is whole. A row is not
+// whole when it lacks a column the host reported within partialWindow but
+// not at this instant: the model does not score such a part, because
+// imputing the column's median next to the metrics present can make a
+// normal host look unusual (a busy cpu beside a typical request rate).
+// The part that completes the instant is scored on the whole row, with
+// the values of its other parts. A column the host does not report keeps
+// the model's imputed value, as before.
+func completeRow(smp Sample, columns []string, row []float64, latest latestFunc) bool {
+	for i, c := range columns {
+		if _, ok := smp.Metrics[c]; ok {
+			continue
+		}
+		v, at, ok := latest(smp.Host, c)
+		switch {
+		case !ok || at.After(smp.Timestamp) || smp.Timestamp.Sub(at) > partialWindow:
+		case at.Equal(smp.Timestamp):
+			row[i] = v
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // scoreForest fills raw for every prepared sample with a forest row: from the

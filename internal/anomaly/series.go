@@ -137,6 +137,31 @@ func (ss *seriesSet) observe(s Sample, feats map[string]float64) []observation {
 	return out
 }
 
+// latest is the newest value series (host, metric) learned and its time.
+func (ss *seriesSet) latest(host, metric string) (float64, time.Time, bool) {
+	k := seriesKey{host, metric}
+	sh := ss.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sr := sh.m[k]
+	if sr == nil || sr.ctx.n == 0 {
+		return 0, time.Time{}, false
+	}
+	return sr.ctx.prev, sr.last, true
+}
+
+// latest is seriesSet.latest as the request sees it: its own copy of the
+// series when it read one, else the shared set.
+func (sn *snapshot) latest(host, metric string) (float64, time.Time, bool) {
+	if sr := sn.find(seriesKey{host, metric}); sr != nil {
+		if sr.ctx.n == 0 {
+			return 0, time.Time{}, false
+		}
+		return sr.ctx.prev, sr.last, true
+	}
+	return sn.ss.latest(host, metric)
+}
+
 func (ss *seriesSet) shard(k seriesKey) *seriesShard {
 	return &ss.shards[maphash.Comparable(ss.seed, k)%seriesShards]
 }

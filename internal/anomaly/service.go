@@ -207,15 +207,15 @@ func (s *Service) detect(ctx context.Context, samples []Sample, o DetectOptions,
 		reserved = len(samples)
 	}
 
-	observe := s.series.observe
+	observe, latest := s.series.observe, s.series.latest
 	if !learn {
 		sn := s.series.snapshot()
 		defer sn.release()
-		observe = sn.observe
+		observe, latest = sn.observe, sn.latest
 	}
 	preps := make([]prepared, len(samples))
 	for i, smp := range samples {
-		preps[i] = s.prepare(smp, m, observe)
+		preps[i] = s.prepare(smp, m, observe, latest)
 	}
 	if m != nil {
 		if err := s.scoreForest(ctx, m, preps, !o.NoCache, &reserved); err != nil {

@@ -29,6 +29,16 @@ const maxColumns = 32
 // samples, well-known ones first, at most maxColumns), imputes missing
 // values with the column median, and holds out the most recent share of the
 // window for validation.
+//
+// The history may hold two resolutions (Store.MetricHistory): raw samples
+// inside the store's raw window and, before it, where retention has deleted
+// the raw rows, one sample per host and minute whose metrics are the
+// minute's means. Both are kept rather than training on means only: the
+// holdout, the most recent share on which the candidate models are judged,
+// is then raw whenever the raw window covers it, so selection sees samples
+// like the ones the model will score, while the means let the window reach
+// back as far as the rollups are kept (smoother than raw samples, they
+// widen what counts as normal no further than the raw part does).
 func buildTrainingSet(history []domain.MetricSample, holdoutShare float64) trainingSet {
 	var ts trainingSet
 	samples := make([]Sample, len(history))

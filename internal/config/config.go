@@ -48,6 +48,16 @@ type Config struct {
 	DBAutoIndex bool
 	// DBAdvisorInterval is how often the automatic index advisor runs (DB_ADVISOR_INTERVAL).
 	DBAdvisorInterval time.Duration
+	// MetricsRawRetention keeps raw samples this long once rolled up; 0 keeps them forever (METRICS_RAW_RETENTION).
+	MetricsRawRetention time.Duration
+	// MetricsRollupRetention keeps 1-minute rollups this long; 0 keeps them forever (METRICS_ROLLUP_RETENTION).
+	MetricsRollupRetention time.Duration
+	// MetricsRollupInterval is the time between rollup and retention runs; 0 turns the job off (METRICS_ROLLUP_INTERVAL).
+	MetricsRollupInterval time.Duration
+	// MetricsRollupLag is how long a minute stays open before it is rolled up (METRICS_ROLLUP_LAG).
+	MetricsRollupLag time.Duration
+	// MetricsRetentionBatchSize bounds the rows one retention DELETE removes (METRICS_RETENTION_BATCH_SIZE).
+	MetricsRetentionBatchSize int
 
 	// RedisHost, RedisPort and RedisPassword describe Redis when RedisURL is empty.
 	RedisHost     string
@@ -103,6 +113,12 @@ type Config struct {
 
 	// Anomaly holds the anomaly-detection settings (ANOMALY_*).
 	Anomaly AnomalyConfig
+
+	// PromWrite holds the Prometheus remote-write receiver's settings
+	// (PROMWRITE_*).
+	PromWrite PromWriteConfig
+	// OTLP holds the OTLP/HTTP metrics receiver's settings (OTLP_*).
+	OTLP OTLPConfig
 
 	// AdminToken is the static bearer token with the admin role (SMARTCLOUDOPS_ADMIN_TOKEN).
 	AdminToken string
@@ -181,6 +197,51 @@ type AnomalyConfig struct {
 	RetrainInterval time.Duration
 	// MaxScoreSeries caps smartcloudops_anomaly_score's series (ANOMALY_MAX_SCORE_SERIES).
 	MaxScoreSeries int
+}
+
+// OTLPConfig configures the OTLP/HTTP metrics receiver (POST /v1/metrics);
+// a zero limit is off.
+type OTLPConfig struct {
+	// HostAttributes are the resource attributes that name a host, first
+	// present wins (OTLP_HOST_ATTRIBUTES).
+	HostAttributes []string
+	// MaxDecodedBytes bounds a request body after decompression (OTLP_MAX_DECODED_BYTES).
+	MaxDecodedBytes int64
+	// MaxDataPoints bounds one request's data points (OTLP_MAX_DATA_POINTS).
+	MaxDataPoints int
+	// MaxSeriesPerTenant caps one tenant's series (OTLP_MAX_SERIES_PER_TENANT).
+	MaxSeriesPerTenant int
+	// AlignWindow gives a host's points within it one time, one row (OTLP_ALIGN_WINDOW).
+	AlignWindow time.Duration
+}
+
+// PromWriteConfig configures POST /api/v1/write. Every limit is off at 0.
+type PromWriteConfig struct {
+	// HostLabels are the label names that name a series' host, first
+	// present wins (PROMWRITE_HOST_LABELS).
+	HostLabels []string
+	// Select lists the series selectors taken; empty is the receiver's
+	// default: node_exporter's metrics and series labelled
+	// smartcloudops="true" (PROMWRITE_SELECT).
+	Select string
+	// RootMountpoint is the filesystem disk_usage is read from
+	// (PROMWRITE_ROOT_MOUNTPOINT).
+	RootMountpoint string
+	// MaxSeriesPerTenant caps the series one tenant sends at a time
+	// (PROMWRITE_MAX_SERIES_PER_TENANT).
+	MaxSeriesPerTenant int
+	// MaxBodyBytes and MaxDecodedBytes bound a request's compressed and
+	// decompressed body (PROMWRITE_MAX_BODY_BYTES, PROMWRITE_MAX_DECODED_BYTES).
+	MaxBodyBytes    int64
+	MaxDecodedBytes int64
+	// MaxSeriesPerRequest and MaxSamplesPerRequest bound one request
+	// (PROMWRITE_MAX_SERIES_PER_REQUEST, PROMWRITE_MAX_SAMPLES_PER_REQUEST).
+	MaxSeriesPerRequest  int
+	MaxSamplesPerRequest int
+	// MaxFuture and MaxAge bound sample timestamps around the server's
+	// clock (PROMWRITE_MAX_FUTURE, PROMWRITE_MAX_AGE).
+	MaxFuture time.Duration
+	MaxAge    time.Duration
 }
 
 // Error is a configuration error; the CLI prints it on one line and exits 2.

@@ -63,6 +63,11 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 		return nil, &Error{Name: "ANOMALY_MIN_TRAINING_ROWS", Value: strconv.Itoa(c.Anomaly.MinTrainingRows),
 			Allowed: fmt.Sprintf("must not exceed ANOMALY_MAX_TRAINING_ROWS (%d)", c.Anomaly.MaxTrainingRows)}
 	}
+	if c.MetricsRawRetention > 0 && c.MetricsRollupRetention > 0 && c.MetricsRollupRetention < c.MetricsRawRetention {
+		// Reads before the raw window go to the rollups: they must reach further.
+		return nil, &Error{Name: "METRICS_ROLLUP_RETENTION", Value: c.MetricsRollupRetention.String(),
+			Allowed: fmt.Sprintf("must be 0 or at least METRICS_RAW_RETENTION (%s)", c.MetricsRawRetention)}
+	}
 	if c.RequireAuth == AuthRequired && !c.AuthConfigured() {
 		return nil, &Error{Name: "SMARTCLOUDOPS_REQUIRE_AUTH", Value: "true",
 			Allowed: "needs SMARTCLOUDOPS_ADMIN_TOKEN or JWT_SECRET to be set, or no request could ever be authorised"}

@@ -36,6 +36,16 @@ func parseDuration(v string, lo, hi time.Duration, dst *time.Duration) error {
 	return nil
 }
 
+// parseOffOrDuration takes 0 (off) or a Go duration from lo to hi.
+func parseOffOrDuration(v string, lo, hi time.Duration, dst *time.Duration) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < 0 || (d > 0 && d < lo) || d > hi {
+		return errAllowed(fmt.Sprintf("must be 0 (off) or a Go duration from %s to %s, e.g. 24h", lo, hi))
+	}
+	*dst = d
+	return nil
+}
+
 // parseSeconds takes the seed's form (a number of seconds, "1.0") or a Go duration ("250ms").
 func parseSeconds(v string, hi time.Duration, dst *time.Duration) error {
 	v = strings.TrimSpace(v)

@@ -53,6 +53,24 @@ func settings() []setting {
 			set: func(c *Config, v string) error {
 				return parseDuration(v, time.Minute, 7*24*time.Hour, &c.DBAdvisorInterval)
 			}},
+		{env: "METRICS_RAW_RETENTION", flag: "metrics-raw-retention", def: "24h", usage: "keep raw samples this long (once rolled up into 1-minute rollups); 0 keeps them forever",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, 10*time.Minute, 100*365*24*time.Hour, &c.MetricsRawRetention)
+			}},
+		{env: "METRICS_ROLLUP_RETENTION", flag: "metrics-rollup-retention", def: "720h", usage: "keep 1-minute rollups this long; 0 keeps them forever",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Hour, 100*365*24*time.Hour, &c.MetricsRollupRetention)
+			}},
+		{env: "METRICS_ROLLUP_INTERVAL", flag: "metrics-rollup-interval", def: "1m", usage: "time between rollup and retention runs; 0 turns the job off (nothing rolled up or deleted)",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Second, 24*time.Hour, &c.MetricsRollupInterval)
+			}},
+		{env: "METRICS_ROLLUP_LAG", flag: "metrics-rollup-lag", def: "2m", usage: "a minute is rolled up this long after it ends; samples arriving later are rolled in again while their raw minute is kept",
+			set: func(c *Config, v string) error {
+				return parseDuration(v, time.Second, time.Hour, &c.MetricsRollupLag)
+			}},
+		{env: "METRICS_RETENTION_BATCH_SIZE", flag: "metrics-retention-batch-size", def: "1000", usage: "most rows one retention DELETE removes (each batch is its own short transaction)",
+			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.MetricsRetentionBatchSize) }},
 		{env: "REDIS_HOST", flag: "redis-host", def: "", usage: "Redis host; empty means no Redis (memory-only cache)",
 			set: func(c *Config, v string) error { c.RedisHost = v; return nil }},
 		{env: "REDIS_PORT", flag: "redis-port", def: "6379", usage: "Redis port",
@@ -196,8 +214,75 @@ func settings() []setting {
 				}
 				return parseDuration(v, time.Minute, 365*24*time.Hour, &c.Anomaly.RetrainInterval)
 			}},
+		{env: "PROMWRITE_HOST_LABELS", flag: "promwrite-host-labels", def: "instance,host", usage: "remote write: comma-separated label names that name a series' host, first present wins",
+			set: func(c *Config, v string) error {
+				c.PromWrite.HostLabels = nil
+				for _, f := range strings.Split(v, ",") {
+					f = strings.TrimSpace(f)
+					if f == "" {
+						continue
+					}
+					if !validLabelName(f) {
+						return errAllowed(fmt.Sprintf("must be comma-separated Prometheus label names; %q is not one", f))
+					}
+					c.PromWrite.HostLabels = append(c.PromWrite.HostLabels, f)
+				}
+				if len(c.PromWrite.HostLabels) == 0 {
+					return errAllowed("must name at least one label, e.g. instance,host")
+				}
+				return nil
+			}},
+		{env: "PROMWRITE_SELECT", flag: "promwrite-select", def: "", usage: "remote write: PromQL series selectors taken (name{label=\"v\",label=~\"re\"}, separated by spaces, commas or semicolons); empty: node_exporter's metrics and series labelled smartcloudops=\"true\"",
+			set: func(c *Config, v string) error { c.PromWrite.Select = v; return nil }},
+		{env: "PROMWRITE_ROOT_MOUNTPOINT", flag: "promwrite-root-mountpoint", def: "/", usage: "remote write: the mountpoint disk_usage is read from",
+			set: func(c *Config, v string) error {
+				if !strings.HasPrefix(v, "/") {
+					return errAllowed("must be an absolute mountpoint, e.g. /")
+				}
+				c.PromWrite.RootMountpoint = v
+				return nil
+			}},
+		{env: "PROMWRITE_MAX_SERIES_PER_TENANT", flag: "promwrite-max-series-per-tenant", def: "100000", usage: "remote write: series one tenant may send at a time (new ones past it are dropped and counted); 0 = off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.PromWrite.MaxSeriesPerTenant) }},
+		{env: "PROMWRITE_MAX_BODY_BYTES", flag: "promwrite-max-body-bytes", def: "8MiB", usage: "remote write: largest compressed body (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<32, &c.PromWrite.MaxBodyBytes) }},
+		{env: "PROMWRITE_MAX_DECODED_BYTES", flag: "promwrite-max-decoded-bytes", def: "32MiB", usage: "remote write: largest decompressed body, checked before decompressing (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<32, &c.PromWrite.MaxDecodedBytes) }},
+		{env: "PROMWRITE_MAX_SERIES_PER_REQUEST", flag: "promwrite-max-series-per-request", def: "100000", usage: "remote write: most series in one request (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.PromWrite.MaxSeriesPerRequest) }},
+		{env: "PROMWRITE_MAX_SAMPLES_PER_REQUEST", flag: "promwrite-max-samples-per-request", def: "500000", usage: "remote write: most samples in one request (413 past it); 0 = off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.PromWrite.MaxSamplesPerRequest) }},
+		{env: "PROMWRITE_MAX_FUTURE", flag: "promwrite-max-future", def: "10m", usage: "remote write: samples stamped further ahead of the server's clock are dropped and counted; 0 = off",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, 24*time.Hour, &c.PromWrite.MaxFuture) }},
+		{env: "PROMWRITE_MAX_AGE", flag: "promwrite-max-age", def: "24h", usage: "remote write: samples older than this are dropped and counted; 0 = off",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, 365*24*time.Hour, &c.PromWrite.MaxAge) }},
 		{env: "ANOMALY_MAX_SCORE_SERIES", flag: "anomaly-max-score-series", def: "1000", usage: "most series smartcloudops_anomaly_score exports (one per series in an open incident); more are counted and left out",
 			set: func(c *Config, v string) error { return parseInt(v, 1, 1000000, &c.Anomaly.MaxScoreSeries) }},
+		{env: "OTLP_HOST_ATTRIBUTES", flag: "otlp-host-attributes", def: "host.name,service.instance.id",
+			usage: "comma-separated OTLP resource attributes that name a host, the first one present winning",
+			set: func(c *Config, v string) error {
+				c.OTLP.HostAttributes = nil
+				for _, f := range strings.Split(v, ",") {
+					if f = strings.TrimSpace(f); f != "" {
+						if len(f) > 256 || strings.ContainsAny(f, " \t\n") {
+							return errAllowed("must be comma-separated attribute keys without spaces, e.g. host.name,service.instance.id")
+						}
+						c.OTLP.HostAttributes = append(c.OTLP.HostAttributes, f)
+					}
+				}
+				if len(c.OTLP.HostAttributes) == 0 {
+					return errAllowed("must name at least one attribute, e.g. host.name")
+				}
+				return nil
+			}},
+		{env: "OTLP_MAX_DECODED_BYTES", flag: "otlp-max-decoded-bytes", def: "8MiB", usage: "largest OTLP request body after decompression; 0 turns the limit off",
+			set: func(c *Config, v string) error { return parseSize(v, 0, 1<<30, &c.OTLP.MaxDecodedBytes) }},
+		{env: "OTLP_MAX_DATA_POINTS", flag: "otlp-max-data-points", def: "100000", usage: "most data points one OTLP request may carry; 0 turns the limit off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.OTLP.MaxDataPoints) }},
+		{env: "OTLP_MAX_SERIES_PER_TENANT", flag: "otlp-max-series-per-tenant", def: "100000", usage: "OTLP series one tenant may have at a time (more are rejected and counted); 0 turns the cap off",
+			set: func(c *Config, v string) error { return parseInt(v, 0, 100000000, &c.OTLP.MaxSeriesPerTenant) }},
+		{env: "OTLP_ALIGN_WINDOW", flag: "otlp-align-window", def: "2s", usage: "an OTLP request's points of one host within this of each other become one row at the earliest time; 0 keeps each point's time",
+			set: func(c *Config, v string) error { return parseDuration(v, 0, time.Minute, &c.OTLP.AlignWindow) }},
 		{env: "SMARTCLOUDOPS_ADMIN_TOKEN", flag: "admin-token", def: "", secret: true,
 			usage: "static bearer token with the admin role (at least 16 characters)",
 			set: func(c *Config, v string) error {
@@ -309,4 +394,15 @@ func settings() []setting {
 				return nil
 			}},
 	}
+}
+
+// validLabelName is Prometheus's classic label name rule.
+func validLabelName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return n != ""
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,6 +26,9 @@ type reqInfo struct {
 	route string
 	err   error
 	who   *Principal
+	// body is the request body before the server-wide size limit, for a
+	// route with a limit of its own (remote write).
+	body io.ReadCloser
 }
 
 type infoKey struct{}
@@ -144,6 +148,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			r, span = tr.start(r, info.id)
 		}
 		if r.Body != nil {
+			info.body = r.Body
 			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		}
 		sw := &logs.ResponseRecorder{ResponseWriter: w}

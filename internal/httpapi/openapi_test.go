@@ -24,15 +24,21 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/klauspost/compress/snappy"
 	"github.com/pb33f/libopenapi"
 	"github.com/pb33f/libopenapi/datamodel"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
 	"github.com/smartcloudops/smartcloudops/internal/health"
+	"github.com/smartcloudops/smartcloudops/internal/ingest"
+	"github.com/smartcloudops/smartcloudops/internal/ingest/promwrite"
 	"github.com/smartcloudops/smartcloudops/internal/logs"
 	"github.com/smartcloudops/smartcloudops/internal/redistest"
 	"github.com/smartcloudops/smartcloudops/internal/store"
@@ -307,9 +313,12 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 				rp, r := sp.deref(ptr + "/responses/" + code)
 				content, _ := r["content"].(map[string]any)
 				// The exceptions are by design: probes and reports that carry
-				// their body on 503, and ServeContent's 412/416.
+				// their body on 503, ServeContent's 412/416, and the OTLP
+				// endpoint, whose failures are the google.rpc.Status that
+				// OTLP/HTTP specifies.
 				_, problem := content["application/problem+json"]
-				if !problem && !(code == "503" && content["application/json"] != nil) && code != "412" && code != "416" {
+				otlpStatus := path == "/v1/metrics" && content["application/x-protobuf"] != nil
+				if !problem && !otlpStatus && !(code == "503" && content["application/json"] != nil) && code != "412" && code != "416" {
 					t.Errorf("%s %s (%s): errors must be application/problem+json", o, code, rp)
 				}
 			}
@@ -683,6 +692,14 @@ func newOAServer(t *testing.T, sp *oaSpec, o oaOptions) *oaServer {
 		t.Cleanup(func() { _ = x.svc.Close(context.Background()) })
 		d.Anomaly = x.svc
 		d.Components["anomaly"] = x.svc
+		d.RemoteWrite, err = promwrite.New(promwrite.Options{Sink: x.svc, Tracker: ingest.NewTracker(ingest.TrackerOptions{}), Registerer: reg,
+			MaxBodyBytes: 16 << 10, MaxDecodedBytes: 1 << 20, Now: func() time.Time { return oaNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.Anomaly != nil {
+		d.OTLP = oaOTLPReceiver(t, d.Anomaly, reg)
 	}
 	if !o.noTunables {
 		d.Tunables = oaTunables(d.Logger, level, x)
@@ -807,6 +824,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{"POST", "/performance/database/optimize", "", ""},
 			{"POST", "/performance/anomaly/detect", "application/json", oaSample("web-1", 50)},
 			{"POST", "/api/v1/metrics", "application/json", oaSample("web-1", 50)},
+			{"POST", "/v1/metrics", "application/json", oaOTLPJSON("web-1")},
 			{"GET", "/performance/anomaly/stats", "", ""},
 			{"GET", "/performance/anomaly/models", "", ""},
 			{"POST", "/performance/anomaly/models", "", ""},
@@ -832,6 +850,9 @@ func TestOpenAPIResponses(t *testing.T) {
 				t.Errorf("%v: no Retry-After", err)
 			}
 			x.want(t, http.StatusServiceUnavailable, "POST", "/api/v1/metrics", admin, "application/json", oaSample("web-1", 50))
+			if w := x.want(t, http.StatusServiceUnavailable, "POST", "/v1/metrics", admin, "application/json", oaOTLPJSON("web-1")); w.Header().Get("Retry-After") == "" {
+				t.Errorf("%v: OTLP without Retry-After", err)
+			}
 			x.want(t, http.StatusServiceUnavailable, "POST", "/performance/anomaly/models", admin, "", "")
 			x.want(t, http.StatusServiceUnavailable, "POST", "/performance/anomaly/models/v1/activate", admin, "", "")
 			x.want(t, http.StatusServiceUnavailable, "GET", "/performance/anomaly/models", "", "", "")
@@ -900,6 +921,44 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 }
 
+// oaRemoteWrite drives POST /api/v1/write: a remote write 1.0 and a 2.0
+// request taken, and each refusal.
+func oaRemoteWrite(t *testing.T, x *oaServer, user string) {
+	t.Helper()
+	ts := oaNow.Add(-time.Minute).UnixMilli()
+	v1, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "node_load1"}, {Name: "instance", Value: "rw-1:9100"}},
+		Samples: []prompb.Sample{{Value: 0.5, Timestamp: ts}},
+	}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(snappy.Encode(nil, v1))
+	enc := []string{"Content-Encoding", "snappy"}
+	x.want(t, http.StatusNoContent, "POST", "/api/v1/write", user, "application/x-protobuf", body, enc...)
+	syms := writev2.NewSymbolTable()
+	refs := syms.SymbolizeLabels(labels.FromStrings("__name__", "node_load1", "instance", "rw-2:9100"), nil)
+	v2, err := (&writev2.Request{Symbols: syms.Symbols(), Timeseries: []writev2.TimeSeries{{LabelsRefs: refs, Samples: []writev2.Sample{{Value: 1, Timestamp: ts}}}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := x.want(t, http.StatusNoContent, "POST", "/api/v1/write", user, "application/x-protobuf;proto=io.prometheus.write.v2.Request", string(snappy.Encode(nil, v2)), enc...)
+	if got := w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"); got != "1" {
+		t.Errorf("remote write 2.0: samples written header %q", got)
+	}
+	// A tenant's token stores the host under the tenant, whatever the labels say.
+	acme := oaJWT(t, "user", "acme")
+	x.want(t, http.StatusNoContent, "POST", "/api/v1/write", acme, "application/x-protobuf", body, enc...)
+	w = x.want(t, http.StatusOK, "GET", "/api/v1/hosts/acme%2Frw-1/metrics", acme, "", "")
+	if !strings.Contains(w.Body.String(), `"load_average": 0.5`) && !strings.Contains(w.Body.String(), `"load_average":0.5`) {
+		t.Errorf("the tenant's remote-written host: %s", w.Body)
+	}
+	x.want(t, http.StatusUnauthorized, "POST", "/api/v1/write", "", "application/x-protobuf", body, enc...)
+	x.want(t, http.StatusBadRequest, "POST", "/api/v1/write", user, "application/x-protobuf", "not snappy", enc...)
+	x.want(t, http.StatusRequestEntityTooLarge, "POST", "/api/v1/write", user, "application/x-protobuf", strings.Repeat("x", 20<<10), enc...)
+	x.want(t, http.StatusUnsupportedMediaType, "POST", "/api/v1/write", user, "application/x-protobuf", body, "Content-Encoding", "gzip")
+}
+
 func oaSample(host string, cpu float64) string {
 	return fmt.Sprintf(`{"host":%q,"timestamp":"2026-11-28T11:59:00Z","metrics":{"cpu_usage":%g,"memory_usage":40}}`, host, cpu)
 }
@@ -908,6 +967,7 @@ func oaSample(host string, cpu float64) string {
 // requests and with bad ones.
 func oaEverything(t *testing.T, x *oaServer) {
 	admin := "Bearer " + oaAdmin
+	oaOTLP(t, x)
 	teamA := oaJWT(t, "user", "team-a")
 	teamB := oaJWT(t, "user", "team-b")
 	user := oaJWT(t, "user", "")
@@ -996,6 +1056,8 @@ func oaEverything(t *testing.T, x *oaServer) {
 	x.want(t, http.StatusBadRequest, "POST", "/api/v1/metrics", user, "application/json", `{"host":"a b","metrics":{"cpu":1}}`)
 	x.want(t, http.StatusUnsupportedMediaType, "POST", "/api/v1/metrics", user, "text/csv", "host,cpu\n")
 	x.want(t, http.StatusRequestEntityTooLarge, "POST", "/api/v1/metrics", user, "application/json", `{"host":"`+strings.Repeat("a", 70<<10)+`"}`)
+
+	oaRemoteWrite(t, x, user)
 
 	x.want(t, http.StatusOK, "GET", "/performance/anomaly/models", "", "", "")
 	x.want(t, http.StatusBadRequest, "POST", "/performance/anomaly/models", admin, "", "") // no history yet

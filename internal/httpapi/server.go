@@ -66,10 +66,18 @@ type Deps struct {
 	// Anomaly scores, ingests and manages models; optional.
 	Anomaly AnomalyService
 
+	// RemoteWrite takes Prometheus remote-write requests on
+	// POST /api/v1/write; when nil, the route answers 503.
+	RemoteWrite RemoteWriter
+
 	// Series reads hosts, metric series and stored anomalies for /api/v1/hosts,
 	// /api/v1/hosts/{host}/metrics and /api/v1/anomalies (and the dashboard);
 	// when nil, they answer 503.
 	Series SeriesReader
+
+	// OTLP receives OTLP/HTTP metric exports on POST /v1/metrics; when nil,
+	// the route answers 503.
+	OTLP OTLPReceiver
 
 	// TracerProvider records a server span per request, named by its route
 	// pattern; nil (tracing off) records nothing and costs nothing.
@@ -138,6 +146,8 @@ func (s *Server) routes() {
 	s.handle("GET /performance/metrics", Read, s.promMetrics())
 	s.handle("GET /performance/openapi.json", Public, s.openAPI)
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
+	s.handle("POST /api/v1/write", UserRole, s.remoteWrite)
+	s.handle("POST /v1/metrics", UserRole, s.otlpMetrics)
 	s.handle("POST /performance/anomaly/detect", TenantRead, s.anomalyDetect)
 	s.handle("GET /performance/anomaly/stats", Read, s.anomalyStats)
 	s.handle("GET /performance/anomaly/models", Read, s.anomalyModels)

@@ -96,6 +96,7 @@ type seriesID struct {
 type seriesState struct {
 	t      int64 // newest sample's time, Unix ns
 	v      float64
+	start  int64   // the counter's start time, Unix ns, when its sender says (ObserveSince)
 	out    float64 // what was kept for it, when kept
 	kept   bool
 	seenNS int64 // wall clock of the last sample
@@ -127,6 +128,24 @@ func NewTracker(o TrackerOptions) *Tracker {
 // value to keep and why; the value means something only for Kept and for a
 // Repeat of a kept sample (the bool is then true).
 func (t *Tracker) Observe(tenant string, id uint64, kind Kind, ts time.Time, v float64) (float64, Outcome, bool) {
+	return t.observe(tenant, id, kind, ts, v, 0)
+}
+
+// ObserveSince is Observe for a Counter whose sender says since when it has
+// counted (OTLP's start_time_unix_nano): a start other than the one the
+// series had is a reset even when the new value is not below the old one
+// (a process restarted and counted past its predecessor's total before its
+// first export), so the rate is what was counted since the restart. A zero
+// start says nothing and leaves the value-based reset rule alone.
+func (t *Tracker) ObserveSince(tenant string, id uint64, start, ts time.Time, v float64) (float64, Outcome, bool) {
+	var ns int64
+	if !start.IsZero() {
+		ns = start.UnixNano()
+	}
+	return t.observe(tenant, id, Counter, ts, v, ns)
+}
+
+func (t *Tracker) observe(tenant string, id uint64, kind Kind, ts time.Time, v float64, start int64) (float64, Outcome, bool) {
 	now := t.opt.Now().UnixNano()
 	key := seriesID{tenant, id}
 	sh := &t.shards[id%trackerShards]
@@ -139,7 +158,7 @@ func (t *Tracker) Observe(tenant string, id uint64, kind Kind, ts time.Time, v f
 		if !t.admit(tenant) {
 			return 0, OverLimit, false
 		}
-		st = &seriesState{t: tn, v: v, seenNS: now}
+		st = &seriesState{t: tn, v: v, start: start, seenNS: now}
 		sh.m[key] = st
 		if kind == Counter {
 			return 0, First, false
@@ -155,14 +174,18 @@ func (t *Tracker) Observe(tenant string, id uint64, kind Kind, ts time.Time, v f
 		return 0, OutOfOrder, false
 	}
 	prevT, prevV := st.t, st.v
+	restarted := start != 0 && st.start != 0 && start != st.start
 	st.t, st.v = tn, v
+	if start != 0 {
+		st.start = start
+	}
 	if kind == Gauge {
 		st.out, st.kept = v, true
 		return v, Kept, true
 	}
 	dt := float64(tn-prevT) / 1e9
 	inc := v - prevV
-	if v < prevV {
+	if v < prevV || restarted {
 		// A reset: the counter restarted from zero somewhere in between,
 		// and v is what it counted since, as PromQL's rate() reads it.
 		inc = v

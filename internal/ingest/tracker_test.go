@@ -149,3 +149,36 @@ func BenchmarkTrackerObserve(b *testing.B) {
 		tr.Observe("acme", uint64(i%series), Counter, t0.Add(time.Duration(i/series)*15*time.Second), float64(i))
 	}
 }
+
+func TestTrackerObserveSinceStartTimeReset(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tr := NewTracker(TrackerOptions{})
+	steps := []struct {
+		start, sec int
+		v, want    float64
+		outcome    Outcome
+	}{
+		{-100, 0, 100, 0, First},
+		{-100, 10, 150, 5, Kept},
+		// Restarted at 12 s and counted 400 by 20 s: more than before, but
+		// a reset all the same, so the rate is 400 over the 10 s.
+		{12, 20, 400, 40, Kept},
+		{12, 30, 500, 10, Kept},
+		// The retry of that sample rebuilds its rate.
+		{12, 30, 500, 10, Repeat},
+	}
+	for i, s := range steps {
+		got, outcome, _ := tr.ObserveSince("acme", 1, at(s.start), at(s.sec), s.v)
+		if outcome != s.outcome || (outcome != First && got != s.want) {
+			t.Fatalf("step %d: got (%v, %v), want (%v, %v)", i, got, outcome, s.want, s.outcome)
+		}
+	}
+	// A zero start leaves the value-based rule in charge.
+	if _, o, _ := tr.ObserveSince("acme", 2, time.Time{}, at(0), 10); o != First {
+		t.Fatalf("zero start: %v", o)
+	}
+	if got, _, _ := tr.ObserveSince("acme", 2, time.Time{}, at(10), 30); got != 2 {
+		t.Fatalf("zero start rate %v, want 2", got)
+	}
+}

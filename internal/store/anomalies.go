@@ -309,13 +309,25 @@ func scanModel(r rowScanner, withArtifact bool) (domain.Model, error) {
 
 // MetricHistory returns stored samples in (host, time) order: the most recent
 // q.Limit samples of the window, each host's samples oldest first, so a
-// caller can replay every host's series causally.
+// caller can replay every host's series causally. Where retention has
+// deleted the raw rows (before RawFrom), the window is read from the
+// rollups, one sample per host and minute whose metrics are the minute's
+// means; so training reaches back as far as the rollups are kept, while the
+// recent part it is validated on stays at the resolution it scores.
 func (s *Store) MetricHistory(ctx context.Context, q domain.HistoryQuery) ([]domain.MetricSample, error) {
 	if q.Limit <= 0 {
 		q.Limit = 10000
 	}
+	split, err := s.RawFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: metric history: %w", err)
+	}
+	from := q.From
+	if !split.IsZero() && (from.IsZero() || from.Before(split)) {
+		from = split
+	}
 	where, args := HostFilter{Host: q.Host}.where("host", nil, nil)
-	where, args = timeWindow("ts", q.From, q.To, where, args)
+	where, args = timeWindow("ts", from, q.To, where, args)
 	inner := "SELECT " + metricColumns + " FROM system_metrics"
 	if len(where) > 0 {
 		inner += " WHERE " + strings.Join(where, " AND ")
@@ -356,5 +368,22 @@ func (s *Store) MetricHistory(ctx context.Context, q domain.HistoryQuery) ([]dom
 	if err := rows.Err(); err != nil {
 		return nil, markUnavailable(fmt.Errorf("store: metric history: %w", err))
 	}
+	rows.Close()
+	if len(out) >= q.Limit || split.IsZero() || !from.Equal(split) {
+		return out, nil
+	}
+	upper := split
+	if !q.To.IsZero() && q.To.Before(upper) {
+		upper = q.To
+	}
+	older, err := s.historyFromRollups(ctx, q.Host, q.From, upper, q.Limit-len(out))
+	if err != nil {
+		return nil, markUnavailable(err)
+	}
+	if len(older) == 0 {
+		return out, nil
+	}
+	out = append(older, out...)
+	sortHistory(out)
 	return out, nil
 }

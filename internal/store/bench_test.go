@@ -217,3 +217,36 @@ func makeAnomalies(n, hosts int) []domain.Anomaly {
 	}
 	return out
 }
+
+// BenchmarkInsertMetricsMerge measures the merge path remote write takes:
+// each 10k-row batch is the second part of rows already stored (their cpu
+// stored, their memory and extra keys now), on PostgreSQL the staged
+// INSERT … ON CONFLICT DO UPDATE; rows/s is the figure to read, against
+// BenchmarkInsertMetrics' bulk path for fresh rows.
+func BenchmarkInsertMetricsMerge(b *testing.B) {
+	const batch = 10_000
+	eachDB(b, func(b *testing.B, url string) {
+		s := openWith(b, url, nil).s
+		ctx := context.Background()
+		samples := makeSamples(batch*(b.N+1), 100)
+		first := make([]domain.MetricSample, len(samples))
+		second := make([]domain.MetricSample, len(samples))
+		for i, m := range samples {
+			first[i] = domain.MetricSample{Host: m.Host, Timestamp: m.Timestamp, CPUUsage: m.CPUUsage}
+			second[i] = domain.MetricSample{Host: m.Host, Timestamp: m.Timestamp, MemoryUsage: m.MemoryUsage, ErrorRate: m.ErrorRate, Extra: m.Extra}
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			b.StopTimer()
+			if _, err := s.InsertMetrics(ctx, first[i*batch:(i+1)*batch]); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			n, err := s.InsertMetrics(ctx, second[i*batch:(i+1)*batch])
+			if err != nil || n != batch {
+				b.Fatalf("merge: %d, %v; want %d", n, err, batch)
+			}
+		}
+		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}

@@ -23,12 +23,19 @@ const metricColumns = "host, ts, cpu_usage, memory_usage, disk_usage, network_in
 // longer statement no longer pays for itself.
 const sqliteBatchRows = 256
 
-// InsertMetrics stores samples and returns how many rows were new. A sample
-// whose (host, timestamp) is already stored is skipped, not an error: agents
-// re-send after timeouts, and the first copy of a sample wins. It is the bulk
-// path: on PostgreSQL the rows are streamed with binary COPY, straight into
-// the table when the batch cannot conflict (see copyMetrics); on SQLite one
-// prepared multi-row INSERT is reused for every batch, all in one transaction.
+// InsertMetrics stores samples and returns how many of them stored
+// something: a new row, or a metric a stored row of the same (host,
+// timestamp) did not have yet. A sample whose (host, timestamp) is already
+// stored is merged into that row, not an error: the row keeps every value
+// it has (the first copy of a metric wins) and gains the sample's metrics
+// it lacks — the columns still NULL and the extra keys it does not hold.
+// So an agent's re-send after a timeout adds nothing (a duplicate), while
+// the parts of one scrape that Prometheus's remote write sends in separate
+// requests make one row. Samples of one batch are applied in order, as one
+// by one. It is the bulk path: on PostgreSQL the rows are streamed with
+// binary COPY, straight into the table when the batch cannot conflict (see
+// copyMetrics); on SQLite one prepared multi-row upsert is reused for every
+// batch, all in one transaction.
 func (s *Store) InsertMetrics(ctx context.Context, samples []domain.MetricSample) (int64, error) {
 	if len(samples) == 0 {
 		return 0, nil
@@ -54,7 +61,40 @@ func (s *Store) InsertMetrics(ctx context.Context, samples []domain.MetricSample
 }
 
 // insertMetricsFingerprint is the statement the bulk insert is recorded under.
-const insertMetricsFingerprint = "INSERT INTO system_metrics (" + metricColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (host, ts) DO NOTHING"
+const insertMetricsFingerprint = "INSERT INTO system_metrics (" + metricColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (host, ts) DO UPDATE SET …"
+
+// mergeColumns are the nullable metric columns a merge fills.
+var mergeColumns = []string{"cpu_usage", "memory_usage", "disk_usage", "network_in", "network_out",
+	"load_average", "response_time_ms", "error_rate", "request_rate"}
+
+// mergeClause is the ON CONFLICT action that merges a sample into the stored
+// row of its key: each column keeps its stored value and takes the new one
+// only where it is NULL, extra keeps its keys and gains the new ones
+// (mergedExtra), and the row is updated, and counted, only when that
+// changes something, so a plain re-send stays a no-op. table names the
+// stored row (SQLite has no alias in the upsert target; PostgreSQL's is m).
+func mergeClause(table, mergedExtra, extraGrew string) string {
+	var b strings.Builder
+	b.WriteString(" ON CONFLICT (host, ts) DO UPDATE SET ")
+	for _, c := range mergeColumns {
+		fmt.Fprintf(&b, "%s = COALESCE(%s.%s, excluded.%s), ", c, table, c, c)
+	}
+	b.WriteString("extra = " + mergedExtra + " WHERE ")
+	for _, c := range mergeColumns {
+		fmt.Fprintf(&b, "(%s.%s IS NULL AND excluded.%s IS NOT NULL) OR ", table, c, c)
+	}
+	b.WriteString(extraGrew)
+	return b.String()
+}
+
+// sqliteMerge: json_patch(a, b) is a with b's keys laid over, so the stored
+// keys win; the extra grew when the merged object has more keys.
+var sqliteMerge = mergeClause("system_metrics", "json_patch(excluded.extra, system_metrics.extra)",
+	"(SELECT count(*) FROM json_each(json_patch(excluded.extra, system_metrics.extra))) > (SELECT count(*) FROM json_each(system_metrics.extra))")
+
+// pgMerge: jsonb || keeps the right operand's keys, so the stored ones
+// win; jsonb equality ignores key order.
+var pgMerge = mergeClause("m", "excluded.extra || m.extra", "(excluded.extra || m.extra) <> m.extra")
 
 func extraJSON(m *domain.MetricSample) ([]byte, error) {
 	if len(m.Extra) == 0 {
@@ -91,7 +131,7 @@ func insertMetricsSQLite(ctx context.Context, write *sql.DB, samples []domain.Me
 			}
 			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
 		}
-		b.WriteString(" ON CONFLICT (host, ts) DO NOTHING")
+		b.WriteString(sqliteMerge)
 		st, err := tx.PrepareContext(ctx, b.String())
 		if err != nil {
 			return nil, fmt.Errorf("store: insert metrics: prepare: %w", err)
@@ -142,19 +182,19 @@ var metricColumnList = []string{"host", "ts", "cpu_usage", "memory_usage", "disk
 // statement, no transaction, no staging table. Whether a batch can conflict
 // is asked first with one query that probes the (host, ts) index once per
 // host for the batch's time range on that host; if anything is stored in a
-// range (a re-send, a backfill), or another writer takes a key between the
-// check and the COPY (a unique violation undoes the whole COPY), the batch
-// goes the staged way, whose INSERT … ON CONFLICT DO NOTHING skips stored
-// keys. Duplicates inside the batch are dropped here, the first copy kept,
-// so both ways keep the same rows as inserting one by one in order would.
+// range (a re-send, a backfill, the next part of a remote-write scrape), or
+// the batch repeats a key, or another writer takes a key between the check
+// and the COPY (a unique violation undoes the whole COPY), the batch goes
+// the staged way, whose INSERT … ON CONFLICT DO UPDATE merges into stored
+// rows, so both ways keep the same rows as merging one by one in order would.
 func copyMetrics(ctx context.Context, pg *pgxpool.Pool, samples []domain.MetricSample) (int64, error) {
-	keep, ranges := distinctSamples(samples)
+	ord, rounds, ranges := occurrences(samples)
 	clash, err := metricsStored(ctx, pg, ranges)
 	if err != nil {
 		return 0, err
 	}
-	if !clash {
-		src := &metricSource{samples: samples, keep: keep}
+	if !clash && rounds == 1 {
+		src := &metricSource{samples: samples}
 		n, err := pg.CopyFrom(ctx, pgx.Identifier{"system_metrics"}, metricColumnList, src)
 		switch {
 		case err == nil:
@@ -165,7 +205,7 @@ func copyMetrics(ctx context.Context, pg *pgxpool.Pool, samples []domain.MetricS
 			return 0, fmt.Errorf("store: insert metrics: copy: %w", err)
 		}
 	}
-	return copyMetricsStaged(ctx, pg, &metricSource{samples: samples, keep: keep})
+	return copyMetricsStaged(ctx, pg, &metricSource{samples: samples, ord: ord}, rounds)
 }
 
 // pgKey is a sample's identity as PostgreSQL's unique index sees it:
@@ -178,35 +218,36 @@ type pgKey struct {
 // hostRange is the span of one host's timestamps in a batch, in microseconds.
 type hostRange struct{ lo, hi int64 }
 
-// distinctSamples returns the indexes of the first sample of each (host, ts)
-// in order (nil when every sample is distinct) and each host's time range.
-func distinctSamples(samples []domain.MetricSample) ([]int, map[string]hostRange) {
-	seen := make(map[pgKey]struct{}, len(samples))
+// occurrences numbers each sample's (host, ts) occurrence in the batch (1
+// for the first; nil when every key occurs once), returns the most
+// occurrences of one key, and each host's time range.
+func occurrences(samples []domain.MetricSample) ([]int32, int, map[string]hostRange) {
+	seen := make(map[pgKey]int32, len(samples))
 	ranges := map[string]hostRange{}
-	var keep []int
+	var ord []int32
+	rounds := 1
 	for i := range samples {
 		m := &samples[i]
 		k := pgKey{m.Host, m.Timestamp.UnixMicro()}
-		if _, dup := seen[k]; dup {
-			if keep == nil {
-				keep = make([]int, i, len(samples))
-				for j := range keep {
-					keep[j] = j
-				}
+		n := seen[k] + 1
+		seen[k] = n
+		if n > 1 && ord == nil {
+			ord = make([]int32, len(samples))
+			for j := range i {
+				ord[j] = 1
 			}
-			continue
 		}
-		seen[k] = struct{}{}
-		if keep != nil {
-			keep = append(keep, i)
+		if ord != nil {
+			ord[i] = n
 		}
+		rounds = max(rounds, int(n))
 		r, ok := ranges[m.Host]
 		if !ok {
 			r = hostRange{k.us, k.us}
 		}
 		ranges[m.Host] = hostRange{min(r.lo, k.us), max(r.hi, k.us)}
 	}
-	return keep, ranges
+	return ord, rounds, ranges
 }
 
 // metricsStoredSQL probes the (host, ts) index once per host; LATERAL … LIMIT
@@ -238,25 +279,19 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-// metricSource feeds COPY the kept samples. It reuses one row: pgx encodes a
-// row's values before asking for the next.
+// metricSource feeds COPY the samples, with their occurrence number when
+// staged. It reuses one row: pgx encodes a row's values before asking for
+// the next.
 type metricSource struct {
 	samples []domain.MetricSample
-	keep    []int // nil: every sample
+	ord     []int32 // staged only; nil: every key occurs once
 	i       int
-	row     [12]any
+	row     [13]any
 	err     error
 }
 
 func (ms *metricSource) Next() bool {
-	if ms.err != nil {
-		return false
-	}
-	n := len(ms.samples)
-	if ms.keep != nil {
-		n = len(ms.keep)
-	}
-	if ms.i >= n {
+	if ms.err != nil || ms.i >= len(ms.samples) {
 		return false
 	}
 	ms.i++
@@ -265,51 +300,69 @@ func (ms *metricSource) Next() bool {
 
 func (ms *metricSource) Values() ([]any, error) {
 	idx := ms.i - 1
-	if ms.keep != nil {
-		idx = ms.keep[idx]
-	}
 	m := &ms.samples[idx]
 	extra, err := extraJSON(m)
 	if err != nil {
 		ms.err = err
 		return nil, err
 	}
-	ms.row = [12]any{m.Host, m.Timestamp.UTC(), m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut,
-		m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate, extra}
-	return ms.row[:], nil
+	ms.row = [13]any{m.Host, m.Timestamp.UTC(), m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut,
+		m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate, extra, int32(1)}
+	if ms.ord != nil {
+		ms.row[12] = ms.ord[idx]
+	}
+	return ms.row[:12], nil
 }
 
 func (ms *metricSource) Err() error { return ms.err }
 
+// stagedSource is metricSource with the occurrence column the staging
+// table has.
+type stagedSource struct{ *metricSource }
+
+func (s stagedSource) Values() ([]any, error) {
+	if _, err := s.metricSource.Values(); err != nil {
+		return nil, err
+	}
+	return s.row[:], nil
+}
+
 // copyMetricsStaged streams the rows into a per-connection temporary table
-// and moves them with one INSERT … ON CONFLICT DO NOTHING. The table has no
+// and merges them with INSERT … ON CONFLICT DO UPDATE, one round per
+// occurrence of a key in the batch (one round unless the batch repeats a
+// key), since one statement may not update a row twice. The table has no
 // unique index, so COPY never stops at a stored key. It is created once per
-// connection and emptied at each commit, rather than created and dropped per
-// call, which cost catalog writes every time.
-func copyMetricsStaged(ctx context.Context, pg *pgxpool.Pool, src *metricSource) (int64, error) {
+// connection and emptied at each commit, rather than created and dropped
+// per call, which cost catalog writes every time.
+func copyMetricsStaged(ctx context.Context, pg *pgxpool.Pool, src *metricSource, rounds int) (int64, error) {
 	tx, err := pg.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert metrics: begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS sco_metrics_load (
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS sco_metrics_merge (
 		host text, ts timestamptz, cpu_usage float8, memory_usage float8, disk_usage float8, network_in float8,
-		network_out float8, load_average float8, response_time_ms float8, error_rate float8, request_rate float8, extra jsonb
+		network_out float8, load_average float8, response_time_ms float8, error_rate float8, request_rate float8, extra jsonb,
+		ord int4
 	) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, fmt.Errorf("store: insert metrics: staging table: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sco_metrics_load"}, metricColumnList, src); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sco_metrics_merge"}, append(metricColumnList[:len(metricColumnList):len(metricColumnList)], "ord"), stagedSource{src}); err != nil {
 		if src.err != nil {
 			return 0, src.err
 		}
 		return 0, fmt.Errorf("store: insert metrics: copy: %w", err)
 	}
-	tag, err := tx.Exec(ctx, "INSERT INTO system_metrics ("+metricColumns+") SELECT "+metricColumns+" FROM sco_metrics_load ON CONFLICT (host, ts) DO NOTHING")
-	if err != nil {
-		return 0, fmt.Errorf("store: insert metrics: move rows: %w", err)
+	var n int64
+	for round := 1; round <= rounds; round++ {
+		tag, err := tx.Exec(ctx, "INSERT INTO system_metrics AS m ("+metricColumns+") SELECT "+metricColumns+" FROM sco_metrics_merge WHERE ord = $1"+pgMerge, round)
+		if err != nil {
+			return 0, fmt.Errorf("store: insert metrics: merge rows: %w", err)
+		}
+		n += tag.RowsAffected()
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("store: insert metrics: commit: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }

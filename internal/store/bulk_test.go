@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -42,12 +45,15 @@ func TestInsertMetricsSkipsDuplicates(t *testing.T) {
 	})
 }
 
-// TestInsertMetricsKeepsFirstCopy compares bulk inserts with row-by-row ones
-// on batches that take each PostgreSQL path: fresh samples (straight COPY),
-// with copies of one sample inside the batch, including one that differs
-// only below a microsecond (PostgreSQL's resolution, so a duplicate there);
-// and a batch whose time range overlaps stored rows without repeating one
-// (staged COPY). The first copy must win, as it does row by row.
+// TestInsertMetricsKeepsFirstCopy compares bulk inserts with row-by-row
+// merges (mergeOne, written in Go) on batches that take each PostgreSQL
+// path: fresh samples (straight COPY); copies of one key inside the batch,
+// one of them adding an extra key, and one that differs only below a
+// microsecond (PostgreSQL's resolution, so the same key there); a batch
+// whose time range overlaps stored rows without repeating one, and one
+// that repeats stored keys with new metrics (staged, merged). The first
+// copy of a value must win, the missing ones must be filled, and the count
+// must be the samples that added something, as row by row.
 func TestInsertMetricsKeepsFirstCopy(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, url string) {
 		ctx := context.Background()
@@ -75,16 +81,24 @@ func TestInsertMetricsKeepsFirstCopy(t *testing.T) {
 			{ // fresh again, after a
 				{Host: "a", Timestamp: base.Add(time.Hour), CPUUsage: f(9)},
 			},
+			{ // the rest of stored scrapes: fill, extend, or add nothing
+				{Host: "a", Timestamp: base.Add(time.Hour), CPUUsage: f(10), MemoryUsage: f(11)},
+				{Host: "a", Timestamp: base, Extra: map[string]float64{"late": 2, "new": 3}},
+				{Host: "b", Timestamp: base, CPUUsage: f(12)},
+				{Host: "a", Timestamp: base.Add(time.Hour), ErrorRate: f(13), Extra: map[string]float64{"x": 1}},
+			},
 		}
 		for i, batch := range batches {
 			var want int64
 			if err := rowByRow.InTx(ctx, func(tx *store.Tx) error {
 				for _, m := range batch {
-					before := countRows(t, tx)
-					if err := insertOne(ctx, tx, m); err != nil {
+					added, err := mergeOne(ctx, tx, m)
+					if err != nil {
 						return err
 					}
-					want += countRows(t, tx) - before
+					if added {
+						want++
+					}
 				}
 				return nil
 			}); err != nil {
@@ -101,19 +115,91 @@ func TestInsertMetricsKeepsFirstCopy(t *testing.T) {
 	})
 }
 
-func countRows(t *testing.T, tx *store.Tx) int64 {
-	t.Helper()
-	var n int64
-	if err := tx.QueryRow(context.Background(), "SELECT count(*) FROM system_metrics").Scan(&n); err != nil {
-		t.Fatal(err)
+// mergeOne is the reference merge, row by row in Go: read the stored row of
+// the key, fill what it lacks, write it back; added says it changed.
+func mergeOne(ctx context.Context, tx *store.Tx, m domain.MetricSample) (bool, error) {
+	var (
+		cols  [9]*float64
+		extra string
+	)
+	err := tx.QueryRow(ctx, "SELECT cpu_usage, memory_usage, disk_usage, network_in, network_out, load_average, response_time_ms, error_rate, request_rate, extra FROM system_metrics WHERE host = ? AND ts = ?",
+		m.Host, m.Timestamp.UTC()).Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6], &cols[7], &cols[8], &extra)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, insertOne(ctx, tx, m)
 	}
-	return n
+	if err != nil {
+		return false, err
+	}
+	stored := map[string]float64{}
+	if err := json.Unmarshal([]byte(extra), &stored); err != nil {
+		return false, err
+	}
+	added := false
+	for i, v := range []*float64{m.CPUUsage, m.MemoryUsage, m.DiskUsage, m.NetworkIn, m.NetworkOut, m.LoadAverage, m.ResponseTimeMS, m.ErrorRate, m.RequestRate} {
+		if cols[i] == nil && v != nil {
+			cols[i], added = v, true
+		}
+	}
+	for k, v := range m.Extra {
+		if _, ok := stored[k]; !ok {
+			stored[k], added = v, true
+		}
+	}
+	if !added {
+		return false, nil
+	}
+	raw, _ := json.Marshal(stored)
+	_, err = tx.Exec(ctx, "UPDATE system_metrics SET cpu_usage = ?, memory_usage = ?, disk_usage = ?, network_in = ?, network_out = ?, load_average = ?, response_time_ms = ?, error_rate = ?, request_rate = ?, extra = ? WHERE host = ? AND ts = ?",
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], string(raw), m.Host, m.Timestamp.UTC())
+	return true, err
+}
+
+// TestInsertMetricsMergesSplitScrape stores one scrape of a host sent in
+// three parts, as Prometheus's remote write shards it, then a re-send of a
+// part: one row holds everything, each part counts as stored and the
+// re-send as a duplicate.
+func TestInsertMetricsMergesSplitScrape(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := openWith(t, url, nil).s
+		f := func(v float64) *float64 { return &v }
+		ts := time.Date(2026, 12, 8, 2, 0, 0, 0, time.UTC)
+		parts := []domain.MetricSample{
+			{Host: "acme/web-1", Timestamp: ts, LoadAverage: f(0.5), Extra: map[string]float64{"app_queue": 3}},
+			{Host: "acme/web-1", Timestamp: ts, CPUUsage: f(42), MemoryUsage: f(61)},
+			{Host: "acme/web-1", Timestamp: ts, NetworkIn: f(1000), Extra: map[string]float64{"app_queue": 99, "temp": 40}},
+		}
+		for i, p := range parts {
+			n, err := s.InsertMetrics(ctx, []domain.MetricSample{p})
+			if err != nil || n != 1 {
+				t.Fatalf("part %d: InsertMetrics = %d, %v; want 1", i, n, err)
+			}
+		}
+		n, err := s.InsertMetrics(ctx, parts[1:2])
+		if err != nil || n != 0 {
+			t.Fatalf("re-sent part: %d, %v; want 0", n, err)
+		}
+		var (
+			cpu, mem, load, netIn float64
+			extra                 string
+		)
+		if err := s.QueryRow(ctx, "SELECT cpu_usage, memory_usage, load_average, network_in, extra FROM system_metrics WHERE host = ?", "acme/web-1").
+			Scan(&cpu, &mem, &load, &netIn, &extra); err != nil {
+			t.Fatal(err)
+		}
+		var ex map[string]float64
+		_ = json.Unmarshal([]byte(extra), &ex)
+		if cpu != 42 || mem != 61 || load != 0.5 || netIn != 1000 || ex["app_queue"] != 3 || ex["temp"] != 40 || len(ex) != 2 {
+			t.Fatalf("merged row cpu %v mem %v load %v net %v extra %v", cpu, mem, load, netIn, ex)
+		}
+	})
 }
 
 // TestInsertMetricsConcurrentConflict has another transaction insert one of
 // the batch's keys after the bulk insert checked for stored rows: the
 // straight COPY then fails on the unique index, and the batch must still be
-// stored the staged way, with the other transaction's row kept.
+// stored the staged way, with the other transaction's values kept and the
+// batch's merged into the row where it had none.
 func TestInsertMetricsConcurrentConflict(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	s := openWith(t, url, nil).s
@@ -161,11 +247,17 @@ func TestInsertMetricsConcurrentConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-done
-	if r.err != nil || r.n != 999 {
-		t.Fatalf("InsertMetrics = %d, %v; want 999 new rows", r.n, r.err)
+	// The contested row had only cpu_usage: the sample fills its other
+	// columns, so it counts as stored too.
+	if r.err != nil || r.n != 1000 {
+		t.Fatalf("InsertMetrics = %d, %v; want 1000 samples stored", r.n, r.err)
 	}
 	var cpu float64
 	if err := s.QueryRow(ctx, "SELECT cpu_usage FROM system_metrics WHERE host = ? AND ts = ?", samples[500].Host, samples[500].Timestamp).Scan(&cpu); err != nil || cpu != 99 {
 		t.Fatalf("contested row cpu = %v, %v; want the other transaction's 99", cpu, err)
+	}
+	var mem float64
+	if err := s.QueryRow(ctx, "SELECT memory_usage FROM system_metrics WHERE host = ? AND ts = ?", samples[500].Host, samples[500].Timestamp).Scan(&mem); err != nil || mem != *samples[500].MemoryUsage {
+		t.Fatalf("contested row memory = %v, %v; want the batch's %v merged in", mem, err, *samples[500].MemoryUsage)
 	}
 }

@@ -145,18 +145,30 @@ type Series struct {
 	// Truncated says the window held more samples than the limit: the
 	// oldest ones were left out.
 	Truncated bool
+	// RolledUpBefore, when set, is where the raw samples start: the samples
+	// before it are 1-minute means from the rollups, stamped at the minute's
+	// start, because retention has deleted the raw rows there.
+	RolledUpBefore time.Time
 }
 
 // seriesColumns are the columns a series reads: the typed metrics, not extra.
 const seriesColumns = "ts, cpu_usage, memory_usage, disk_usage, network_in, network_out, load_average, response_time_ms, error_rate, request_rate"
 
 // MetricSeries returns the most recent samples of one host in a window,
-// oldest first, read through the (host, ts) index.
+// oldest first, read through the (host, ts) index. The part of the window
+// before the raw rows start (RawFrom) is read from the 1-minute rollups.
 func (s *Store) MetricSeries(ctx context.Context, q SeriesQuery) (Series, error) {
 	if q.Host == "" {
 		return Series{}, fmt.Errorf("store: metric series: %w: a host is required", ErrInvalid)
 	}
 	limit := boundLimit(q.Limit, DefaultSeriesLimit, MaxSeriesLimit)
+	split, err := s.RawFrom(ctx)
+	if err != nil {
+		return Series{}, fmt.Errorf("store: metric series of %s: %w", q.Host, err)
+	}
+	if !split.IsZero() && (q.From.IsZero() || q.From.Before(split)) {
+		return s.seriesAcross(ctx, q, split, limit)
+	}
 	conds, args := []string{"host = ?"}, []any{q.Host}
 	conds, args = timeWindow("ts", q.From, q.To, conds, args)
 	inner := "SELECT " + seriesColumns + " FROM system_metrics WHERE " + strings.Join(conds, " AND ") + " ORDER BY ts DESC LIMIT ?"

@@ -318,6 +318,10 @@ func pgTarget(c pgconn.Config) string {
 // Kind says which database this is.
 func (s *Store) Kind() dburl.Kind { return s.kind }
 
+// File is the SQLite database file ("" on PostgreSQL), for size reports;
+// its write-ahead log is File()+"-wal".
+func (s *Store) File() string { return s.path }
+
 // Writer is the handle for statements that change data.
 func (s *Store) Writer() *sql.DB { return s.write }
 

@@ -29,6 +29,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock of reports and index records. Default time.Now.
 	Now func() time.Time
+	// Retention configures the rollup and retention job; its zero Interval
+	// leaves the job off.
+	Retention RetentionOptions
 }
 
 // Admin administers one store's database: statistics report, index advice
@@ -43,6 +46,8 @@ type Admin struct {
 	autoIndex   bool
 
 	indexesCreated prometheus.Counter
+	retention      RetentionOptions
+	rm             *retentionMetrics
 
 	create  sync.Mutex // one index build at a time
 	mu      sync.Mutex
@@ -61,13 +66,17 @@ type Admin struct {
 }
 
 // New administers st's database and, with AutoIndex, starts the automatic
-// advisor; Close stops it, and must run before st is closed.
+// advisor, and with a Retention interval the rollup and retention job; Close
+// stops them, and must run before st is closed. st must be migrated.
 func New(st *store.Store, o Options) (*Admin, error) {
 	if o.AdvisorInterval == 0 {
 		o.AdvisorInterval = 10 * time.Minute
 	}
 	if o.AdvisorInterval < 0 {
 		return nil, fmt.Errorf("store: advisor interval %s: must not be negative", o.AdvisorInterval)
+	}
+	if err := o.Retention.validate(); err != nil {
+		return nil, err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -82,20 +91,26 @@ func New(st *store.Store, o Options) (*Admin, error) {
 			Name: "smartcloudops_db_indexes_created_total",
 			Help: "Indexes created by the index advisor.",
 		}),
+		retention: o.Retention, rm: newRetentionMetrics(),
 	}
 	if o.Registerer != nil {
-		if err := o.Registerer.Register(ad.indexesCreated); err != nil {
-			return nil, fmt.Errorf("store: register metrics: %w", err)
+		for _, c := range append([]prometheus.Collector{ad.indexesCreated}, ad.rm.collectors()...) {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("store: register metrics: %w", err)
+			}
 		}
 	}
 	ad.life, ad.stop = context.WithCancel(context.Background())
 	if o.AutoIndex {
 		ad.bg.Go(func() { ad.autoIndexLoop(ad.life, o.AdvisorInterval) })
 	}
+	if o.Retention.Interval > 0 {
+		ad.bg.Go(func() { ad.retentionLoop(ad.life, o.Retention.Interval) })
+	}
 	return ad, nil
 }
 
-// Close stops the automatic advisor, cancels the jobs started by Go, and
+// Close stops the automatic advisor and the rollup and retention job, cancels the jobs started by Go, and
 // waits for all of them, so that none outlives the Admin and the store can
 // be closed next. A job ends as soon as its statement observes the
 // cancellation, which both drivers pass to the database. It is safe to call

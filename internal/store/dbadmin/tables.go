@@ -22,6 +22,9 @@ type TableStat struct {
 	RowsExact  bool   `json:"rows_exact"`
 	TableBytes *int64 `json:"table_bytes,omitempty"`
 	IndexBytes *int64 `json:"index_bytes,omitempty"`
+	// TotalBytes is the table with its indexes (and TOAST on PostgreSQL:
+	// pg_total_relation_size).
+	TotalBytes *int64 `json:"total_bytes,omitempty"`
 	// PostgreSQL only.
 	DeadTuples     *int64     `json:"dead_tuples,omitempty"`
 	LastVacuum     *time.Time `json:"last_vacuum,omitempty"`
@@ -82,6 +85,8 @@ func (ad *Admin) sqliteTableStats(ctx context.Context) ([]TableStat, error) {
 				ib += sizes[ix.Name]
 			}
 			ts.IndexBytes = &ib
+			total := tb + ib
+			ts.TotalBytes = &total
 		}
 		out = append(out, ts)
 	}
@@ -90,7 +95,7 @@ func (ad *Admin) sqliteTableStats(ctx context.Context) ([]TableStat, error) {
 
 func (ad *Admin) pgTableStats(ctx context.Context) ([]TableStat, error) {
 	rows, err := ad.read.QueryContext(ctx, `SELECT s.relname, GREATEST(c.reltuples, 0)::bigint, s.n_dead_tup,
-		pg_table_size(c.oid), pg_indexes_size(c.oid), s.last_vacuum, s.last_autovacuum, GREATEST(s.last_analyze, s.last_autoanalyze)
+		pg_table_size(c.oid), pg_indexes_size(c.oid), pg_total_relation_size(c.oid), s.last_vacuum, s.last_autovacuum, GREATEST(s.last_analyze, s.last_autoanalyze)
 		FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 		WHERE s.schemaname = current_schema() ORDER BY s.relname`)
 	if err != nil {
@@ -101,13 +106,13 @@ func (ad *Admin) pgTableStats(ctx context.Context) ([]TableStat, error) {
 	for rows.Next() {
 		var (
 			ts                  TableStat
-			dead, tb, ib        int64
+			dead, tb, ib, total int64
 			lv, lav, lastAnalyz sql.NullTime
 		)
-		if err := rows.Scan(&ts.Name, &ts.Rows, &dead, &tb, &ib, &lv, &lav, &lastAnalyz); err != nil {
+		if err := rows.Scan(&ts.Name, &ts.Rows, &dead, &tb, &ib, &total, &lv, &lav, &lastAnalyz); err != nil {
 			return nil, fmt.Errorf("store: table stats: %w", err)
 		}
-		ts.DeadTuples, ts.TableBytes, ts.IndexBytes = &dead, &tb, &ib
+		ts.DeadTuples, ts.TableBytes, ts.IndexBytes, ts.TotalBytes = &dead, &tb, &ib, &total
 		ts.LastVacuum, ts.LastAutovacuum, ts.LastAnalyze = nullTimePtr(lv), nullTimePtr(lav), nullTimePtr(lastAnalyz)
 		out = append(out, ts)
 	}
@@ -258,6 +263,8 @@ type DatabaseStats struct {
 	Cache            querycache.Stats  `json:"query_cache"`
 	Tables           []TableStat       `json:"tables"`
 	StatisticsSource string            `json:"statistics_source"`
+	// Size is the database's room on disk.
+	Size DatabaseSize `json:"size"`
 }
 
 // StatsOptions choose the statement list of Stats.
@@ -292,5 +299,8 @@ func (ad *Admin) Stats(ctx context.Context, o StatsOptions) (DatabaseStats, erro
 		return ds, err
 	}
 	ds.Tables = tables
+	if ds.Size, err = ad.Size(ctx); err != nil {
+		return ds, err
+	}
 	return ds, nil
 }
