@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,7 +54,8 @@ func (a *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	resp.Body = &timedBody{ReadCloser: resp.Body, done: func() {
+	tb := &timedBody{ReadCloser: resp.Body}
+	tb.done = func() {
 		d := time.Since(t0)
 		if resp.StatusCode/100 == 2 {
 			a.mu.Lock()
@@ -62,8 +64,11 @@ func (a *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 			a.mu.Unlock()
 			return
 		}
-		a.record(strconv.Itoa(resp.StatusCode), "")
-	}}
+		// A retried attempt's answer is seen nowhere else: keep the first
+		// one's status and body for the report.
+		a.record(strconv.Itoa(resp.StatusCode), fmt.Sprintf("%s %s: %s", req.Method, resp.Status, bytes.TrimSpace(tb.head)))
+	}
+	resp.Body = tb
 	return resp, nil
 }
 
@@ -86,11 +91,21 @@ func (a *attempts) noteError(err error) {
 	}
 }
 
-// timedBody calls done once, when the body is closed.
+// timedBody calls done once, when the body is closed, and keeps the
+// first bytes read for an error's report.
 type timedBody struct {
 	io.ReadCloser
 	once sync.Once
 	done func()
+	head []byte
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if room := 300 - len(b.head); room > 0 {
+		b.head = append(b.head, p[:min(n, room)]...)
+	}
+	return n, err
 }
 
 func (b *timedBody) Close() error {

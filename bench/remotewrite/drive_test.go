@@ -125,7 +125,7 @@ func TestSenderCountsStatusesAndRetries(t *testing.T) {
 			if got < r.failed*tc.wantAttempts || got > (r.failed+1)*tc.wantAttempts {
 				t.Fatalf("%d attempts answered %d (%s) for %d failed writes; want %d each", got, tc.status, code, r.failed, tc.wantAttempts)
 			}
-			if !strings.Contains(r.firstErr, strconv.Itoa(tc.status)) {
+			if !strings.Contains(r.firstErr, strconv.Itoa(tc.status)) || !strings.Contains(r.firstErr, "no") {
 				t.Errorf("first error %q", r.firstErr)
 			}
 		})
