@@ -228,7 +228,11 @@ func deltas(before, after scrape, re *regexp.Regexp) []string {
 		if d == 0 {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s %+g", key, d))
+		sign := "+"
+		if d < 0 {
+			sign = ""
+		}
+		out = append(out, key+" "+sign+strconv.FormatFloat(d, 'f', -1, 64))
 	}
 	sort.Strings(out)
 	return out
