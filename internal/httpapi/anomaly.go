@@ -229,6 +229,8 @@ func anomalyError(err error) error {
 		return &Error{Code: CodeValidation, Detail: "invalid samples", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeUnavailable, Detail: "the request ended before scoring finished", Err: err}
+	case store.Contended(err):
+		return &Error{Code: CodeUnavailable, Detail: "the database aborted the write for a concurrent one; retry (samples already stored are not stored twice)", Err: err, RetryAfter: time.Second}
 	case store.Unavailable(err):
 		// Samples a request stored before the database went away are kept
 		// and skipped as duplicates when the client retries, so a retry is

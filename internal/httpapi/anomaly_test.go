@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
@@ -390,3 +391,16 @@ func (upChecker) Check(context.Context) health.Component {
 type emptyConfig struct{}
 
 func (emptyConfig) Redacted() []config.Entry { return nil }
+
+// A write PostgreSQL aborted for a concurrent one (deadlock, serialization)
+// stored nothing and passes when sent again: 503 with a short Retry-After,
+// which every metrics sender retries, never a 500.
+func TestContendedWriteIsRetryable(t *testing.T) {
+	for _, code := range []string{"40P01", "40001", "55P03"} {
+		err := anomalyError(fmt.Errorf("anomaly: ingest: %w", &pgconn.PgError{Code: code}))
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeUnavailable || e.RetryAfter != time.Second {
+			t.Fatalf("SQLSTATE %s: %#v, want 503 with Retry-After 1 s", code, err)
+		}
+	}
+}

@@ -205,8 +205,21 @@ func copyMetrics(ctx context.Context, pg *pgxpool.Pool, samples []domain.MetricS
 			return 0, fmt.Errorf("store: insert metrics: copy: %w", err)
 		}
 	}
-	return copyMetricsStaged(ctx, pg, &metricSource{samples: samples, ord: ord}, rounds)
+	// Concurrent merges of overlapping batches (one host's scrape split
+	// over shards) take the rows' locks in (host, ts) order, but a batch
+	// that repeats a key merges in rounds, and two such can still deadlock;
+	// PostgreSQL then aborts one, which is safe to run again.
+	for attempt := 1; ; attempt++ {
+		n, err := copyMetricsStaged(ctx, pg, &metricSource{samples: samples, ord: ord}, rounds)
+		if err == nil || attempt == mergeAttempts || !Contended(err) || ctx.Err() != nil {
+			return n, err
+		}
+	}
 }
+
+// mergeAttempts is how often a staged merge runs when PostgreSQL aborts it
+// for a concurrent one (Contended).
+const mergeAttempts = 3
 
 // pgKey is a sample's identity as PostgreSQL's unique index sees it:
 // timestamptz keeps microseconds, and pgx truncates to them.
@@ -355,7 +368,7 @@ func copyMetricsStaged(ctx context.Context, pg *pgxpool.Pool, src *metricSource,
 	}
 	var n int64
 	for round := 1; round <= rounds; round++ {
-		tag, err := tx.Exec(ctx, "INSERT INTO system_metrics AS m ("+metricColumns+") SELECT "+metricColumns+" FROM sco_metrics_merge WHERE ord = $1"+pgMerge, round)
+		tag, err := tx.Exec(ctx, "INSERT INTO system_metrics AS m ("+metricColumns+") SELECT "+metricColumns+" FROM sco_metrics_merge WHERE ord = $1 ORDER BY host, ts"+pgMerge, round)
 		if err != nil {
 			return 0, fmt.Errorf("store: insert metrics: merge rows: %w", err)
 		}

@@ -261,3 +261,63 @@ func TestInsertMetricsConcurrentConflict(t *testing.T) {
 		t.Fatalf("contested row memory = %v, %v; want the batch's %v merged in", mem, err, *samples[500].MemoryUsage)
 	}
 }
+
+// Remote write splits one scrape over shards, so concurrent batches merge
+// into the same rows, each in its own order. They must not deadlock: the
+// merge takes the rows in (host, ts) order, and PostgreSQL's abort of a
+// remaining conflict is run again.
+func TestConcurrentMergesDoNotDeadlock(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	s := openWith(t, url, nil).s
+	ctx := context.Background()
+	base := makeSamples(2000, 50)
+	for i := range base {
+		base[i].MemoryUsage, base[i].ErrorRate, base[i].Extra = nil, nil, nil
+	}
+	if _, err := s.InsertMetrics(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	f := func(v float64) *float64 { return &v }
+	const writers = 4
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			part := make([]domain.MetricSample, len(base))
+			for i := range part {
+				// Each writer walks the keys in another order: forwards,
+				// backwards, and two interleavings.
+				j := i
+				switch w {
+				case 1:
+					j = len(base) - 1 - i
+				case 2:
+					j = (i * 7) % len(base)
+				case 3:
+					j = (len(base) - 1 - i*11%len(base) + len(base)) % len(base)
+				}
+				part[i] = domain.MetricSample{Host: base[j].Host, Timestamp: base[j].Timestamp,
+					Extra: map[string]float64{"writer_" + string(rune('a'+w)): float64(w)}}
+				if w == 0 {
+					part[i].MemoryUsage = f(50)
+				}
+			}
+			var err error
+			for round := 0; round < 5 && err == nil; round++ {
+				_, err = s.InsertMetrics(ctx, part)
+			}
+			errs <- err
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent merge: %v", err)
+		}
+	}
+	var merged int
+	if err := s.QueryRow(ctx, "SELECT count(*) FROM system_metrics WHERE memory_usage = 50 AND extra->>'writer_a' IS NOT NULL AND extra->>'writer_b' IS NOT NULL AND extra->>'writer_c' IS NOT NULL AND extra->>'writer_d' IS NOT NULL").Scan(&merged); err != nil {
+		t.Fatal(err)
+	}
+	if merged != len(base) {
+		t.Fatalf("%d rows hold every writer's part, want %d", merged, len(base))
+	}
+}

@@ -343,6 +343,15 @@ func markUnavailable(err error) error {
 	return &unavailableError{err: err}
 }
 
+// Contended reports whether err is PostgreSQL aborting a transaction for
+// a concurrent one (deadlock_detected, serialization_failure,
+// lock_not_available): nothing of it was written, and the same request run
+// again may pass, so callers answer 503 with a short Retry-After.
+func Contended(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001" || pe.Code == "55P03")
+}
+
 // Unavailable reports whether err means the database could not be reached or
 // is shutting down, rather than that a statement was wrong: callers answer it
 // with 503 and retry later. It is true for every error wrapping
