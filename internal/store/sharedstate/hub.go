@@ -41,9 +41,13 @@ type Options struct {
 	Resync time.Duration
 	// Retry is how soon a topic whose sync failed is tried again. Default 1s.
 	Retry time.Duration
-	// MaxBackoff bounds the wait between attempts to listen again after the
-	// connection was lost; the wait starts at 100ms and doubles. Default 5s.
-	MaxBackoff time.Duration
+	// MinBackoff and MaxBackoff bound the wait between attempts to listen
+	// again after the connection was lost; the wait starts at MinBackoff and
+	// doubles. Defaults 100ms and 5s.
+	MinBackoff, MaxBackoff time.Duration
+	// Replica names this process in the listening session's
+	// application_name, so pg_stat_activity shows whose it is.
+	Replica string
 	// Ping is how long the listening connection may stay silent before it is
 	// checked with a round trip, so a connection dropped without a word is
 	// found. Default 30s.
@@ -60,6 +64,9 @@ func (o *Options) defaults() {
 	}
 	if o.Retry == 0 {
 		o.Retry = time.Second
+	}
+	if o.MinBackoff == 0 {
+		o.MinBackoff = 100 * time.Millisecond
 	}
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = 5 * time.Second
@@ -101,7 +108,7 @@ type Hub struct {
 // New makes a hub over st; Handle the topics, then Start it.
 func New(st *store.Store, o Options) (*Hub, error) {
 	o.defaults()
-	if o.Resync < 0 || o.Retry < 0 || o.MaxBackoff < 0 || o.Ping < 0 {
+	if o.Resync < 0 || o.Retry < 0 || o.MinBackoff < 0 || o.MaxBackoff < 0 || o.Ping < 0 {
 		return nil, errors.New("sharedstate: durations must not be negative")
 	}
 	m, err := newMetrics(o.Registerer)
@@ -267,7 +274,7 @@ func (h *Hub) resyncLoop(ctx context.Context) {
 // listenLoop keeps one connection listening, reconnecting with a doubling
 // backoff (reset once a connection has lasted a minute).
 func (h *Hub) listenLoop(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	backoff := h.o.MinBackoff
 	for ctx.Err() == nil {
 		began := time.Now()
 		err := h.listen(ctx)
@@ -277,7 +284,7 @@ func (h *Hub) listenLoop(ctx context.Context) {
 			return
 		}
 		if time.Since(began) > time.Minute {
-			backoff = 100 * time.Millisecond
+			backoff = h.o.MinBackoff
 		}
 		h.m.reconnects.Inc()
 		h.log.Warn("sharedstate: listening connection lost; reconnecting", slog.String("error", err.Error()),
@@ -314,6 +321,9 @@ func (h *Hub) listen(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
+	if _, err := conn.Exec(ctx, "SELECT set_config('application_name', $1, false)", ListenerName(h.o.Replica)); err != nil {
+		return fmt.Errorf("name the session: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -355,6 +365,15 @@ func (h *Hub) listen(ctx context.Context) error {
 		h.m.notifications.WithLabelValues(nt.Topic).Inc()
 		h.mark(nt.Topic)
 	}
+}
+
+// ListenerName is the application_name of replica's listening session.
+func ListenerName(replica string) string {
+	n := "smartcloudops-listen " + replica
+	if len(n) > 63 { // PostgreSQL truncates names to 63 bytes
+		n = n[:63]
+	}
+	return n
 }
 
 // ReplicaID is this process's name among the replicas: configured (the
