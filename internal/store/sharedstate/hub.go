@@ -37,7 +37,7 @@ const Channel = "smartcloudops_shared"
 type Options struct {
 	// Resync is how often every topic is re-read even without a
 	// notification, the safety net for one lost with the listening
-	// connection. Default 30s.
+	// connection. Default 30s; negative turns it off.
 	Resync time.Duration
 	// Retry is how soon a topic whose sync failed is tried again. Default 1s.
 	Retry time.Duration
@@ -108,7 +108,7 @@ type Hub struct {
 // New makes a hub over st; Handle the topics, then Start it.
 func New(st *store.Store, o Options) (*Hub, error) {
 	o.defaults()
-	if o.Resync < 0 || o.Retry < 0 || o.MinBackoff < 0 || o.MaxBackoff < 0 || o.Ping < 0 {
+	if o.Retry < 0 || o.MinBackoff < 0 || o.MaxBackoff < 0 || o.Ping < 0 {
 		return nil, errors.New("sharedstate: durations must not be negative")
 	}
 	m, err := newMetrics(o.Registerer)
