@@ -2,19 +2,13 @@ package sharedstate_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
 	"github.com/smartcloudops/smartcloudops/internal/domain"
@@ -23,49 +17,6 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/store/storetest"
 	"github.com/smartcloudops/smartcloudops/internal/tuning"
 )
-
-// freshDatabase creates a database of its own on the test server (NOTIFY
-// channels are per database, so a schema of the shared one would hear other
-// runs) and drops it when t ends.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		base = storetest.DefaultPostgresURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL is not reachable at TEST_DATABASE_URL (%s): %v", base, err)
-	}
-	defer conn.Close(ctx)
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	name := "h6_shared_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Logf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 // replica is one service stack: store, anomaly service, runtime settings
 // and the hub that keeps them in step with the others.
@@ -177,7 +128,7 @@ func detectVersion(t *testing.T, an *anomaly.Service) string {
 // made while it was down reaches B through the re-read that follows the
 // reconnection.
 func TestTwoReplicasOnPostgres(t *testing.T) {
-	db := freshDatabase(t)
+	db := storetest.PostgresDatabaseURL(t)
 	ctx := context.Background()
 	a := newReplica(t, db, "replica-a", sharedstate.Options{})
 	b := newReplica(t, db, "replica-b", sharedstate.Options{MinBackoff: 700 * time.Millisecond})
