@@ -65,19 +65,23 @@ type JobSpec struct {
 	// Describe turns Run's error into the text stored for every replica to
 	// show (safe for clients: no statements, no connection strings).
 	Describe func(error) string
-	// Done, when set, is called after the outcome is stored.
+	// Done, when set, is called with the outcome, before it is stored.
 	Done func(result any, err error)
 }
 
 // GoJob records a running job in admin_jobs, owned by this replica, runs it
 // as Go does, touching its heartbeat while it runs, and stores its outcome,
 // so that its status reads the same on every replica sharing the database.
-// It fails, running nothing, when the row cannot be written.
+// When the row cannot be written the job runs all the same (the database
+// may be what it repairs, and the replica that started it still answers
+// its status); the failure is counted and the outcome written if it can be.
+// It fails only as Go does.
 func (ad *Admin) GoJob(ctx context.Context, j JobSpec) error {
 	now := ad.now().UTC()
 	if _, err := ad.st.Exec(ctx, "INSERT INTO admin_jobs (id, kind, state, replica, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)",
 		j.ID, j.Kind, JobRunning, ad.replica, now, now); err != nil {
-		return fmt.Errorf("store: record job %s: %w", j.ID, err)
+		ad.jobRecordErrors.Inc()
+		ad.log.Warn("store: recording a job failed; running it unrecorded", "job", j.ID, "error", err.Error())
 	}
 	// Finished rows are kept a week for their status URLs, then dropped.
 	if _, err := ad.st.Exec(ctx, "DELETE FROM admin_jobs WHERE state <> ? AND started_at < ?", JobRunning, now.Add(-7*24*time.Hour)); err != nil {
@@ -93,10 +97,12 @@ func (ad *Admin) GoJob(ctx context.Context, j JobSpec) error {
 		res, err := j.Run(ctx)
 		stopHB()
 		<-hbDone
-		ad.finishJob(ctx, j, res, err)
+		// The caller answers first: its replica knows the outcome now, and
+		// an outage must not hold its answer for the retries below.
 		if j.Done != nil {
 			j.Done(res, err)
 		}
+		ad.finishJob(ctx, j, now, res, err)
 	})
 }
 
@@ -118,7 +124,7 @@ func (ad *Admin) heartbeatLoop(ctx context.Context, id string) {
 // finishJob stores the outcome, trying a few times: a job that ran to its
 // end must not read "owner gone" because one write failed. It runs even
 // when the job was cancelled by Close, so the row says what happened.
-func (ad *Admin) finishJob(ctx context.Context, j JobSpec, res any, runErr error) {
+func (ad *Admin) finishJob(ctx context.Context, j JobSpec, started time.Time, res any, runErr error) {
 	state, text := JobSucceeded, ""
 	if runErr != nil {
 		state = JobFailed
@@ -133,11 +139,13 @@ func (ad *Admin) finishJob(ctx context.Context, j JobSpec, res any, runErr error
 			result = string(b)
 		}
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for attempt := range 3 {
-		_, err := ad.st.Exec(wctx, "UPDATE admin_jobs SET state = ?, finished_at = ?, heartbeat_at = ?, error = ?, result = ? WHERE id = ?",
-			state, ad.now().UTC(), ad.now().UTC(), text, result, j.ID)
+		now := ad.now().UTC()
+		_, err := ad.st.Exec(wctx, "INSERT INTO admin_jobs (id, kind, state, replica, started_at, heartbeat_at, finished_at, error, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+			"ON CONFLICT (id) DO UPDATE SET state = excluded.state, heartbeat_at = excluded.heartbeat_at, finished_at = excluded.finished_at, error = excluded.error, result = excluded.result",
+			j.ID, j.Kind, state, ad.replica, started, now, now, text, result)
 		if err == nil {
 			return
 		}
@@ -145,6 +153,8 @@ func (ad *Admin) finishJob(ctx context.Context, j JobSpec, res any, runErr error
 		ad.log.Warn("store: recording a job's outcome failed", "job", j.ID, "attempt", attempt+1, "error", err.Error())
 		select {
 		case <-wctx.Done():
+			return
+		case <-ad.life.Done(): // shutting down: one attempt is all Close waits for
 			return
 		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
 		}
