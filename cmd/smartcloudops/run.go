@@ -30,6 +30,7 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/dbadmin"
 	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
+	"github.com/smartcloudops/smartcloudops/internal/store/sharedstate"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -422,13 +423,15 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		return err
 	}
 	defer st.Close()
+	replica := sharedstate.ReplicaID(cfg.ReplicaID)
+	deps.Replica = replica
 	// Shutdown order: the HTTP server stops (below, before any defer runs),
 	// then admin.Close cancels and waits for the advisor's loop, the rollup
 	// and retention job and the database jobs, then the store closes
 	// (defers unwind in reverse).
 	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg,
 		Retention: dbadmin.RetentionOptions{Interval: cfg.MetricsRollupInterval, Lag: cfg.MetricsRollupLag, Raw: cfg.MetricsRawRetention,
-			Rollup: cfg.MetricsRollupRetention, BatchSize: cfg.MetricsRetentionBatchSize}})
+			Rollup: cfg.MetricsRollupRetention, BatchSize: cfg.MetricsRetentionBatchSize}, Replica: replica})
 	if err != nil {
 		return err
 	}
@@ -468,7 +471,14 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	if deps.OTLP, err = newOTLP(cfg, an, reg); err != nil {
 		return err
 	}
-	deps.Tunables = tunables(log, level, lg, c, st, an)
+	tun := tunables(log, level, lg, c, st, an)
+	deps.Tunables = tun
+	// Closed before anomaly and the store (defers unwind in reverse).
+	hub, err := newSharedState(ctx, cfg, replica, st, an, tun, reg, log)
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
 
 	api, err := httpapi.New(deps)
 	if err != nil {
@@ -494,7 +504,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	logReadPolicy(log, cfg, deps.Auth)
 	log.Info("smartcloudops listening", slog.String("addr", ln.Addr().String()), slog.String("database", string(st.Kind())),
-		slog.Bool("cache", c != nil), slog.Bool("redis", cfg.EffectiveRedisURL() != ""), slog.String("version", b.Version))
+		slog.Bool("cache", c != nil), slog.Bool("redis", cfg.EffectiveRedisURL() != ""), slog.String("version", b.Version), slog.String("replica", replica))
 	if h.onListen != nil {
 		h.onListen(ln.Addr())
 	}

@@ -199,6 +199,50 @@ func (s *Service) Activate(ctx context.Context, version string) (ModelInfo, erro
 	return am.info, nil
 }
 
+// ActiveVersion is the version of the model in memory ("" when none).
+func (s *Service) ActiveVersion() string {
+	if am := s.model.Load(); am != nil {
+		return am.info.Version
+	}
+	return ""
+}
+
+// AdoptActive makes the store's active model, activated there by another
+// replica, the model in memory as Activate does, without touching the
+// store's active flag, and returns its version. It reads the store under
+// the same lock Activate and Train hold from their store write to their
+// swap, so it never swaps in a version older than one activated here. It
+// does nothing when that version is already in memory or none is active,
+// and fails with ErrBusy while a training or activation runs here: the
+// caller retries later.
+func (s *Service) AdoptActive(ctx context.Context) (string, bool, error) {
+	if s.opt.Store == nil {
+		return "", false, ErrNoStore
+	}
+	if !s.adminMu.TryLock() {
+		return "", false, ErrBusy
+	}
+	defer s.adminMu.Unlock()
+	rec, err := s.opt.Store.ActiveModel(ctx, ModelKind)
+	if errors.Is(err, domain.ErrModelNotFound) {
+		return s.ActiveVersion(), false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("anomaly: adopt the active model: %w", err)
+	}
+	if rec.Version == s.ActiveVersion() {
+		return rec.Version, false, nil
+	}
+	am, err := decodeArtifact(infoFromStore(rec), rec.Artifact)
+	if err != nil {
+		return "", false, err
+	}
+	s.model.Store(am)
+	s.loadErrMsg.Store(nil)
+	s.log.InfoContext(ctx, "anomaly: adopted the model activated on another replica", slog.String("version", rec.Version))
+	return rec.Version, true, nil
+}
+
 // Models lists the stored versions, newest first.
 func (s *Service) Models(ctx context.Context) ([]ModelInfo, error) {
 	if s.opt.Store == nil {

@@ -48,6 +48,12 @@ type Config struct {
 	DBAutoIndex bool
 	// DBAdvisorInterval is how often the automatic index advisor runs (DB_ADVISOR_INTERVAL).
 	DBAdvisorInterval time.Duration
+	// ReplicaID names this process among the replicas sharing one database
+	// (SMARTCLOUDOPS_REPLICA_ID); empty derives host-pid-random at start.
+	ReplicaID string
+	// SharedStateResync is how often the shared state (active model, runtime
+	// settings) is re-read without a notification (SHARED_STATE_RESYNC); 0 is off.
+	SharedStateResync time.Duration
 	// MetricsRawRetention keeps raw samples this long once rolled up; 0 keeps them forever (METRICS_RAW_RETENTION).
 	MetricsRawRetention time.Duration
 	// MetricsRollupRetention keeps 1-minute rollups this long; 0 keeps them forever (METRICS_ROLLUP_RETENTION).

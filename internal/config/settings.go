@@ -53,6 +53,18 @@ func settings() []setting {
 			set: func(c *Config, v string) error {
 				return parseDuration(v, time.Minute, 7*24*time.Hour, &c.DBAdvisorInterval)
 			}},
+		{env: "SMARTCLOUDOPS_REPLICA_ID", flag: "replica-id", def: "", usage: "this replica's name among those sharing one database; empty means host-pid-random",
+			set: func(c *Config, v string) error {
+				c.ReplicaID = strings.TrimSpace(v)
+				if len(c.ReplicaID) > 100 || strings.ContainsFunc(c.ReplicaID, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+					return errAllowed("must be at most 100 characters without spaces or control characters")
+				}
+				return nil
+			}},
+		{env: "SHARED_STATE_RESYNC", flag: "shared-state-resync", def: "30s", usage: "re-read the shared state (active model, runtime settings) this often besides notifications; 0 turns it off",
+			set: func(c *Config, v string) error {
+				return parseOffOrDuration(v, time.Second, 24*time.Hour, &c.SharedStateResync)
+			}},
 		{env: "METRICS_RAW_RETENTION", flag: "metrics-raw-retention", def: "24h", usage: "keep raw samples this long (once rolled up into 1-minute rollups); 0 keeps them forever",
 			set: func(c *Config, v string) error {
 				return parseOffOrDuration(v, 10*time.Minute, 100*365*24*time.Hour, &c.MetricsRawRetention)

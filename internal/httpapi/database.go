@@ -31,6 +31,14 @@ type Database interface {
 	Headline(ctx context.Context) (dbadmin.Headline, error)
 }
 
+// SharedJobs is a Database that records its jobs where every replica
+// sharing the database reads them (dbadmin.Admin): the status URL of a job
+// started on one replica then answers on all.
+type SharedJobs interface {
+	GoJob(ctx context.Context, j dbadmin.JobSpec) error
+	Job(ctx context.Context, id string) (dbadmin.Job, error)
+}
+
 // Job limits: how long a request waits for its job before answering 202, the
 // longest a job may run, and how many finished jobs stay visible.
 const (
@@ -65,6 +73,9 @@ type job struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Result     any        `json:"result,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// Replica is the replica that runs (or ran) the job, when read from
+	// the shared row.
+	Replica string `json:"replica,omitempty"`
 
 	err  error
 	done chan struct{}
@@ -216,10 +227,7 @@ func (d *databaseAPI) start(r *http.Request, db Database, kind string, fn func(c
 	id := hex.EncodeToString(b[:])
 	j := &job{ID: id, Kind: kind, Status: "running", StatusURL: "/performance/database/jobs/" + id, StartedAt: d.s.now().UTC(), done: make(chan struct{})}
 	reqID := RequestID(r.Context())
-	err := db.Go(r.Context(), func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, jobTimeout)
-		defer cancel()
-		res, err := fn(ctx)
+	finish := func(ctx context.Context, res any, err error) {
 		now := d.s.now().UTC()
 		d.mu.Lock()
 		j.Result, j.err, j.FinishedAt = res, err, &now
@@ -232,7 +240,26 @@ func (d *databaseAPI) start(r *http.Request, db Database, kind string, fn func(c
 		}
 		d.mu.Unlock()
 		close(j.done)
-	})
+	}
+	var err error
+	if sj, ok := db.(SharedJobs); ok {
+		err = sj.GoJob(r.Context(), dbadmin.JobSpec{ID: id, Kind: kind,
+			Run: func(ctx context.Context) (any, error) {
+				ctx, cancel := context.WithTimeout(ctx, jobTimeout)
+				defer cancel()
+				return fn(ctx)
+			},
+			Describe: func(err error) string { return problemDetail(dbError(err)) },
+			Done:     func(res any, err error) { finish(context.WithoutCancel(r.Context()), res, err) },
+		})
+	} else {
+		err = db.Go(r.Context(), func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, jobTimeout)
+			defer cancel()
+			res, err := fn(ctx)
+			finish(ctx, res, err)
+		})
+	}
 	if err != nil {
 		return nil, dbError(err)
 	}
@@ -319,8 +346,30 @@ func (d *databaseAPI) jobStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.mu.Unlock()
 	if !ok {
+		// Started on another replica (or on this one before a restart): the
+		// shared row says how it went.
+		if sj, shared := d.s.deps.Database.(SharedJobs); shared {
+			row, err := sj.Job(r.Context(), id)
+			if err == nil {
+				writeJSON(w, r, http.StatusOK, jobFromRow(row))
+				return nil
+			}
+			if !errors.Is(err, dbadmin.ErrJobNotFound) {
+				return dbError(err)
+			}
+		}
 		return Errorf(CodeNotFound, "no database job %q (finished jobs are kept for a while, then dropped)", id)
 	}
 	writeJSON(w, r, http.StatusOK, &body)
 	return nil
+}
+
+// jobFromRow is a shared job row in the status endpoint's shape.
+func jobFromRow(row dbadmin.Job) *job {
+	j := &job{ID: row.ID, Kind: row.Kind, Status: row.State, StatusURL: "/performance/database/jobs/" + row.ID,
+		StartedAt: row.StartedAt, FinishedAt: row.FinishedAt, Error: row.Error, Replica: row.Replica}
+	if len(row.Result) > 0 {
+		j.Result = row.Result
+	}
+	return j
 }

@@ -62,6 +62,9 @@ type Deps struct {
 
 	// Tunables are the runtime settings of PUT /performance/config; optional.
 	Tunables Tunables
+	// Replica names this process among the replicas sharing the database
+	// (GET /performance/summary); optional.
+	Replica string
 
 	// Anomaly scores, ingests and manages models; optional.
 	Anomaly AnomalyService

@@ -22,6 +22,7 @@ type Summary struct {
 	ScoreDeducted []ScoreDeduction            `json:"score_deductions"`
 	Timestamp     time.Time                   `json:"timestamp"`
 	UptimeSeconds float64                     `json:"uptime_seconds"`
+	Replica       string                      `json:"replica,omitempty"`
 	Components    map[string]health.Component `json:"components"`
 	HTTP          HTTPSummary                 `json:"http"`
 	Cache         *CacheSummary               `json:"cache,omitempty"`
@@ -101,7 +102,8 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*s.deps.CheckTimeout)
 	defer cancel()
 	now := s.now()
-	sum := Summary{Timestamp: now.UTC(), UptimeSeconds: now.Sub(s.started).Seconds(), Components: s.checkAll(ctx), Cost: []Saving{}}
+	sum := Summary{Timestamp: now.UTC(), UptimeSeconds: now.Sub(s.started).Seconds(), Replica: s.deps.Replica,
+		Components: s.checkAll(ctx), Cost: []Saving{}}
 	sum.Status = health.Overall(sum.Components)
 
 	families := map[string]*dto.MetricFamily{}

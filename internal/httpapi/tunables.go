@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 // Tunables are the settings PUT /performance/config may change at run time.
 type Tunables interface {
 	Entries() []tuning.Entry
-	Apply(changes map[string]json.RawMessage, who string) ([]tuning.Change, error)
+	// ApplyContext checks, journals (shared with the other replicas) and
+	// applies changes; see tuning.Registry.
+	ApplyContext(ctx context.Context, changes map[string]json.RawMessage, who string) ([]tuning.Change, error)
 }
 
 // configChangeResponse is the body of a successful PUT /performance/config.
@@ -31,7 +34,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	if p := PrincipalFrom(r.Context()); p != nil {
 		who = p.Subject
 	}
-	applied, err := s.deps.Tunables.Apply(changes, who)
+	applied, err := s.deps.Tunables.ApplyContext(r.Context(), changes, who)
 	var ve *tuning.ValidationError
 	if errors.As(err, &ve) {
 		fields := make([]FieldError, len(ve.Fields))
@@ -43,7 +46,8 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) error {
 		return e
 	}
 	if err != nil {
-		return err
+		// The journal is the database: its outage is a 503, and nothing changed.
+		return dbError(err)
 	}
 	writeJSON(w, r, http.StatusOK, configChangeResponse{Applied: applied})
 	return nil

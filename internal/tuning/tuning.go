@@ -6,6 +6,7 @@ package tuning
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ type Change struct {
 	New any       `json:"new"`
 	By  string    `json:"by"`
 	At  time.Time `json:"at"`
+	// Revision is the journal's number for the change (0 without a journal).
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // Entry is a setting as GET /performance/config shows it.
@@ -50,6 +53,9 @@ type Entry struct {
 	Description string     `json:"description"`
 	ChangedBy   string     `json:"changed_by,omitempty"`
 	ChangedAt   *time.Time `json:"changed_at,omitempty"`
+	// AppliedFrom names the replica the change was made on when it reached
+	// this one through the journal rather than through its own PUT.
+	AppliedFrom string `json:"applied_from,omitempty"`
 }
 
 // FieldError is one rejected value.
@@ -74,8 +80,29 @@ type Registry struct {
 	mu       sync.Mutex
 	settings map[string]*Setting
 	last     map[string]Change
+	from     map[string]string // key → replica a synced value came from
+	rev      map[string]int64  // key → journal revision of the value in force
+	journal  Journal
 	log      *slog.Logger
 	now      func() time.Time
+}
+
+// Journal keeps accepted changes beyond this process (the database, shared
+// by every replica). Record runs after every value is checked and before any
+// is applied: when it fails nothing is applied, so a replica never holds a
+// value the others will not get. It returns one revision per change, in order.
+type Journal interface {
+	Record(ctx context.Context, changes []Change) ([]int64, error)
+}
+
+// Remote is a value set on some replica, read back from the journal.
+type Remote struct {
+	Key      string
+	Value    json.RawMessage
+	Revision int64
+	By       string
+	Replica  string
+	At       time.Time
 }
 
 // New returns an empty registry that writes its audit events to log.
@@ -83,7 +110,16 @@ func New(log *slog.Logger, now func() time.Time) *Registry {
 	if now == nil {
 		now = time.Now
 	}
-	return &Registry{settings: map[string]*Setting{}, last: map[string]Change{}, log: log, now: now}
+	return &Registry{settings: map[string]*Setting{}, last: map[string]Change{}, from: map[string]string{},
+		rev: map[string]int64{}, log: log, now: now}
+}
+
+// SetJournal makes every later Apply record its changes in j first. Call it
+// before serving.
+func (r *Registry) SetJournal(j Journal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.journal = j
 }
 
 // Add registers s; a duplicate key is a programming error and panics at start-up.
@@ -104,6 +140,7 @@ func (r *Registry) Entries() []Entry {
 		if c, ok := r.last[s.Key]; ok {
 			at := c.At
 			e.ChangedBy, e.ChangedAt = c.By, &at
+			e.AppliedFrom = r.from[s.Key]
 		}
 		out = append(out, e)
 	}
@@ -111,10 +148,17 @@ func (r *Registry) Entries() []Entry {
 	return out
 }
 
-// Apply checks every change, then applies them all, logs one audit event per
-// change (who, what, old → new) and returns them. Any unknown key or bad
-// value returns *ValidationError and applies nothing.
+// Apply is ApplyContext without a deadline for the journal.
 func (r *Registry) Apply(changes map[string]json.RawMessage, who string) ([]Change, error) {
+	return r.ApplyContext(context.Background(), changes, who)
+}
+
+// ApplyContext checks every change, records them in the journal (if any),
+// then applies them all, logs one audit event per change (who, what, old →
+// new) and returns them. Any unknown key or bad value returns
+// *ValidationError and applies nothing; so does a journal failure, returned
+// wrapped.
+func (r *Registry) ApplyContext(ctx context.Context, changes map[string]json.RawMessage, who string) ([]Change, error) {
 	if len(changes) == 0 {
 		return nil, &ValidationError{Fields: []FieldError{{Key: "body", Reason: "no settings given"}}}
 	}
@@ -160,16 +204,73 @@ func (r *Registry) Apply(changes map[string]json.RawMessage, who string) ([]Chan
 	now := r.now().UTC()
 	out := make([]Change, 0, len(todo))
 	for _, p := range todo {
-		c := Change{Key: p.s.Key, Old: p.s.Get(), New: p.value, By: who, At: now}
+		out = append(out, Change{Key: p.s.Key, Old: p.s.Get(), New: p.value, By: who, At: now})
+	}
+	if r.journal != nil {
+		revs, err := r.journal.Record(ctx, out)
+		if err != nil {
+			return nil, fmt.Errorf("tuning: record the change: %w", err)
+		}
+		for i := range out {
+			if i < len(revs) {
+				out[i].Revision = revs[i]
+			}
+		}
+	}
+	for i, p := range todo {
+		c := out[i]
 		p.apply()
 		r.last[p.s.Key] = c
-		out = append(out, c)
+		delete(r.from, p.s.Key)
+		r.rev[p.s.Key] = max(r.rev[p.s.Key], c.Revision)
 		if r.log != nil {
 			r.log.Info("config changed", slog.String("audit", "config"), slog.String("key", c.Key),
 				slog.Any("old", c.Old), slog.Any("new", c.New), slog.String("by", who))
 		}
 	}
 	return out, nil
+}
+
+// Sync applies values read back from the journal: each one newer than the
+// value in force (by revision) goes through the same checks as a PUT and is
+// applied without being journaled again, and the entry says which replica
+// it came from. It returns the changes it applied and the values it refused
+// (an unknown key, a value this replica cannot take), which the caller
+// counts; a refused value does not stop the others.
+func (r *Registry) Sync(values []Remote) ([]Change, []FieldError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var (
+		out []Change
+		bad []FieldError
+	)
+	for _, v := range values {
+		if v.Revision <= r.rev[v.Key] {
+			continue
+		}
+		s, ok := r.settings[v.Key]
+		if !ok {
+			bad = append(bad, FieldError{Key: v.Key, Reason: "unknown setting on this replica"})
+			r.rev[v.Key] = v.Revision
+			continue
+		}
+		apply, val, err := s.prepare(v.Value)
+		if err != nil {
+			bad = append(bad, FieldError{Key: v.Key, Reason: err.Error()})
+			r.rev[v.Key] = v.Revision
+			continue
+		}
+		c := Change{Key: v.Key, Old: s.Get(), New: val, By: v.By, At: v.At.UTC(), Revision: v.Revision}
+		apply()
+		r.last[v.Key], r.from[v.Key], r.rev[v.Key] = c, v.Replica, v.Revision
+		out = append(out, c)
+		if r.log != nil {
+			r.log.Info("config applied from replica "+v.Replica, slog.String("audit", "config-sync"), slog.String("key", c.Key),
+				slog.Any("old", c.Old), slog.Any("new", c.New), slog.String("by", c.By), slog.String("replica", v.Replica),
+				slog.Int64("revision", v.Revision))
+		}
+	}
+	return out, bad
 }
 
 // Duration is a setting whose value is a Go duration string ("300s") or a

@@ -32,18 +32,27 @@ type Options struct {
 	// Retention configures the rollup and retention job; its zero Interval
 	// leaves the job off.
 	Retention RetentionOptions
+	// Replica names this process in the admin_jobs rows it owns.
+	Replica string
+	// JobHeartbeat is how often a running job's row is touched; a running
+	// row untouched for six of these lost its owner and reads as failed.
+	// Default 5s.
+	JobHeartbeat time.Duration
 }
 
 // Admin administers one store's database: statistics report, index advice
 // and creation, maintenance. It is safe for concurrent use.
 type Admin struct {
-	st          *store.Store
-	diag        *store.Diagnostics
-	kind        dburl.Kind
-	read, write *sql.DB
-	log         *slog.Logger
-	now         func() time.Time
-	autoIndex   bool
+	st              *store.Store
+	diag            *store.Diagnostics
+	kind            dburl.Kind
+	read, write     *sql.DB
+	log             *slog.Logger
+	now             func() time.Time
+	autoIndex       bool
+	replica         string
+	heartbeat       time.Duration
+	jobRecordErrors prometheus.Counter
 
 	indexesCreated prometheus.Counter
 	retention      RetentionOptions
@@ -84,7 +93,15 @@ func New(st *store.Store, o Options) (*Admin, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.JobHeartbeat <= 0 {
+		o.JobHeartbeat = 5 * time.Second
+	}
 	ad := &Admin{
+		replica: o.Replica, heartbeat: o.JobHeartbeat,
+		jobRecordErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smartcloudops_db_job_record_errors_total",
+			Help: "Writes of a database job's row (start, heartbeat, outcome) that failed; the job itself went on.",
+		}),
 		st: st, diag: st.Diagnostics(), kind: st.Kind(), read: st.Reader(), write: st.Writer(),
 		log: o.Logger, now: o.Now, autoIndex: o.AutoIndex,
 		indexesCreated: prometheus.NewCounter(prometheus.CounterOpts{
@@ -94,7 +111,7 @@ func New(st *store.Store, o Options) (*Admin, error) {
 		retention: o.Retention, rm: newRetentionMetrics(),
 	}
 	if o.Registerer != nil {
-		for _, c := range append([]prometheus.Collector{ad.indexesCreated}, ad.rm.collectors()...) {
+		for _, c := range append([]prometheus.Collector{ad.indexesCreated, ad.jobRecordErrors}, ad.rm.collectors()...) {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("store: register metrics: %w", err)
 			}
