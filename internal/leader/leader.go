@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,8 +50,10 @@ type Options struct {
 	// Duty names what the lock guards; it labels the metrics and, hashed,
 	// is the advisory lock key. Default "periodic".
 	Duty string
-	// Key overrides the advisory lock key derived from Duty (tests, or two
-	// deployments sharing one database that must not exclude each other).
+	// Key is the advisory lock key. Default: a hash of Duty and the
+	// connection's current_schema(), so replicas of one deployment (one
+	// schema) exclude each other and deployments in other schemas of the
+	// same database do not. Advisory locks are per database already.
 	Key int64
 	// ReplicaID names this replica to the others. Default DefaultReplicaID().
 	ReplicaID string
@@ -71,11 +74,6 @@ func (o *Options) defaults() {
 	if o.Duty == "" {
 		o.Duty = "periodic"
 	}
-	if o.Key == 0 {
-		h := fnv.New64a()
-		h.Write([]byte("smartcloudops/leader/" + o.Duty))
-		o.Key = int64(h.Sum64())
-	}
 	if o.ReplicaID == "" {
 		o.ReplicaID = DefaultReplicaID()
 	}
@@ -91,6 +89,13 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// lockKey is the default advisory lock key of duty in schema.
+func lockKey(duty, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("smartcloudops/leader/" + duty + "/" + schema))
+	return int64(h.Sum64())
 }
 
 // Status is what the summary shows of one duty's leadership.
@@ -114,6 +119,9 @@ type Elector struct {
 	o    Options
 	pool *pgxpool.Pool
 	m    *metrics
+	// key is the lock key, 0 until the first connection has named its
+	// schema (when Options.Key is 0).
+	key atomic.Int64
 
 	mu          sync.Mutex
 	leader      bool
@@ -144,8 +152,9 @@ func New(pool *pgxpool.Pool, o Options) (*Elector, error) {
 		}
 	}
 	e := &Elector{o: o, pool: pool, m: m, done: make(chan struct{})}
+	e.key.Store(o.Key)
 	if pool == nil {
-		e.setLeader(true)
+		e.setLeader(true, o.Now())
 		close(e.done)
 		e.stop = func() {}
 		return e, nil
@@ -189,17 +198,18 @@ func (e *Elector) Close() {
 	})
 }
 
-func (e *Elector) setLeader(v bool) {
+// setLeader records a change of leadership at time at and tells the
+// metrics, the log and the OnChange callbacks.
+func (e *Elector) setLeader(v bool, at time.Time) {
 	e.mu.Lock()
 	if e.leader == v {
 		e.mu.Unlock()
 		return
 	}
 	e.leader = v
+	e.since = time.Time{}
 	if v {
-		e.since = e.o.Now()
-	} else {
-		e.since = time.Time{}
+		e.since = at
 	}
 	e.transitions++
 	ws := append([]func(bool){}, e.watchers...)
@@ -228,7 +238,7 @@ func (e *Elector) run(ctx context.Context) {
 				e.m.errors.WithLabelValues("check").Inc()
 				e.o.Logger.Warn("leader: lock connection lost", slog.String("duty", e.o.Duty), slog.String("error", err.Error()))
 				e.dropConn(false)
-				e.setLeader(false)
+				e.setLeader(false, time.Time{})
 				// Sit out two tries: a replica whose session died may have a
 				// bad path to the database, so the others get first go.
 				wait = 2 * e.o.RetryInterval
@@ -268,9 +278,17 @@ func (e *Elector) try(ctx context.Context) error {
 	}
 	qctx, cancel := context.WithTimeout(ctx, e.o.RetryInterval+5*time.Second)
 	defer cancel()
+	if e.key.Load() == 0 {
+		var schema string
+		if err := e.conn.QueryRow(qctx, "SELECT coalesce(current_schema(), '')").Scan(&schema); err != nil {
+			return fmt.Errorf("leader: read current schema: %w", err)
+		}
+		e.key.Store(lockKey(e.o.Duty, schema))
+	}
+	key := e.key.Load()
 	var got bool
-	if err := e.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", e.o.Key).Scan(&got); err != nil {
-		return fmt.Errorf("leader: try lock %d: %w", e.o.Key, err)
+	if err := e.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil {
+		return fmt.Errorf("leader: try lock %d: %w", key, err)
 	}
 	if !got {
 		return nil
@@ -284,7 +302,7 @@ func (e *Elector) try(ctx context.Context) error {
 		// The lock is ours all the same; only the summary loses the name.
 		e.m.errors.WithLabelValues("announce").Inc()
 	}
-	e.setLeader(true)
+	e.setLeader(true, since)
 	return nil
 }
 
@@ -309,14 +327,14 @@ func (e *Elector) dropConn(final bool) {
 		// Unlock first so the lock is free even if the close's Terminate
 		// message is lost; the error is moot, the close follows.
 		if final && e.IsLeader() {
-			_, _ = e.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", e.o.Key)
+			_, _ = e.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", e.key.Load())
 		}
 		_ = e.conn.Close(ctx)
 		cancel()
 		e.conn = nil
 	}
 	if final {
-		e.setLeader(false)
+		e.setLeader(false, time.Time{})
 	}
 }
 

@@ -267,3 +267,20 @@ func TestNegativeIntervals(t *testing.T) {
 		t.Fatal("negative retry interval accepted")
 	}
 }
+
+// The default key is scoped to the schema: replicas of one deployment
+// exclude each other, deployments in other schemas of one database do not.
+func TestDefaultKeyPerSchema(t *testing.T) {
+	one, other := storetest.PostgresURL(t), storetest.PostgresURL(t)
+	a, _ := replica(t, one, "a", 0)
+	b, _ := replica(t, other, "b", 0)
+	c, _ := replica(t, one, "c", 0)
+	eventually(t, 10*time.Second, "each schema has its leader", func() bool { return (a.IsLeader() || c.IsLeader()) && b.IsLeader() })
+	time.Sleep(300 * time.Millisecond)
+	if a.IsLeader() == c.IsLeader() {
+		t.Fatalf("replicas of one schema: a=%v c=%v; want exactly one", a.IsLeader(), c.IsLeader())
+	}
+	if a.key.Load() == b.key.Load() || a.key.Load() != c.key.Load() {
+		t.Fatalf("keys a=%d b=%d c=%d", a.key.Load(), b.key.Load(), c.key.Load())
+	}
+}

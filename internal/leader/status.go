@@ -70,7 +70,12 @@ func (e *Elector) Status(ctx context.Context) (Status, error) {
 		}
 		return st, nil
 	}
-	hi, lo := uint32(uint64(e.o.Key)>>32), uint32(uint64(e.o.Key))
+	key := e.key.Load()
+	if key == 0 {
+		// Not connected yet: nobody is known to hold the duty.
+		return st, nil
+	}
+	hi, lo := uint32(uint64(key)>>32), uint32(uint64(key))
 	var app string
 	err := e.pool.QueryRow(ctx, holderQuery, int64(hi), int64(lo)).Scan(&app)
 	switch {
