@@ -19,11 +19,13 @@ const leaderDuty = "periodic"
 
 // newLeader starts the election of the replica that runs the periodic jobs:
 // on PostgreSQL a session advisory lock on a connection taken from the
-// store's pool, on SQLite always this process. Close it after the jobs it
+// store's pool, on SQLite always this process; the replica id is
+// SMARTCLOUDOPS_REPLICA_ID (read through getenv) or hostname-pid. Close it after the jobs it
 // gates have stopped and before the store closes, so the lock is released
 // only when this replica runs none of them.
-func newLeader(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (*leader.Elector, error) {
-	el, err := leader.New(st.Pool(), leader.Options{Duty: leaderDuty, Registerer: reg, Logger: log.With(slog.String("part", "leader"))})
+func newLeader(st *store.Store, getenv func(string) string, reg prometheus.Registerer, log *slog.Logger) (*leader.Elector, error) {
+	el, err := leader.New(st.Pool(), leader.Options{Duty: leaderDuty, ReplicaID: leader.DefaultReplicaID(getenv), Registerer: reg,
+		Logger: log.With(slog.String("part", "leader"))})
 	if err != nil {
 		return nil, fmt.Errorf("leader: %w", err)
 	}

@@ -425,7 +425,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	defer st.Close()
 	// Closed after admin and anomaly (defers unwind in reverse): the lock
 	// goes only once this replica runs none of the jobs it gates.
-	lead, err := newLeader(st, reg, log)
+	lead, err := newLeader(st, getenv, reg, log)
 	if err != nil {
 		return err
 	}

@@ -32,10 +32,14 @@ import (
 // unset, the id is hostname-pid (DefaultReplicaID).
 const ReplicaIDEnv = "SMARTCLOUDOPS_REPLICA_ID"
 
-// DefaultReplicaID is SMARTCLOUDOPS_REPLICA_ID when set, else hostname-pid,
-// which tells replicas apart both across hosts and on one host.
-func DefaultReplicaID() string {
-	if id := strings.TrimSpace(os.Getenv(ReplicaIDEnv)); id != "" {
+// DefaultReplicaID is SMARTCLOUDOPS_REPLICA_ID as getenv reads it when set,
+// else hostname-pid, which tells replicas apart both across hosts and on one
+// host. A nil getenv reads the process environment.
+func DefaultReplicaID(getenv func(string) string) string {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if id := strings.TrimSpace(getenv(ReplicaIDEnv)); id != "" {
 		return id
 	}
 	host, err := os.Hostname()
@@ -55,7 +59,7 @@ type Options struct {
 	// schema) exclude each other and deployments in other schemas of the
 	// same database do not. Advisory locks are per database already.
 	Key int64
-	// ReplicaID names this replica to the others. Default DefaultReplicaID().
+	// ReplicaID names this replica to the others. Default DefaultReplicaID(nil).
 	ReplicaID string
 	// RetryInterval is how often a follower tries to take the lock. Default 5s.
 	RetryInterval time.Duration
@@ -75,7 +79,7 @@ func (o *Options) defaults() {
 		o.Duty = "periodic"
 	}
 	if o.ReplicaID == "" {
-		o.ReplicaID = DefaultReplicaID()
+		o.ReplicaID = DefaultReplicaID(nil)
 	}
 	if o.RetryInterval == 0 {
 		o.RetryInterval = 5 * time.Second
