@@ -225,7 +225,7 @@ func components(st *store.Store, c *cache.Cache, lg *logs.Logger, cfg *config.Co
 
 // newAnomaly starts anomaly detection, which loads the active model; the
 // duration is logged as func anomaly.start.
-func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider, note anomaly.Notifier) (_ *anomaly.Service, err error) {
+func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cache.Cache, reg prometheus.Registerer, log *slog.Logger, tp trace.TracerProvider, note anomaly.Notifier, leads func() bool) (_ *anomaly.Service, err error) {
 	defer logs.Time(ctx, log, "anomaly.start")(&err)
 	a := cfg.Anomaly
 	o := anomaly.Options{
@@ -251,6 +251,7 @@ func newAnomaly(ctx context.Context, cfg *config.Config, st *store.Store, c *cac
 		MaxTrainingRows: a.MaxTrainingRows,
 		Contamination:   a.Contamination,
 		RetrainInterval: a.RetrainInterval,
+		IsLeader:        leads,
 		Stream:          stream.Options{WarmUp: a.WarmUp},
 		TracerProvider:  tp,
 		Notifier:        note,
@@ -425,11 +426,18 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	defer st.Close()
 	replica := sharedstate.ReplicaID(cfg.ReplicaID)
 	deps.Replica = replica
+	// Closed after admin and anomaly (defers unwind in reverse): the lock
+	// goes only once this replica runs none of the jobs it gates.
+	lead, err := newLeader(st, replica, reg, log)
+	if err != nil {
+		return err
+	}
+	defer lead.Close()
 	// Shutdown order: the HTTP server stops (below, before any defer runs),
 	// then admin.Close cancels and waits for the advisor's loop, the rollup
 	// and retention job and the database jobs, then the store closes
 	// (defers unwind in reverse).
-	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg,
+	admin, err := dbadmin.New(st, dbadmin.Options{AutoIndex: cfg.DBAutoIndex, AdvisorInterval: cfg.DBAdvisorInterval, Logger: log, Registerer: reg, Leader: lead,
 		Retention: dbadmin.RetentionOptions{Interval: cfg.MetricsRollupInterval, Lag: cfg.MetricsRollupLag, Raw: cfg.MetricsRawRetention,
 			Rollup: cfg.MetricsRollupRetention, BatchSize: cfg.MetricsRetentionBatchSize}, Replica: replica})
 	if err != nil {
@@ -448,7 +456,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	if alerts != nil {
 		defer closeAlerting(ctx, alerts, cfg, log)
 	}
-	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp, note)
+	an, err := newAnomaly(ctx, cfg, st, c, reg, log, tp, note, lead.IsLeader)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,11 @@ type Options struct {
 	Trees, SampleSize int
 	// RetrainInterval trains and activates a new forest this often; 0 disables it.
 	RetrainInterval time.Duration
+	// IsLeader gates scheduled retraining when replicas share the store: a
+	// tick retrains only while it reports true, so one replica trains and
+	// activates for all. nil: this process always retrains. A call to
+	// Train (the API's) runs regardless.
+	IsLeader func() bool
 
 	// Notifier hears when an incident opens and when it closes, on the
 	// ingest path (events.go); nil tells nobody.

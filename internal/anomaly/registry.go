@@ -259,7 +259,8 @@ func (s *Service) Models(ctx context.Context) ([]ModelInfo, error) {
 	return out, nil
 }
 
-// retrainLoop trains and activates a new forest every RetrainInterval.
+// retrainLoop trains and activates a new forest every RetrainInterval, on
+// the leader only (Options.IsLeader).
 func (s *Service) retrainLoop() {
 	defer s.bg.Done()
 	for {
@@ -269,6 +270,12 @@ func (s *Service) retrainLoop() {
 			t.Stop()
 			return
 		case <-t.C():
+		}
+		// Another replica leads and retrains for all. A training under way
+		// when leadership is lost finishes: it is bounded by its timeout,
+		// and one extra activated version is harmless.
+		if s.opt.IsLeader != nil && !s.opt.IsLeader() {
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(time.Minute, s.opt.RetrainInterval/2))
 		info, err := s.Train(ctx, true)

@@ -671,7 +671,7 @@ func newOAServer(t *testing.T, sp *oaSpec, o oaOptions) *oaServer {
 		if _, err := x.store.Migrate(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		d.Database, d.Series, d.Ready = adminOf(t, x.store), x.store, x.store
+		d.Database, d.Series, d.Ready = leaderAdminOf(t, x.store), x.store, x.store
 		d.Components["database"] = x.store
 	}
 	switch {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/latency"
+	"github.com/smartcloudops/smartcloudops/internal/leader"
 )
 
 // Summary is the body of GET /performance/summary: every part's status and
@@ -88,6 +89,9 @@ type DatabaseSummary struct {
 	Latency            Quantiles `json:"latency"`
 	QueryCacheHitRate  float64   `json:"query_cache_hit_rate"`
 	QueryCacheSavedSec float64   `json:"query_cache_saved_seconds"`
+	// Leader says which replica runs the periodic jobs (retraining, index
+	// advisor, rollup and retention); absent when no election is wired.
+	Leader *leader.Status `json:"leader,omitempty"`
 }
 
 // Saving is one measured saving, with how it was computed.
@@ -156,7 +160,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 			st := h.Statements
 			sum.Database = &DatabaseSummary{
 				Driver: h.Driver, Queries: st.Count, MeanSeconds: st.Mean(), Latency: Quantiles{P50: st.P50, P90: st.P90, P99: st.P99},
-				QueryCacheHitRate: h.Cache.HitRate, QueryCacheSavedSec: h.Cache.SavedMS / 1000,
+				QueryCacheHitRate: h.Cache.HitRate, QueryCacheSavedSec: h.Cache.SavedMS / 1000, Leader: h.Leader,
 			}
 			sum.Cost = append(sum.Cost, Saving{
 				Name: "database_seconds_saved_by_query_cache", Unit: "seconds", Value: h.Cache.SavedMS / 1000,

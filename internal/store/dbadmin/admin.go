@@ -12,6 +12,7 @@ import (
 
 	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/latency"
+	"github.com/smartcloudops/smartcloudops/internal/leader"
 	"github.com/smartcloudops/smartcloudops/internal/store"
 	"github.com/smartcloudops/smartcloudops/internal/store/querycache"
 )
@@ -38,6 +39,18 @@ type Options struct {
 	// row untouched for six of these lost its owner and reads as failed.
 	// Default 5s.
 	JobHeartbeat time.Duration
+	// Leader gates the periodic jobs (automatic advisor, rollup and
+	// retention) when several replicas share the database: a tick runs
+	// only while Leader.IsLeader, and the summary names the holder. nil:
+	// this process always runs them. Calls made on purpose (Optimize,
+	// RunRetention, CreateIndex) run regardless.
+	Leader Leader
+}
+
+// Leader is the leadership of the periodic jobs (*leader.Elector).
+type Leader interface {
+	IsLeader() bool
+	Status(ctx context.Context) (leader.Status, error)
 }
 
 // Admin administers one store's database: statistics report, index advice
@@ -57,6 +70,7 @@ type Admin struct {
 	indexesCreated prometheus.Counter
 	retention      RetentionOptions
 	rm             *retentionMetrics
+	leader         Leader
 
 	create  sync.Mutex // one index build at a time
 	mu      sync.Mutex
@@ -108,7 +122,7 @@ func New(st *store.Store, o Options) (*Admin, error) {
 			Name: "smartcloudops_db_indexes_created_total",
 			Help: "Indexes created by the index advisor.",
 		}),
-		retention: o.Retention, rm: newRetentionMetrics(),
+		retention: o.Retention, rm: newRetentionMetrics(), leader: o.Leader,
 	}
 	if o.Registerer != nil {
 		for _, c := range append([]prometheus.Collector{ad.indexesCreated, ad.jobRecordErrors}, ad.rm.collectors()...) {
@@ -152,6 +166,9 @@ type Headline struct {
 	Statements latency.HistogramSummary
 	// Cache is the query cache's hits and the execution time they saved.
 	Cache querycache.Stats
+	// Leader is who runs the periodic jobs; nil without Options.Leader, or
+	// when the database could not say.
+	Leader *leader.Status
 }
 
 // Headline reports the database part's summary figures, from the store's
@@ -162,5 +179,18 @@ func (ad *Admin) Headline(ctx context.Context) (Headline, error) {
 	if err := ad.read.PingContext(ctx); err != nil {
 		return Headline{}, fmt.Errorf("store: headline: %w", err)
 	}
-	return Headline{Driver: string(ad.kind), Statements: ad.diag.StatementLatency(), Cache: ad.diag.CacheStats()}, nil
+	h := Headline{Driver: string(ad.kind), Statements: ad.diag.StatementLatency(), Cache: ad.diag.CacheStats()}
+	if ad.leader != nil {
+		// The ping passed, so a failure here is rare; the summary then
+		// shows the database without the holder rather than nothing.
+		if st, err := ad.leader.Status(ctx); err == nil {
+			h.Leader = &st
+		} else {
+			ad.log.WarnContext(ctx, "leadership status", slog.String("error", err.Error()))
+		}
+	}
+	return h, nil
 }
+
+// leads says whether this replica runs the periodic jobs now.
+func (ad *Admin) leads() bool { return ad.leader == nil || ad.leader.IsLeader() }

@@ -182,6 +182,10 @@ func (ad *Admin) autoIndexLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		// Another replica leads: its advisor decides, on its statistics.
+		if !ad.leads() {
+			continue
+		}
 		sugs, err := ad.Advise(ctx)
 		if err != nil {
 			ad.log.WarnContext(ctx, "index advisor", slog.String("error", err.Error()))

@@ -153,6 +153,13 @@ func (ad *Admin) retentionLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		// Another replica leads and runs the job. A run under way when
+		// leadership is lost finishes: its batches are idempotent (a minute
+		// rolls to the same row, a delete finds what is left), so a brief
+		// overlap with the new leader costs work, not data.
+		if !ad.leads() {
+			continue
+		}
 		run, err := ad.RunRetention(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
