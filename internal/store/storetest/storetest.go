@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,9 +35,26 @@ func SQLiteURL(t testing.TB) string {
 // silent skip would hide that they did not run.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
+	u, schema := scratch(t, "sco_test_", "CREATE SCHEMA %s", "DROP SCHEMA %s CASCADE")
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// scratch creates an object named prefix plus a random suffix on the server
+// at TEST_DATABASE_URL with the statement create (a format taking the
+// name), drops it with drop when t ends, and returns the server's URL and
+// the name.
+func scratch(t testing.TB, prefix, create, drop string) (*url.URL, string) {
+	t.Helper()
 	base := os.Getenv("TEST_DATABASE_URL")
 	if base == "" {
 		base = DefaultPostgresURL
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -47,31 +65,24 @@ func PostgresURL(t testing.TB) string {
 	defer conn.Close(ctx)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	schema := "sco_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create test schema: %v", err)
+	name := prefix + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, fmt.Sprintf(create, name)); err != nil {
+		t.Fatalf("create %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		c, err := pgx.Connect(ctx, base)
 		if err != nil {
-			t.Logf("drop test schema %s: %v", schema, err)
+			t.Logf("drop %s: %v", name, err)
 			return
 		}
 		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Logf("drop test schema %s: %v", schema, err)
+		if _, err := c.Exec(ctx, fmt.Sprintf(drop, name)); err != nil {
+			t.Logf("drop %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return u, name
 }
 
 // Each runs f once per supported database as a subtest named after it.
