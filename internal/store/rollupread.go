@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,39 +43,7 @@ func (s *Store) seriesAcross(ctx context.Context, q SeriesQuery, split time.Time
 		" UNION ALL " + rollupMeans() + " WHERE " + strings.Join(rollConds, " AND ") + " GROUP BY bucket"
 	inner := "SELECT " + seriesColumns + " FROM (" + union + ") u ORDER BY ts DESC LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := s.Query(ctx, "SELECT "+seriesColumns+" FROM ("+inner+") recent ORDER BY ts", args...)
-	if err != nil {
-		return Series{}, fmt.Errorf("store: metric series of %s: %w", q.Host, err)
-	}
-	defer rows.Close()
-	out := Series{Samples: []domain.MetricSample{}}
-	for rows.Next() {
-		var (
-			ts   flexTime
-			vals [9]sql.NullFloat64
-		)
-		if err := rows.Scan(&ts, &vals[0], &vals[1], &vals[2], &vals[3], &vals[4], &vals[5], &vals[6], &vals[7], &vals[8]); err != nil {
-			return Series{}, fmt.Errorf("store: scan sample of %s: %w", q.Host, err)
-		}
-		m := domain.MetricSample{Host: q.Host, Timestamp: ts.t}
-		for i, p := range metricFields(&m) {
-			if vals[i].Valid {
-				f := vals[i].Float64
-				*p = &f
-			}
-		}
-		if ts.t.Before(split) {
-			out.RolledUpBefore = split
-		}
-		out.Samples = append(out.Samples, m)
-	}
-	if err := rows.Err(); err != nil {
-		return Series{}, fmt.Errorf("store: metric series of %s: %w", q.Host, err)
-	}
-	if len(out.Samples) > limit {
-		out.Samples, out.Truncated = out.Samples[1:], true
-	}
-	return out, nil
+	return s.readSeries(ctx, q.Host, inner, args, split, limit)
 }
 
 // metricFields are m's well-known metrics in the order of rollupMetrics.

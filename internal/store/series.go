@@ -173,9 +173,17 @@ func (s *Store) MetricSeries(ctx context.Context, q SeriesQuery) (Series, error)
 	conds, args = timeWindow("ts", q.From, q.To, conds, args)
 	inner := "SELECT " + seriesColumns + " FROM system_metrics WHERE " + strings.Join(conds, " AND ") + " ORDER BY ts DESC LIMIT ?"
 	args = append(args, limit+1)
+	return s.readSeries(ctx, q.Host, inner, args, time.Time{}, limit)
+}
+
+// readSeries runs inner — a statement giving seriesColumns of host's newest
+// limit+1 samples, newest first — and returns them oldest first; samples
+// before split came from the rollups (Series.RolledUpBefore). The extra row
+// fetched to detect truncation is the oldest one.
+func (s *Store) readSeries(ctx context.Context, host, inner string, args []any, split time.Time, limit int) (Series, error) {
 	rows, err := s.Query(ctx, "SELECT "+seriesColumns+" FROM ("+inner+") recent ORDER BY ts", args...)
 	if err != nil {
-		return Series{}, fmt.Errorf("store: metric series of %s: %w", q.Host, err)
+		return Series{}, fmt.Errorf("store: metric series of %s: %w", host, err)
 	}
 	defer rows.Close()
 	out := Series{Samples: []domain.MetricSample{}}
@@ -185,21 +193,23 @@ func (s *Store) MetricSeries(ctx context.Context, q SeriesQuery) (Series, error)
 			vals [9]sql.NullFloat64
 		)
 		if err := rows.Scan(&ts, &vals[0], &vals[1], &vals[2], &vals[3], &vals[4], &vals[5], &vals[6], &vals[7], &vals[8]); err != nil {
-			return Series{}, fmt.Errorf("store: scan sample of %s: %w", q.Host, err)
+			return Series{}, fmt.Errorf("store: scan sample of %s: %w", host, err)
 		}
-		m := domain.MetricSample{Host: q.Host, Timestamp: ts.t}
-		for i, p := range []**float64{&m.CPUUsage, &m.MemoryUsage, &m.DiskUsage, &m.NetworkIn, &m.NetworkOut, &m.LoadAverage, &m.ResponseTimeMS, &m.ErrorRate, &m.RequestRate} {
+		m := domain.MetricSample{Host: host, Timestamp: ts.t}
+		for i, p := range metricFields(&m) {
 			if vals[i].Valid {
 				f := vals[i].Float64
 				*p = &f
 			}
 		}
+		if ts.t.Before(split) {
+			out.RolledUpBefore = split
+		}
 		out.Samples = append(out.Samples, m)
 	}
 	if err := rows.Err(); err != nil {
-		return Series{}, fmt.Errorf("store: metric series of %s: %w", q.Host, err)
+		return Series{}, fmt.Errorf("store: metric series of %s: %w", host, err)
 	}
-	// The extra row fetched to detect truncation is the oldest one.
 	if len(out.Samples) > limit {
 		out.Samples, out.Truncated = out.Samples[1:], true
 	}
