@@ -108,6 +108,8 @@ type input struct {
 	v     float64
 	roles uint8 // bit 0: acc[0], bit 1: acc[1]
 	ok    bool
+	// repeat: the tracker saw this sample already (a retried request).
+	repeat bool
 }
 
 // add takes a request's inputs (sorted by time, so one request holding two
@@ -151,8 +153,13 @@ func (a *assembler) one(nowNS int64, in *input, out []assembled) []assembled {
 	}
 	if s.done {
 		// A retried request, or an input past the count expected (the
-		// host grew; the next instants learn the new count): give the
-		// value again if it was given, so a retry rebuilds the same row.
+		// host grew, or the instant completed on a count learned before
+		// a lagging shard's series were first seen): the next instants
+		// learn the new count. Give the value again if it was given, so
+		// a retry rebuilds the same row.
+		if !in.repeat {
+			s.n++
+		}
 		if s.emitted {
 			out = append(out, assembled{in.key.host, featureNames[in.key.f], s.t, s.value})
 		}

@@ -227,7 +227,8 @@ func (m *mapper) series(lbls []label, ss samples, histograms int, counterMeta bo
 			continue
 		}
 		if cls.feature != nil {
-			m.st.inputs = append(m.st.inputs, input{key: groupKey{m.tenant, host, *cls.feature}, id: id, t: s.t, v: v, roles: cls.roles, ok: ok})
+			m.st.inputs = append(m.st.inputs, input{key: groupKey{m.tenant, host, *cls.feature}, id: id, t: s.t, v: v, roles: cls.roles, ok: ok,
+				repeat: o == ingest.Repeat})
 			continue
 		}
 		if ok {

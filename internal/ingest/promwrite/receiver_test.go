@@ -195,6 +195,29 @@ func TestAssemblerWaitsForALaggingShard(t *testing.T) {
 	}
 }
 
+// A learned count grows when a done instant gets an input it had not
+// seen (a new device, or a lagging shard's first series): the next
+// instants wait for the new count.
+func TestAssemblerLearnsAGrownCount(t *testing.T) {
+	a := newAssembler(time.Hour, nil)
+	k := groupKey{"", "h", featNetIn}
+	in := func(id uint64, ts int64) input { return input{key: k, id: id, t: ts, v: 1, roles: 1, ok: true} }
+	var out []assembled
+	for ts := int64(1); ts <= 2; ts++ {
+		out = a.add(0, []input{in(1, ts), in(2, ts)}, out)
+	}
+	out = a.add(0, []input{in(3, 2)}, out) // a third device, seen late at 2
+	n := len(out)
+	out = a.add(0, []input{in(1, 3), in(2, 3)}, out)
+	if len(out) != n {
+		t.Fatalf("instant 3 emitted from 2 of 3 devices: %+v", out[n:])
+	}
+	out = a.add(0, []input{in(3, 3)}, out)
+	if len(out) != n+1 || out[n].value != 3 {
+		t.Fatalf("instant 3 with all three devices: %+v, want one value 3", out[n:])
+	}
+}
+
 // outcomes reads smartcloudops_ingest_samples_total by outcome.
 func outcomes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
