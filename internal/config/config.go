@@ -18,6 +18,8 @@ const (
 	SourceDefault Source = "default"
 	SourceEnv     Source = "env"
 	SourceFlag    Source = "flag"
+	// SourceFile is a secret read from the file its X_FILE variable names.
+	SourceFile Source = "file"
 )
 
 // Config is the service's whole configuration. It is built by Load and then
