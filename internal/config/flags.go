@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // flagValue holds a flag's raw text: every setting is parsed by its own
@@ -24,17 +26,35 @@ func (f *flagValue) IsBoolFlag() bool { return f.boolean }
 
 // newFlagSet builds the serve flags. It prints nothing itself: the command
 // prints one line for a bad flag, and its own grouped help for -h.
-func newFlagSet(all []setting) (*flag.FlagSet, map[string]*flagValue) {
+func newFlagSet(all []setting, only FlagFilter) (*flag.FlagSet, map[string]*flagValue) {
 	fs := flag.NewFlagSet("smartcloudops", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	vals := make(map[string]*flagValue, len(all))
 	for _, s := range all {
+		if only != nil && !only(s.flag) {
+			continue
+		}
 		v := &flagValue{v: s.def, boolean: s.boolean}
 		vals[s.flag] = v
 		fs.Var(v, s.flag, s.usage)
 	}
 	return fs, vals
+}
+
+// FlagFilter says which flags a command takes, by flag name; nil takes
+// all. The environment is read for every setting either way.
+type FlagFilter func(flag string) bool
+
+// MigrateFlags are the migrate command's flags: the database settings it
+// opens the store with, and the log level.
+func MigrateFlags(flag string) bool {
+	switch flag {
+	case "database-url", "database-pool-size", "database-pool-min-idle", "database-conn-max-lifetime",
+		"slow-query-threshold", "slow-query-log-params", "log-level":
+		return true
+	}
+	return false
 }
 
 // groups orders the help: a setting belongs to the first group whose
@@ -76,18 +96,19 @@ func groupOf(s setting) string {
 // WriteUsage prints the serve flags grouped by subsystem, each with its
 // type, environment variable and default; secrets also name their *_FILE
 // variable.
-func WriteUsage(w io.Writer) {
+func WriteUsage(w io.Writer, only FlagFilter) {
 	all := settings()
 	for _, g := range groups {
-		fmt.Fprintf(w, "\n%s:\n", g.title)
+		title := false
 		for _, s := range all {
-			if groupOf(s) != g.name {
+			if groupOf(s) != g.name || (only != nil && !only(s.flag)) {
 				continue
 			}
-			typ := "value"
-			if s.boolean {
-				typ = "[=bool]"
+			if !title {
+				fmt.Fprintf(w, "\n%s:\n", g.title)
+				title = true
 			}
+			typ := typeOf(s)
 			fmt.Fprintf(w, "  --%s %s\n      %s\n", s.flag, typ, s.usage)
 			env := "env " + s.env
 			if s.secret {
@@ -137,4 +158,29 @@ func fromEnv(s setting, getenv func(string) string) (v string, src Source, err e
 		return "", "", &Error{Name: s.env + "_FILE", Value: path, Allowed: "names an empty file"}
 	}
 	return v, SourceFile, nil
+}
+
+// typeOf names a flag's kind in the help from its default, which every
+// parser accepts: close enough to guide, and the error names the real rule.
+func typeOf(s setting) string {
+	d := strings.TrimSpace(s.def)
+	if s.boolean {
+		return "[=bool]"
+	}
+	if d == "" {
+		return "string"
+	}
+	if _, err := strconv.Atoi(d); err == nil {
+		return "int"
+	}
+	if _, err := strconv.ParseFloat(d, 64); err == nil {
+		return "number"
+	}
+	if _, err := time.ParseDuration(d); err == nil {
+		return "duration"
+	}
+	if _, err := ParseSize(d); err == nil {
+		return "size"
+	}
+	return "string"
 }

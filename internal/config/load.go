@@ -14,8 +14,14 @@ import (
 // through getenv, then flags from args (without the program or subcommand name).
 // usage is unused (kept for callers): the command prints help itself (WriteUsage). An invalid value returns *Error; -h returns flag.ErrHelp.
 func Load(args []string, getenv func(string) string, _ io.Writer) (*Config, error) {
+	return LoadFor(args, getenv, nil)
+}
+
+// LoadFor is Load for a command that takes only the flags only accepts
+// (nil: all); every setting is still read from the environment.
+func LoadFor(args []string, getenv func(string) string, only FlagFilter) (*Config, error) {
 	all := settings()
-	fs, flagVals := newFlagSet(all)
+	fs, flagVals := newFlagSet(all, only)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
