@@ -125,9 +125,6 @@ func WriteUsage(w io.Writer, only FlagFilter) {
 	}
 }
 
-// readFile reads a *_FILE secret; tests replace it.
-var readFile = os.ReadFile
-
 // fromEnv is a setting's environment value: X itself, or for a secret the
 // trimmed content of the file X_FILE names. Giving both is an error, since
 // which one wins would be a guess.
@@ -149,7 +146,7 @@ func fromEnv(s setting, getenv func(string) string) (v string, src Source, err e
 	if v != "" {
 		return "", "", &Error{Name: s.env + "_FILE", Value: path, Allowed: "must not be set together with " + s.env + "; give one"}
 	}
-	b, rerr := readFile(path)
+	b, rerr := os.ReadFile(path)
 	if rerr != nil {
 		return "", "", &Error{Name: s.env + "_FILE", Value: path, Allowed: "must name a readable file: " + rerr.Error()}
 	}
