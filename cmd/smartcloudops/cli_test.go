@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -55,8 +56,8 @@ func TestCLIOutput(t *testing.T) {
 		{name: "require-auth=false", args: []string{"check-config", "--require-auth=false"}, stdout: []string{"configuration OK"}},
 		{name: "bool env keeps its forms", args: []string{"check-config"}, env: map[string]string{"ENABLE_CACHE": "off"}, stdout: []string{"configuration OK"}},
 		{name: "check-config shows sources, masks secrets", args: []string{"check-config", "--addr", ":7000"},
-			env:    map[string]string{"DATABASE_URL": "postgres://app:hunter2@db:5432/x", "LOG_LEVEL": "debug", "JWT_SECRET_FILE": secret},
-			stdout: []string{"SMARTCLOUDOPS_ADDR", ":7000", "flag", "LOG_LEVEL", "env", "default", "JWT_SECRET", "file", "postgres://app:********@db:5432/x"},
+			env:       map[string]string{"DATABASE_URL": "postgres://app:hunter2@db:5432/x", "LOG_LEVEL": "debug", "JWT_SECRET_FILE": secret},
+			stdout:    []string{"SMARTCLOUDOPS_ADDR", ":7000", "flag", "LOG_LEVEL", "env", "default", "JWT_SECRET", "file", "postgres://app:********@db:5432/x"},
 			notStdout: []string{"hunter2", "s3cr3t"}},
 		{name: "check-config bad database url", args: []string{"check-config"}, env: map[string]string{"DATABASE_URL": "ftp://x"}, want: exitUsage, stderr: "DATABASE_URL", stderrLine: true},
 		{name: "check-config bad selector", args: []string{"check-config"}, env: map[string]string{"PROMWRITE_SELECT": "up{job=}"}, want: exitUsage, stderr: "PROMWRITE_SELECT", stderrLine: true},
@@ -125,6 +126,92 @@ func TestBuildInfoFrom(t *testing.T) {
 			b := buildInfoFrom(tc.bi, tc.ldVer, tc.ldRev)
 			if b.Version != tc.wantV || b.Revision != tc.wantRev {
 				t.Errorf("got %s/%s; want %s/%s", b.Version, b.Revision, tc.wantV, tc.wantRev)
+			}
+		})
+	}
+}
+
+func TestStartLine(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		addr    string
+		cacheOn bool
+		want    []string
+		not     []string
+	}{
+		{"defaults", nil, "[::]:5000", true,
+			[]string{"listening on [::]:5000", "database sqlite:///./smartcloudops.db", "cache memory", "auth auto, no credential", "dashboard http://localhost:5000/"}, nil},
+		{"postgres and redis", map[string]string{"DATABASE_URL": "postgres://app:hunter2@db:5432/x", "REDIS_URL": "redis://:pw123@r:6379/0",
+			"SMARTCLOUDOPS_REQUIRE_AUTH": "true", "SMARTCLOUDOPS_ADMIN_TOKEN": "0123456789abcdef0123"}, "127.0.0.1:8080", true,
+			[]string{"postgres://app:********@db:5432/x", "cache redis redis://:********@r:6379/0", "auth required", "dashboard http://127.0.0.1:8080/"},
+			[]string{"hunter2", "pw123", "0123456789abcdef0123"}},
+		{"cache off, external url", map[string]string{"ENABLE_CACHE": "false", "SMARTCLOUDOPS_EXTERNAL_URL": "https://ops.example.com/"}, "0.0.0.0:5000", false,
+			[]string{"cache off", "dashboard https://ops.example.com/"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := tc.env
+			if env == nil {
+				env = map[string]string{}
+			}
+			cfg, err := loadConfig("serve", nil, envOf(env), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := startLine(cfg, tc.addr, tc.cacheOn)
+			if strings.Contains(line, "\n") {
+				t.Errorf("not one line: %q", line)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(line, s) {
+					t.Errorf("%q lacks %q", line, s)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(line, s) {
+					t.Errorf("%q shows %q", line, s)
+				}
+			}
+		})
+	}
+}
+
+// TestServeTerminal checks what an operator sees on the terminal: the
+// start-up line, and no access line for a client's 404 (which the log file
+// keeps) unless LOG_STDERR_CLIENT_ERRORS asks for it.
+func TestServeTerminal(t *testing.T) {
+	for _, show := range []bool{false, true} {
+		t.Run(map[bool]string{false: "default", true: "client errors shown"}[show], func(t *testing.T) {
+			env := map[string]string{"DATABASE_URL": "sqlite:///" + filepath.Join(t.TempDir(), "t.db"), "ENABLE_CACHE": "false"}
+			if show {
+				env["LOG_STDERR_CLIENT_ERRORS"] = "true"
+			}
+			r := start(t, env, nil)
+			resp, err := http.Get(r.base + "/favicon.ico")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Fatalf("favicon: %d; want a 4xx", resp.StatusCode)
+			}
+			if code := r.stop(t); code != exitOK {
+				t.Fatalf("exit %d: %s", code, r.stderr)
+			}
+			out := r.stderr.String()
+			if !strings.Contains(out, "smartcloudops listening on 127.0.0.1:") || !strings.Contains(out, "dashboard http://127.0.0.1:") {
+				t.Errorf("no start-up line on stderr: %s", out)
+			}
+			if got := strings.Contains(out, `"path":"/favicon.ico"`); got != show {
+				t.Errorf("favicon access line on stderr = %v; want %v: %s", got, show, out)
+			}
+			data, err := os.ReadFile(filepath.Join(r.logDir, "smartcloudops.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte(`"path":"/favicon.ico"`)) {
+				t.Errorf("log file lacks the favicon access line")
 			}
 		})
 	}

@@ -249,6 +249,9 @@ func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.O
 	o.Level = level
 	o.Copy = stderr
 	o.CopyLevel = strings.ToUpper(cfg.LogStderrLevel)
+	if !cfg.LogStderrClientErrors {
+		o.CopySkip = clientErrorLine
+	}
 	o.Fallback = stderr
 	if cfg.LogStderrLevel == "off" {
 		o.CopyLevel = "off"
@@ -468,6 +471,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	logReadPolicy(log, cfg, deps.Auth)
 	log.Info("smartcloudops listening", slog.String("addr", ln.Addr().String()), slog.String("database", string(st.Kind())),
 		slog.Bool("cache", c != nil), slog.Bool("redis", cfg.EffectiveRedisURL() != ""), slog.String("version", b.Version), slog.String("replica", replica))
+	fmt.Fprintln(stderr, startLine(cfg, ln.Addr().String(), c != nil))
 	if h.onListen != nil {
 		h.onListen(ln.Addr())
 	}

@@ -100,6 +100,9 @@ type Config struct {
 	LogQueuePolicy string
 	// LogStderrLevel is the lowest level copied to stderr, or "off" (LOG_STDERR_LEVEL).
 	LogStderrLevel string
+	// LogStderrClientErrors copies 4xx access-log lines to stderr too
+	// (LOG_STDERR_CLIENT_ERRORS); off, a browser's /favicon.ico 404 stays in the file.
+	LogStderrClientErrors bool
 
 	// RedisPoolSize bounds the Redis connection pool (REDIS_POOL_SIZE).
 	RedisPoolSize int

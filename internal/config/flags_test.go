@@ -63,7 +63,9 @@ func TestSecretFiles(t *testing.T) {
 		{"database url from file", nil, []string{"DATABASE_URL_FILE", dbURL}, "",
 			func(c *Config) bool { return c.DatabaseURL == "postgres://app:pw@db:5432/x" }},
 		{"flag wins over file", []string{"--admin-token", "abcdefabcdefabcdef99"}, []string{"SMARTCLOUDOPS_ADMIN_TOKEN_FILE", token}, "",
-			func(c *Config) bool { return c.AdminToken == "abcdefabcdefabcdef99" && c.Source("SMARTCLOUDOPS_ADMIN_TOKEN") == SourceFlag }},
+			func(c *Config) bool {
+				return c.AdminToken == "abcdefabcdefabcdef99" && c.Source("SMARTCLOUDOPS_ADMIN_TOKEN") == SourceFlag
+			}},
 		{"both set", nil, []string{"SMARTCLOUDOPS_ADMIN_TOKEN_FILE", token, "SMARTCLOUDOPS_ADMIN_TOKEN", "x"}, "SMARTCLOUDOPS_ADMIN_TOKEN_FILE", nil},
 		{"missing file", nil, []string{"REDIS_PASSWORD_FILE", filepath.Join(dir, "nope")}, "REDIS_PASSWORD_FILE", nil},
 		{"empty file", nil, []string{"JWT_SECRET_FILE", empty}, "JWT_SECRET_FILE", nil},

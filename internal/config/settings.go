@@ -144,6 +144,8 @@ func settings() []setting {
 				}
 				return errAllowed("must be block or drop")
 			}},
+		{env: "LOG_STDERR_CLIENT_ERRORS", flag: "log-stderr-client-errors", boolean: true, def: "false", usage: "also copy the access-log lines of client errors (4xx, logged at WARN) to stderr; they always reach the log file",
+			set: func(c *Config, v string) error { return parseBool(v, &c.LogStderrClientErrors) }},
 		{env: "LOG_STDERR_LEVEL", flag: "log-stderr-level", def: "warn", usage: "lowest level also copied to stderr: debug, info, warn, error or off",
 			set: func(c *Config, v string) error {
 				switch strings.ToLower(v) {
