@@ -108,7 +108,11 @@ func loadConfig(cmd string, args []string, getenv func(string) string, only conf
 		if errors.As(err, &ce) && (ce.Name == "flags" || ce.Name == "arguments") {
 			// One line naming the flag and where the list is; the flag
 			// package's own message already names it.
-			return nil, fmt.Errorf("%s (see smartcloudops %s --help)", ce.Allowed, cmd)
+			msg := ce.Allowed
+			if ce.Name == "arguments" {
+				msg += ": " + ce.Value
+			}
+			return nil, fmt.Errorf("%s (see smartcloudops %s --help)", msg, cmd)
 		}
 		return nil, err
 	}

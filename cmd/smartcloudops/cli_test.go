@@ -48,6 +48,8 @@ func TestCLIOutput(t *testing.T) {
 		{name: "unknown flag", args: []string{"--nope"}, want: exitUsage,
 			stderr: "smartcloudops serve: flag provided but not defined: -nope (see smartcloudops serve --help)", stderrLine: true},
 		{name: "flag without value", args: []string{"serve", "--addr"}, want: exitUsage, stderr: "-addr (see smartcloudops serve --help)", stderrLine: true},
+		{name: "boolean takes no separate value", args: []string{"serve", "--require-auth", "true"}, want: exitUsage,
+			stderr: "no positional arguments are accepted: true (see smartcloudops serve --help)", stderrLine: true},
 		{name: "unknown command", args: []string{"frobnicate"}, want: exitUsage, stderr: `unknown command "frobnicate" (see smartcloudops --help)`, stderrLine: true},
 		{name: "require-auth alone", args: []string{"check-config", "--require-auth", "--admin-token", "0123456789abcdef0123"},
 			stdout: []string{"SMARTCLOUDOPS_REQUIRE_AUTH", "configuration OK"}, notStdout: []string{"0123456789abcdef0123"}},
