@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -18,11 +16,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/smartcloudops/smartcloudops/internal/anomaly"
-	"github.com/smartcloudops/smartcloudops/internal/anomaly/detectcli"
 	"github.com/smartcloudops/smartcloudops/internal/anomaly/stream"
 	"github.com/smartcloudops/smartcloudops/internal/cache"
 	"github.com/smartcloudops/smartcloudops/internal/config"
-	"github.com/smartcloudops/smartcloudops/internal/dburl"
 	"github.com/smartcloudops/smartcloudops/internal/health"
 	"github.com/smartcloudops/smartcloudops/internal/httpapi"
 	"github.com/smartcloudops/smartcloudops/internal/ingest/otlp"
@@ -33,8 +29,13 @@ import (
 	"github.com/smartcloudops/smartcloudops/internal/store/sharedstate"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and revision are set by a release build:
+//
+//	go build -ldflags "-X main.version=v1.2.3 -X main.revision=$(git rev-parse HEAD)" ./cmd/smartcloudops
+//
+// Left empty, they come from the build info (go install's module version,
+// the VCS stamp of a build in a checkout).
+var version, revision string
 
 // Exit statuses: 2 is a usage or configuration error, as with flag parsing.
 const (
@@ -42,17 +43,6 @@ const (
 	exitFailure = 1
 	exitUsage   = 2
 )
-
-const usage = `usage: smartcloudops [command] [flags]
-
-commands:
-  serve     run the HTTP service (the default)
-  migrate   apply database migrations and exit
-  detect    score a CSV time series with the streaming detector (--input FILE.csv [--output FILE.csv])
-  version   print the build and exit
-
-Run "smartcloudops serve -h" for the flags; every flag also has an environment variable.
-`
 
 // hooks let tests observe a running server without parsing its logs.
 type hooks struct {
@@ -69,78 +59,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 func runWith(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, h hooks) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h" || a == "--help" || a == "-help":
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		case a == "--version" || a == "-version":
+			cmd = "version"
+		case !strings.HasPrefix(a, "-"):
+			cmd, args = a, args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
-		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return serve(ctx, cfg, getenv, stderr, h) })
+		return withConfig(cmd, args, getenv, stdout, stderr, nil, func(cfg *config.Config) error { return serve(ctx, cfg, getenv, stderr, h) })
 	case "migrate":
-		return withConfig(args, getenv, stderr, func(cfg *config.Config) error { return migrate(ctx, cfg, stdout, stderr) })
+		return withConfig(cmd, args, getenv, stdout, stderr, config.MigrateFlags, func(cfg *config.Config) error { return migrate(ctx, cfg, stdout, stderr) })
+	case "check-config":
+		return withConfig(cmd, args, getenv, stdout, stderr, nil, func(cfg *config.Config) error { return checkConfig(cfg, stdout) })
 	case "detect":
-		if err := detectcli.Run(ctx, args, stdin, stdout, stderr); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			fmt.Fprintln(stderr, "smartcloudops detect:", err)
-			if errors.Is(err, detectcli.ErrUsage) {
-				return exitUsage
-			}
-			return exitFailure
-		}
-		return exitOK
+		return runDetect(ctx, args, stdin, stdout, stderr)
 	case "version":
 		b := buildInfo()
 		fmt.Fprintf(stdout, "smartcloudops %s (revision %s, %s)\n", b.Version, b.Revision, b.GoVersion)
 		return exitOK
-	case "help", "-h", "--help":
+	case "help":
+		if len(args) > 0 && commandHelp(args[0], stdout) {
+			return exitOK
+		}
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "smartcloudops: no help for unknown command %q (see smartcloudops --help)\n", args[0])
+			return exitUsage
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "smartcloudops: unknown command %q\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "smartcloudops: unknown command %q (see smartcloudops --help)\n", cmd)
 	return exitUsage
-}
-
-// withConfig loads the configuration and runs f, mapping failures to exit
-// statuses: a bad setting is one line on stderr and status 2.
-func withConfig(args []string, getenv func(string) string, stderr io.Writer, f func(*config.Config) error) int {
-	cfg, err := config.Load(args, getenv, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintln(stderr, "smartcloudops:", err)
-		return exitUsage
-	}
-	// The URL's forms belong to the store (dburl); checking them here keeps a
-	// bad DATABASE_URL a one-line configuration error like any other.
-	if _, _, err := dburl.Parse(cfg.DatabaseURL); err != nil {
-		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "DATABASE_URL", Value: config.RedactURL(cfg.DatabaseURL), Allowed: err.Error()})
-		return exitUsage
-	}
-	// So are the remote-write selectors, whose syntax belongs to promwrite.
-	if _, err := remoteWriteSelect(cfg); err != nil {
-		fmt.Fprintln(stderr, "smartcloudops:", &config.Error{Name: "PROMWRITE_SELECT", Value: cfg.PromWrite.Select, Allowed: err.Error()})
-		return exitUsage
-	}
-	if err := f(cfg); err != nil {
-		fmt.Fprintln(stderr, "smartcloudops:", err)
-		return exitFailure
-	}
-	return exitOK
-}
-
-func buildInfo() httpapi.BuildInfo {
-	b := httpapi.BuildInfo{Version: version, Revision: "unknown"}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		b.GoVersion = bi.GoVersion
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				b.Revision = s.Value
-			}
-		}
-	}
-	return b
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -294,6 +249,9 @@ func logOptions(cfg *config.Config, level slog.Leveler, stderr io.Writer) logs.O
 	o.Level = level
 	o.Copy = stderr
 	o.CopyLevel = strings.ToUpper(cfg.LogStderrLevel)
+	if !cfg.LogStderrClientErrors {
+		o.CopySkip = clientErrorLine
+	}
 	o.Fallback = stderr
 	if cfg.LogStderrLevel == "off" {
 		o.CopyLevel = "off"
@@ -513,6 +471,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	logReadPolicy(log, cfg, deps.Auth)
 	log.Info("smartcloudops listening", slog.String("addr", ln.Addr().String()), slog.String("database", string(st.Kind())),
 		slog.Bool("cache", c != nil), slog.Bool("redis", cfg.EffectiveRedisURL() != ""), slog.String("version", b.Version), slog.String("replica", replica))
+	fmt.Fprintln(stderr, startLine(cfg, ln.Addr().String(), c != nil))
 	if h.onListen != nil {
 		h.onListen(ln.Addr())
 	}

@@ -18,6 +18,8 @@ const (
 	SourceDefault Source = "default"
 	SourceEnv     Source = "env"
 	SourceFlag    Source = "flag"
+	// SourceFile is a secret read from the file its X_FILE variable names.
+	SourceFile Source = "file"
 )
 
 // Config is the service's whole configuration. It is built by Load and then
@@ -98,6 +100,9 @@ type Config struct {
 	LogQueuePolicy string
 	// LogStderrLevel is the lowest level copied to stderr, or "off" (LOG_STDERR_LEVEL).
 	LogStderrLevel string
+	// LogStderrClientErrors copies 4xx access-log lines to stderr too
+	// (LOG_STDERR_CLIENT_ERRORS); off, a browser's /favicon.ico 404 stays in the file.
+	LogStderrClientErrors bool
 
 	// RedisPoolSize bounds the Redis connection pool (REDIS_POOL_SIZE).
 	RedisPoolSize int

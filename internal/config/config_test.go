@@ -98,6 +98,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"LOG_MAX_AGE_DAYS", "7", func(c *Config) bool { return c.LogMaxAgeDays == 7 }},
 		{"LOG_QUEUE_POLICY", "drop", func(c *Config) bool { return c.LogQueuePolicy == "drop" }},
 		{"LOG_STDERR_LEVEL", "off", func(c *Config) bool { return c.LogStderrLevel == "off" }},
+		{"LOG_STDERR_CLIENT_ERRORS", "true", func(c *Config) bool { return c.LogStderrClientErrors }},
 		{"REDIS_POOL_SIZE", "8", func(c *Config) bool { return c.RedisPoolSize == 8 }},
 		{"REDIS_TIMEOUT", "250ms", func(c *Config) bool { return c.RedisTimeout == 250*time.Millisecond }},
 		{"CACHE_KEY_PREFIX", "team-a:", func(c *Config) bool { return c.CacheKeyPrefix == "team-a:" }},

@@ -12,15 +12,16 @@ import (
 
 // Load builds the configuration: defaults, then environment variables read
 // through getenv, then flags from args (without the program or subcommand name).
-// Usage text for -h goes to usage. An invalid value returns *Error; -h returns flag.ErrHelp.
-func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+// usage is unused (kept for callers): the command prints help itself (WriteUsage). An invalid value returns *Error; -h returns flag.ErrHelp.
+func Load(args []string, getenv func(string) string, _ io.Writer) (*Config, error) {
+	return LoadFor(args, getenv, nil)
+}
+
+// LoadFor is Load for a command that takes only the flags only accepts
+// (nil: all); every setting is still read from the environment.
+func LoadFor(args []string, getenv func(string) string, only FlagFilter) (*Config, error) {
 	all := settings()
-	fs := flag.NewFlagSet("smartcloudops", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	flagVals := make(map[string]*string, len(all))
-	for _, s := range all {
-		flagVals[s.flag] = fs.String(s.flag, s.def, s.usage+" (env "+s.env+")")
-	}
+	fs, flagVals := newFlagSet(all, only)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -37,11 +38,18 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	c := &Config{sources: make(map[string]Source, len(all)), raw: make(map[string]string, len(all))}
 	for _, s := range all {
 		v, src, name := s.def, SourceDefault, s.env
-		if ev := getenv(s.env); ev != "" {
-			v, src = ev, SourceEnv
+		ev, esrc, err := fromEnv(s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if esrc != "" {
+			v, src = ev, esrc
+		}
+		if esrc == SourceFile {
+			name = s.env + "_FILE"
 		}
 		if setFlags[s.flag] {
-			v, src, name = *flagVals[s.flag], SourceFlag, "--"+s.flag
+			v, src, name = flagVals[s.flag].v, SourceFlag, "--"+s.flag
 		}
 		if err := s.set(c, v); err != nil {
 			shown := v

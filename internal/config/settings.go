@@ -13,8 +13,11 @@ type setting struct {
 	flag   string
 	def    string
 	secret bool
-	usage  string
-	set    func(c *Config, v string) error // returns a description of what is allowed on failure
+	// boolean settings are typed as booleans on the command line, so the
+	// flag alone means true; their env values keep the parser's forms.
+	boolean bool
+	usage   string
+	set     func(c *Config, v string) error // returns a description of what is allowed on failure
 }
 
 // errAllowed carries the "what is allowed" text from a parser up to Load.
@@ -39,7 +42,7 @@ func settings() []setting {
 			}},
 		{env: "SLOW_QUERY_THRESHOLD", flag: "slow-query-threshold", def: "1.0", usage: "log statements at least this slow: seconds (1.0) or a Go duration (250ms); 0 turns the slow log off",
 			set: func(c *Config, v string) error { return parseSeconds(v, time.Hour, &c.SlowQueryThreshold) }},
-		{env: "SLOW_QUERY_LOG_PARAMS", flag: "slow-query-log-params", def: "false", usage: "include bound parameter values in slow-query entries (they may hold personal data)",
+		{env: "SLOW_QUERY_LOG_PARAMS", flag: "slow-query-log-params", boolean: true, def: "false", usage: "include bound parameter values in slow-query entries (they may hold personal data)",
 			set: func(c *Config, v string) error { return parseBool(v, &c.SlowQueryLogParams) }},
 		{env: "DB_QUERY_CACHE_TTL", flag: "db-query-cache-ttl", def: "300s", usage: "longest life of a cached query result (writes invalidate earlier)",
 			set: func(c *Config, v string) error {
@@ -47,7 +50,7 @@ func settings() []setting {
 			}},
 		{env: "DB_STATS_CAPACITY", flag: "db-stats-capacity", def: "500", usage: "distinct statements kept in the query statistics",
 			set: func(c *Config, v string) error { return parseInt(v, 10, 100000, &c.DBStatsCapacity) }},
-		{env: "DB_AUTO_INDEX", flag: "db-auto-index", def: "false", usage: "let the index advisor create the indexes it suggests",
+		{env: "DB_AUTO_INDEX", flag: "db-auto-index", boolean: true, def: "false", usage: "let the index advisor create the indexes it suggests",
 			set: func(c *Config, v string) error { return parseBool(v, &c.DBAutoIndex) }},
 		{env: "DB_ADVISOR_INTERVAL", flag: "db-advisor-interval", def: "10m", usage: "how often the automatic index advisor runs",
 			set: func(c *Config, v string) error {
@@ -92,11 +95,11 @@ func settings() []setting {
 		{env: "REDIS_URL", flag: "redis-url", def: "", secret: true,
 			usage: "redis://[:password@]host:port/db or rediss://… (TLS); Cluster: ?addr=host:port per extra node; Sentinel: ?master_set=NAME; wins over REDIS_HOST/PORT/PASSWORD",
 			set:   func(c *Config, v string) error { c.RedisURL = v; return validRedisURL(v) }},
-		{env: "ENABLE_CACHE", flag: "enable-cache", def: "true", usage: "enable the cache part",
+		{env: "ENABLE_CACHE", flag: "enable-cache", boolean: true, def: "true", usage: "enable the cache part",
 			set: func(c *Config, v string) error { return parseBool(v, &c.EnableCache) }},
-		{env: "ENABLE_ASYNC_LOGGING", flag: "enable-async-logging", def: "true", usage: "write logs from a background goroutine",
+		{env: "ENABLE_ASYNC_LOGGING", flag: "enable-async-logging", boolean: true, def: "true", usage: "write logs from a background goroutine",
 			set: func(c *Config, v string) error { return parseBool(v, &c.EnableAsyncLogging) }},
-		{env: "ENABLE_BATCH_PROCESSING", flag: "enable-batch-processing", def: "true", usage: "micro-batch anomaly scoring",
+		{env: "ENABLE_BATCH_PROCESSING", flag: "enable-batch-processing", boolean: true, def: "true", usage: "micro-batch anomaly scoring",
 			set: func(c *Config, v string) error { return parseBool(v, &c.EnableBatchProcessing) }},
 		{env: "LOG_DIR", flag: "log-dir", def: "./logs", usage: "directory for log files",
 			set: func(c *Config, v string) error {
@@ -141,6 +144,8 @@ func settings() []setting {
 				}
 				return errAllowed("must be block or drop")
 			}},
+		{env: "LOG_STDERR_CLIENT_ERRORS", flag: "log-stderr-client-errors", boolean: true, def: "false", usage: "also copy the access-log lines of client errors (4xx, logged at WARN) to stderr; they always reach the log file",
+			set: func(c *Config, v string) error { return parseBool(v, &c.LogStderrClientErrors) }},
 		{env: "LOG_STDERR_LEVEL", flag: "log-stderr-level", def: "warn", usage: "lowest level also copied to stderr: debug, info, warn, error or off",
 			set: func(c *Config, v string) error {
 				switch strings.ToLower(v) {
@@ -313,7 +318,7 @@ func settings() []setting {
 				}
 				return nil
 			}},
-		{env: "SMARTCLOUDOPS_REQUIRE_AUTH", flag: "require-auth", def: "auto",
+		{env: "SMARTCLOUDOPS_REQUIRE_AUTH", flag: "require-auth", boolean: true, def: "auto",
 			usage: "which reads need a token: auto (tenant data does when JWT_SECRET is set), true (every read), false (none)",
 			set: func(c *Config, v string) error {
 				if strings.EqualFold(strings.TrimSpace(v), "auto") {

@@ -95,6 +95,10 @@ type Options struct {
 	// CopyLevel is "off" or a slog level name ("DEBUG", "INFO", "WARN",
 	// "ERROR", optionally with an offset like "WARN+2"). Default "WARN".
 	CopyLevel string
+	// CopySkip, when set, keeps a record at or above CopyLevel off the
+	// copy (it still reaches the file): the terminal is for the operator,
+	// and some warnings (a client's 4xx) are only noise there.
+	CopySkip func(level slog.Level, record []byte) bool
 	// Fallback receives the records that could not reach the file (an
 	// unwritable directory, a full disk). Default os.Stderr.
 	Fallback io.Writer

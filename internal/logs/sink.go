@@ -291,7 +291,7 @@ func (s *sink) write(batch []entry, slab []byte) {
 		}
 		s.buf = append(s.buf, b...)
 		s.nbuf++
-		if !s.copyOff && e.level >= s.copyLevel && (s.f != nil || !s.copyIsFall) {
+		if !s.copyOff && e.level >= s.copyLevel && (s.f != nil || !s.copyIsFall) && (s.o.CopySkip == nil || !s.o.CopySkip(e.level, b)) {
 			s.copyBuf = append(s.copyBuf, b...)
 		}
 		if len(s.buf) >= flushAt {
