@@ -31,6 +31,9 @@ type running struct {
 func start(t *testing.T, env map[string]string, wrap func(http.Handler) http.Handler) *running {
 	t.Helper()
 	env["SMARTCLOUDOPS_ADDR"] = "127.0.0.1:0"
+	if _, ok := env["SMARTCLOUDOPS_SHUTDOWN_DELAY"]; !ok {
+		env["SMARTCLOUDOPS_SHUTDOWN_DELAY"] = "0" // tests stop at once; TestShutdownDelayDrains sets one
+	}
 	if env["LOG_DIR"] == "" {
 		env["LOG_DIR"] = t.TempDir()
 	}
