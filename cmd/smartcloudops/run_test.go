@@ -121,7 +121,7 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
-		if h.Components["logs"].Status != "UP" || h.Components["cache"].Status != "DISABLED" {
+		if h.Components["logs"].Status != "UP" || h.Components["cache"].Status != "UP" || h.Components["cache"].Details["mode"] != "memory" {
 			t.Errorf("logs/cache components: %+v", h.Components)
 		}
 		var ls struct {
