@@ -416,7 +416,7 @@ func settings() []setting {
 			}},
 		{env: "SMARTCLOUDOPS_SHUTDOWN_DELAY", flag: "shutdown-delay", def: "5s",
 			usage: "on SIGTERM, /readyz answers 503 this long before the listener closes, so load balancers stop sending first; 0 turns the delay off",
-			set: func(c *Config, v string) error { return parseDuration(v, 0, 10*time.Minute, &c.ShutdownDelay) }},
+			set:   func(c *Config, v string) error { return parseDuration(v, 0, 10*time.Minute, &c.ShutdownDelay) }},
 		{env: "SMARTCLOUDOPS_PPROF", flag: "pprof", def: "false",
 			usage: "serve net/http/pprof at /debug/pprof/ to admin credentials only",
 			set:   func(c *Config, v string) error { return parseBool(v, &c.Pprof) }},

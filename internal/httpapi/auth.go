@@ -110,8 +110,8 @@ type authenticator struct {
 	// metricsSum is the scrape token's digest, when hasMetrics.
 	metricsSum [32]byte
 	hasMetrics bool
-	parser   *jwt.Parser
-	secret   []byte
+	parser     *jwt.Parser
+	secret     []byte
 	// requireRead and requireTenant say whether Read and TenantRead routes
 	// need a credential.
 	requireRead, requireTenant bool
