@@ -265,6 +265,7 @@ func authOptions(cfg *config.Config) httpapi.AuthOptions {
 	return httpapi.AuthOptions{
 		AdminToken:      cfg.AdminToken,
 		JWTSecret:       cfg.JWTSecret,
+		MetricsToken:    cfg.MetricsToken,
 		RequireAuth:     cfg.RequireAuth == config.AuthRequired,
 		OpenTenantReads: cfg.RequireAuth == config.AuthOpen,
 	}
@@ -335,6 +336,7 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		Config:   cfg,
 		Logs:     lg,
 		Auth:     authOptions(cfg),
+		Pprof:    cfg.Pprof,
 		Limits: httpapi.LimitOptions{
 			AuthFailuresPerMinute: cfg.AuthFailureLimit,
 			WritesPerSecond:       cfg.WriteRateLimit,
@@ -482,6 +484,17 @@ func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
+	}
+	// Fail readiness first and keep serving for the delay, so load balancers
+	// take this replica out before its listener stops accepting.
+	api.Drain()
+	if cfg.ShutdownDelay > 0 {
+		log.Info("draining: /readyz answers 503", slog.String("delay", cfg.ShutdownDelay.String()))
+		select {
+		case err := <-errc:
+			return fmt.Errorf("http server: %w", err)
+		case <-time.After(cfg.ShutdownDelay):
+		}
 	}
 	log.Info("shutting down", slog.String("timeout", cfg.ShutdownTimeout.String()))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -31,6 +31,9 @@ type running struct {
 func start(t *testing.T, env map[string]string, wrap func(http.Handler) http.Handler) *running {
 	t.Helper()
 	env["SMARTCLOUDOPS_ADDR"] = "127.0.0.1:0"
+	if _, ok := env["SMARTCLOUDOPS_SHUTDOWN_DELAY"]; !ok {
+		env["SMARTCLOUDOPS_SHUTDOWN_DELAY"] = "0" // tests stop at once; TestShutdownDelayDrains sets one
+	}
 	if env["LOG_DIR"] == "" {
 		env["LOG_DIR"] = t.TempDir()
 	}
@@ -118,7 +121,7 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
-		if h.Components["logs"].Status != "UP" || h.Components["cache"].Status != "DISABLED" {
+		if h.Components["logs"].Status != "UP" || h.Components["cache"].Status != "UP" || h.Components["cache"].Details["mode"] != "memory" {
 			t.Errorf("logs/cache components: %+v", h.Components)
 		}
 		var ls struct {

@@ -190,6 +190,7 @@ func (c *Cache) Stats(ctx context.Context) Stats {
 		st.Latency[opLabel[o]] = summary(&s.latency[o])
 	}
 	if c.redisOpt == nil {
+		st.Breaker.State = breakerNone
 		return st
 	}
 	st.Mode = "redis"
@@ -205,6 +206,10 @@ func (c *Cache) Stats(ctx context.Context) Stats {
 	}
 	return st
 }
+
+// breakerNone is the breaker state in memory-only mode: there is no Redis
+// to break from.
+const breakerNone = "none"
 
 func (c *Cache) breakerState() string {
 	if c.client.Load() == nil {
@@ -305,8 +310,10 @@ func infoField(info, name string) int64 {
 }
 
 // Check implements health.Checker: UP when Redis answers, DEGRADED while it
-// does not and the in-process tier serves alone, DISABLED in memory-only
-// mode, DOWN after Close. While the breaker is open, Check's ping is the
+// does not and the in-process tier serves alone, DOWN after Close. In
+// memory-only mode it is UP with mode "memory" and a reason: the in-process
+// tier serves every call, so DISABLED would tell an operator the cache is
+// off when it is not. While the breaker is open, Check's ping is the
 // probe that may close it. Details carry no address or credential.
 func (c *Cache) Check(ctx context.Context) health.Component {
 	if err := c.begin(context.WithoutCancel(ctx)); err != nil {
@@ -316,7 +323,9 @@ func (c *Cache) Check(ctx context.Context) health.Component {
 	details := map[string]any{"local_entries": c.local.entries()}
 	if c.redisOpt == nil {
 		details["mode"] = "memory"
-		return health.Component{Status: health.StatusDisabled, Details: details}
+		details["breaker"] = breakerNone
+		details["reason"] = "no Redis configured: the in-process tier serves alone (entries are not shared between replicas); set REDIS_URL or REDIS_HOST for the shared tier"
+		return health.Component{Status: health.StatusUp, Details: details}
 	}
 	details["mode"] = "redis"
 	err := errNotConnected

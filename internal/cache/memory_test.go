@@ -60,8 +60,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func TestMemoryOnlyMode(t *testing.T) {
 	ctx := context.Background()
 	c, reg := newMemoryCache(t, nil)
-	if got := c.Check(ctx); got.Status != health.StatusDisabled {
-		t.Fatalf("Check = %v, want DISABLED", got.Status)
+	if got := c.Check(ctx); got.Status != health.StatusUp || got.Details["mode"] != "memory" || got.Details["reason"] == nil {
+		t.Fatalf("Check = %+v, want UP in mode memory with a reason", got)
 	}
 	if err := c.Set(ctx, "tenant", "k", map[string]int{"a": 1}, 0); err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func TestMemoryOnlyMode(t *testing.T) {
 		t.Fatal("Delete of a cleared key reported it existed")
 	}
 	st := c.Stats(ctx)
-	if st.Mode != "memory" || st.L1.Hits != 3 || st.L1.Sets != 2 || st.L1.Misses != 1 || st.Breaker.State != "" {
+	if st.Mode != "memory" || st.L1.Hits != 3 || st.L1.Sets != 2 || st.L1.Misses != 1 || st.Breaker.State != "none" {
 		t.Fatalf("Stats = %+v", st)
 	}
 	if st.L1.HitRate != 0.75 {

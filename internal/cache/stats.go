@@ -127,7 +127,7 @@ type TierStats struct {
 // BreakerStats describes the circuit breaker around Redis.
 type BreakerStats struct {
 	// State is "closed", "half-open", "open", or "disconnected" while no
-	// connection to Redis was ever made; "" in memory-only mode.
+	// connection to Redis was ever made; "none" in memory-only mode.
 	State           string  `json:"state"`
 	FallbackActive  bool    `json:"fallback_active"`
 	FallbackSeconds float64 `json:"fallback_seconds"`

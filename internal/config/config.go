@@ -154,6 +154,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM (SMARTCLOUDOPS_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long /readyz answers 503 before the listener
+	// closes on SIGTERM (SMARTCLOUDOPS_SHUTDOWN_DELAY); 0 is off.
+	ShutdownDelay time.Duration
+	// MetricsToken is the read-only scrape token (SMARTCLOUDOPS_METRICS_TOKEN).
+	MetricsToken string
+	// Pprof serves net/http/pprof to admins (SMARTCLOUDOPS_PPROF).
+	Pprof bool
 
 	// AlertmanagerURLs are the Alertmanagers every incident's alert is
 	// posted to; none turns alerting off (SMARTCLOUDOPS_ALERTMANAGER_URL).

@@ -27,7 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Config{
 		Addr: ":5000", DatabaseURL: "sqlite:///./smartcloudops.db", DatabasePoolSize: 20, RedisPort: 6379,
 		EnableCache: true, EnableAsyncLogging: true, EnableBatchProcessing: true, LogDir: "./logs", LogLevel: "info",
-		MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second,
+		MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, ShutdownDelay: 5 * time.Second,
 		DatabasePoolMinIdle: 2, DatabaseConnMaxLifetime: 30 * time.Minute, SlowQueryThreshold: time.Second, DBQueryCacheTTL: 300 * time.Second,
 		DBStatsCapacity: 500, DBAdvisorInterval: 10 * time.Minute, SharedStateResync: 30 * time.Second,
 		MetricsRawRetention: 24 * time.Hour, MetricsRollupRetention: 30 * 24 * time.Hour, MetricsRollupInterval: time.Minute,
@@ -159,6 +159,9 @@ func TestLoadEveryVariable(t *testing.T) {
 		{"SMARTCLOUDOPS_ALERTMANAGER_QUEUE_SIZE", "5", func(c *Config) bool { return c.AlertmanagerQueueSize == 5 }},
 		{"SMARTCLOUDOPS_ALERTMANAGER_RESEND_INTERVAL", "30s", func(c *Config) bool { return c.AlertmanagerResendInterval == 30*time.Second }},
 		{"SMARTCLOUDOPS_EXTERNAL_URL", "https://ops.example.com/", func(c *Config) bool { return c.ExternalURL == "https://ops.example.com" }},
+		{"SMARTCLOUDOPS_METRICS_TOKEN", "scrape-0123456789", func(c *Config) bool { return c.MetricsToken == "scrape-0123456789" }},
+		{"SMARTCLOUDOPS_SHUTDOWN_DELAY", "0", func(c *Config) bool { return c.ShutdownDelay == 0 }},
+		{"SMARTCLOUDOPS_PPROF", "true", func(c *Config) bool { return c.Pprof }},
 	}
 	if len(cases) != len(settings())-1 { // REQUIRE_AUTH is covered below: it needs a credential too
 		t.Fatalf("%d cases for %d settings: a new setting needs a case here", len(cases), len(settings()))

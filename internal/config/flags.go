@@ -73,6 +73,8 @@ var groups = []struct{ name, title string }{
 func groupOf(s setting) string {
 	f := s.flag
 	switch {
+	case f == "metrics-token":
+		return "auth"
 	case strings.HasPrefix(f, "database-"), strings.HasPrefix(f, "db-"), strings.HasPrefix(f, "slow-query-"),
 		strings.HasPrefix(f, "metrics-"), f == "shared-state-resync", f == "replica-id":
 		return "database"

@@ -80,6 +80,10 @@ func LoadFor(args []string, getenv func(string) string, only FlagFilter) (*Confi
 		return nil, &Error{Name: "SMARTCLOUDOPS_REQUIRE_AUTH", Value: "true",
 			Allowed: "needs SMARTCLOUDOPS_ADMIN_TOKEN or JWT_SECRET to be set, or no request could ever be authorised"}
 	}
+	if c.MetricsToken != "" && c.MetricsToken == c.AdminToken {
+		return nil, &Error{Name: "SMARTCLOUDOPS_METRICS_TOKEN", Value: "****",
+			Allowed: "must differ from SMARTCLOUDOPS_ADMIN_TOKEN: the scrape token is read-only"}
+	}
 	return c, nil
 }
 

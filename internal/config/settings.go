@@ -410,6 +410,21 @@ func settings() []setting {
 				c.ShutdownTimeout = d
 				return nil
 			}},
+		{env: "SMARTCLOUDOPS_METRICS_TOKEN", flag: "metrics-token", def: "", secret: true,
+			usage: "read-only bearer token for Prometheus scrapes, accepted only on /metrics and /performance/metrics (at least 16 characters)",
+			set: func(c *Config, v string) error {
+				c.MetricsToken = v
+				if v != "" && len(v) < 16 {
+					return errAllowed("must be empty or at least 16 characters")
+				}
+				return nil
+			}},
+		{env: "SMARTCLOUDOPS_SHUTDOWN_DELAY", flag: "shutdown-delay", def: "5s",
+			usage: "on SIGTERM, /readyz answers 503 this long before the listener closes, so load balancers stop sending first; 0 turns the delay off",
+			set:   func(c *Config, v string) error { return parseDuration(v, 0, 10*time.Minute, &c.ShutdownDelay) }},
+		{env: "SMARTCLOUDOPS_PPROF", flag: "pprof", boolean: true, def: "false",
+			usage: "serve net/http/pprof at /debug/pprof/ to admin credentials only",
+			set:   func(c *Config, v string) error { return parseBool(v, &c.Pprof) }},
 	}
 }
 

@@ -22,6 +22,9 @@ type Role string
 const (
 	RoleUser  Role = "user"
 	RoleAdmin Role = "admin"
+	// RoleMetrics is the scrape token's: it reads the Prometheus
+	// exposition and nothing else, so a scraper holds no admin power.
+	RoleMetrics Role = "metrics"
 )
 
 // Principal is the authenticated caller of a request.
@@ -42,6 +45,9 @@ const (
 	Public Access = iota
 	// Read routes need one only when AuthOptions.RequireAuth is set.
 	Read
+	// MetricsRead routes are Read routes that also take the read-only
+	// scrape token (AuthOptions.MetricsToken): the Prometheus exposition.
+	MetricsRead
 	// TenantRead routes read tenant data (hosts, series, anomalies, a
 	// host's learned baseline): they need a credential when RequireAuth is
 	// set, and also when JWTSecret is set (tokens carry tenants) unless
@@ -59,6 +65,9 @@ type AuthOptions struct {
 	AdminToken string
 	// JWTSecret verifies HS256 bearer JWTs; empty disables JWTs.
 	JWTSecret string
+	// MetricsToken is a static bearer token with the metrics role, valid
+	// only on MetricsRead routes; empty disables it.
+	MetricsToken string
 	// RequireAuth makes Read and TenantRead routes need a credential too
 	// (SMARTCLOUDOPS_REQUIRE_AUTH=true).
 	RequireAuth bool
@@ -98,8 +107,11 @@ func (o AuthOptions) ReadPolicy() ReadPolicy {
 type authenticator struct {
 	adminSum [32]byte
 	hasAdmin bool
-	parser   *jwt.Parser
-	secret   []byte
+	// metricsSum is the scrape token's digest, when hasMetrics.
+	metricsSum [32]byte
+	hasMetrics bool
+	parser     *jwt.Parser
+	secret     []byte
 	// requireRead and requireTenant say whether Read and TenantRead routes
 	// need a credential.
 	requireRead, requireTenant bool
@@ -193,6 +205,9 @@ func newAuthenticator(o AuthOptions) *authenticator {
 		// regardless of the presented token's length.
 		a.adminSum, a.hasAdmin = sha256.Sum256([]byte(o.AdminToken)), true
 	}
+	if o.MetricsToken != "" {
+		a.metricsSum, a.hasMetrics = sha256.Sum256([]byte(o.MetricsToken)), true
+	}
 	if o.JWTSecret != "" {
 		a.parser = jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -221,10 +236,13 @@ func (a *authenticator) authenticate(r *http.Request) (*Principal, error) {
 		return nil, Errorf(CodeUnauthorized, "Authorization must be \"Bearer <token>\"")
 	}
 	token = strings.TrimSpace(token)
-	if a.hasAdmin {
+	if a.hasAdmin || a.hasMetrics {
 		sum := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) == 1 {
+		if a.hasAdmin && subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) == 1 {
 			return &Principal{Subject: "admin-token", Role: RoleAdmin}, nil
+		}
+		if a.hasMetrics && subtle.ConstantTimeCompare(sum[:], a.metricsSum[:]) == 1 {
+			return &Principal{Subject: "metrics-token", Role: RoleMetrics}, nil
 		}
 	}
 	if a.parser == nil {
@@ -265,17 +283,23 @@ func (a *authenticator) authorize(r *http.Request, access Access) (*Principal, e
 		return nil, err
 	}
 	if p == nil {
-		if (access == Read && !a.requireRead) || (access == TenantRead && !a.requireTenant) {
+		if ((access == Read || access == MetricsRead) && !a.requireRead) || (access == TenantRead && !a.requireTenant) {
 			return nil, nil
 		}
 		return nil, Errorf(CodeUnauthorized, "this endpoint needs Authorization: Bearer <token>")
 	}
 	switch {
+	case access == MetricsRead && p.Role == RoleMetrics:
+		return p, nil
+	case p.Role == RoleMetrics:
+		// The scrape token is refused everywhere else, also on reads, so a
+		// leaked Prometheus config exposes metrics and nothing more.
+		return p, Errorf(CodeForbidden, "the metrics token may only read /metrics and /performance/metrics")
 	case access == AdminRole && p.Role != RoleAdmin:
 		return p, Errorf(CodeForbidden, "this endpoint needs the admin role")
 	case access == UserRole && p.Role != RoleAdmin && p.Role != RoleUser:
 		return p, Errorf(CodeForbidden, "this endpoint needs the user or admin role")
-	case (access == Read || access == TenantRead) && p.Role != RoleAdmin && p.Role != RoleUser:
+	case (access == Read || access == MetricsRead || access == TenantRead) && p.Role != RoleAdmin && p.Role != RoleUser:
 		return p, Errorf(CodeForbidden, "the token's role %q may not read this endpoint", p.Role)
 	}
 	return p, nil

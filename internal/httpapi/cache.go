@@ -21,6 +21,8 @@ type Cache interface {
 	ClearNamespaceWithDurability(ctx context.Context, ns string) (int64, cache.Durability, error)
 	Stats(ctx context.Context) cache.Stats
 	MaxValueBytes() int
+	// DefaultTTL is the TTL a write without one gets.
+	DefaultTTL() time.Duration
 }
 
 func (s *Server) cacheOrUnavailable() (Cache, error) {
@@ -184,6 +186,11 @@ func (s *Server) cachePut(w http.ResponseWriter, r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/octet-stream"
+	}
+	if ttl == 0 {
+		// Resolved here rather than in the cache so the answer names the TTL
+		// the entry really got, even if the default changes meanwhile.
+		ttl = c.DefaultTTL()
 	}
 	res, err := c.PutRawWithDurability(r.Context(), ns, key, ct, body, ttl)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,6 +86,10 @@ type Deps struct {
 	// TracerProvider records a server span per request, named by its route
 	// pattern; nil (tracing off) records nothing and costs nothing.
 	TracerProvider trace.TracerProvider
+
+	// Pprof serves net/http/pprof at /debug/pprof/ to admins
+	// (SMARTCLOUDOPS_PPROF); off, the paths are 404.
+	Pprof bool
 }
 
 // Server is the HTTP handler of the service.
@@ -102,6 +107,8 @@ type Server struct {
 	started time.Time
 	// patterns are the registered routes, for Routes.
 	patterns []string
+	// draining is set by Drain: /readyz answers 503 from then on.
+	draining atomic.Bool
 }
 
 // New builds the API. It registers its metrics into d.Registry.
@@ -146,7 +153,9 @@ func (s *Server) routes() {
 	s.handle("GET /performance/config", Read, s.config)
 	s.handle("PUT /performance/config", AdminRole, s.putConfig)
 	s.handle("GET /performance/summary", Read, s.summary)
-	s.handle("GET /performance/metrics", Read, s.promMetrics())
+	metrics := s.promMetrics()
+	s.handle("GET /performance/metrics", MetricsRead, metrics)
+	s.handle("GET /metrics", MetricsRead, metrics)
 	s.handle("GET /performance/openapi.json", Public, s.openAPI)
 	s.handle("POST /api/v1/metrics", UserRole, s.anomalyIngest)
 	s.handle("POST /api/v1/write", UserRole, s.remoteWrite)
@@ -177,6 +186,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/v1/anomalies", TenantRead, s.listAnomalies)
 	s.handle("GET /{$}", Public, s.dashboard)
 	s.handle("GET /ui/{file}", Public, s.dashboardAsset)
+	s.pprofRoutes()
 }
 
 // handlerFunc is a handler that reports failure by returning an error, which
@@ -267,6 +277,10 @@ func (s *Server) livez(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.Draining() {
+		writeJSON(w, r, http.StatusServiceUnavailable, drainingComponent())
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.deps.CheckTimeout)
 	defer cancel()
 	c := s.deps.Ready.Check(ctx)
