@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -151,7 +150,12 @@ func staticBinary(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "smartcloudops")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", buildPath, "./cmd/smartcloudops")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command(goBin, "build", "-trimpath", "-o", buildPath, "./cmd/smartcloudops")
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		buildOut, buildErr = cmd.CombinedOutput()
