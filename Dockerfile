@@ -21,17 +21,18 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-ARG REVISION=unknown
+# Empty VERSION/REVISION leave the binary's own fallback (build info).
+ARG VERSION=
+ARG REVISION=
 ENV CGO_ENABLED=0
 RUN go build -trimpath \
-      -ldflags "-s -w -X main.version=${VERSION}" \
+      -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" \
       -o /out/smartcloudops ./cmd/smartcloudops \
  && mkdir -p /out/data/logs
 
 FROM gcr.io/distroless/static-debian12:nonroot
-ARG VERSION=dev
-ARG REVISION=unknown
+ARG VERSION=
+ARG REVISION=
 LABEL org.opencontainers.image.title="smartcloudops" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \

@@ -116,6 +116,10 @@ func knownSettings(t *testing.T) map[string]bool {
 	if !known["DATABASE_URL"] {
 		t.Fatalf("README configuration table not found")
 	}
+	// Secrets may come from files (X_FILE); README lists which.
+	for _, k := range []string{"DATABASE_URL", "REDIS_PASSWORD", "REDIS_URL", "SMARTCLOUDOPS_ADMIN_TOKEN", "JWT_SECRET", "SMARTCLOUDOPS_ALERTMANAGER_URL"} {
+		known[k+"_FILE"] = true
+	}
 	return known
 }
 

@@ -40,6 +40,12 @@ func TestImageDefaultsServe(t *testing.T) {
 		}
 		env = append(env, kv)
 	}
+	check := exec.Command(bin, "check-config")
+	check.Env, check.Dir = env, data
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("check-config with the image's ENV: %v\n%s", err, out)
+	}
+
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = env
 	cmd.Dir = data
