@@ -330,10 +330,3 @@ func (e *Elector) dropConn(final bool) {
 		e.setLeader(false, time.Time{})
 	}
 }
-
-// sinceForTest is when this replica took the duty (zero when it does not hold it).
-func (e *Elector) sinceForTest() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.since
-}

@@ -284,3 +284,10 @@ func TestDefaultKeyPerSchema(t *testing.T) {
 		t.Fatalf("keys a=%d b=%d c=%d", a.key.Load(), b.key.Load(), c.key.Load())
 	}
 }
+
+// sinceForTest is when this replica took the duty (zero when it does not hold it).
+func (e *Elector) sinceForTest() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.since
+}
