@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -270,10 +271,20 @@ type Error struct {
 	Value string
 	// Allowed says what would have been accepted.
 	Allowed string
+	// secrets are masked in the rendered message too: Value is quoted
+	// there, and quoting turns bytes into escapes whose text may spell a
+	// secret that no raw copy in Value held ("\x00123…" holds "0123").
+	secrets []string
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("config: invalid %s=%q: %s", e.Name, e.Value, e.Allowed)
+	msg := fmt.Sprintf("config: invalid %s=%q: %s", e.Name, e.Value, e.Allowed)
+	for _, s := range e.secrets {
+		if s != "" && s != Masked {
+			msg = strings.ReplaceAll(msg, s, Masked)
+		}
+	}
+	return msg
 }
 
 // Source reports where the setting named by its environment variable came from.

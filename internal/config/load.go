@@ -27,7 +27,7 @@ func LoadFor(args []string, getenv func(string) string, only FlagFilter) (*Confi
 			return nil, err
 		}
 		return nil, &Error{Name: "flags", Value: maskEnvSecrets(shownArgs(args, all), all, getenv),
-			Allowed: maskEnvSecrets(shownFlagError(err.Error(), args, all), all, getenv)}
+			Allowed: maskEnvSecrets(shownFlagError(err.Error(), args, all), all, getenv), secrets: secretValues(args, all, getenv)}
 	}
 	if fs.NArg() > 0 {
 		return nil, &Error{Name: "arguments", Value: strings.Join(fs.Args(), " "), Allowed: "no positional arguments are accepted"}
@@ -165,6 +165,40 @@ func maskEnvSecrets(shown string, all []setting, getenv func(string) string) str
 		}
 	}
 	return shown
+}
+
+// secretValues are the plain secrets a command line and the environment
+// give (for a URL, its passwords): what a flag error must not show, however
+// it renders them.
+func secretValues(args []string, all []setting, getenv func(string) string) []string {
+	var out []string
+	for _, s := range all {
+		if !s.secret {
+			continue
+		}
+		vals := []string{getenv(s.env)}
+		for i, a := range args {
+			if a == "--" {
+				break
+			}
+			name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			switch {
+			case !strings.HasPrefix(a, "-") || name != s.flag:
+			case hasValue:
+				vals = append(vals, v)
+			case i+1 < len(args):
+				vals = append(vals, args[i+1])
+			}
+		}
+		for _, v := range vals {
+			if strings.Contains(v, "://") {
+				out = append(out, urlPasswords(v)...)
+			} else if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // urlPasswords are the passwords a database or Redis URL carries: its

@@ -108,7 +108,8 @@ func (p *selParser) selector() (Selector, error) {
 		sel = append(sel, m)
 		p.skipSpace()
 	}
-	if !p.eof() && p.src[p.pos] == '{' {
+	braced := !p.eof() && p.src[p.pos] == '{'
+	if braced {
 		p.pos++
 		for {
 			p.skipSpace()
@@ -138,6 +139,9 @@ func (p *selParser) selector() (Selector, error) {
 		}
 	}
 	if len(sel) == 0 {
+		if braced {
+			return nil, errors.New("an empty selector {} would take every series; name a metric or a label")
+		}
 		return nil, fmt.Errorf("expected a metric name or {, found %q", p.src[p.pos])
 	}
 	if !p.eof() && strings.IndexByte(" \t\r\n,;", p.src[p.pos]) < 0 {

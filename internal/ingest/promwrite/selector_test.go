@@ -35,6 +35,8 @@ func TestParseSelectors(t *testing.T) {
 		{src: `a{b="c"}x`, err: true}, // junk after
 		{src: `{1a="x"}`, err: true},  // bad label name
 		{src: `a{b="\q"}`, err: true}, // bad escape
+		{src: `{}`, err: true},        // empty: found by FuzzParseSelectors (it panicked)
+		{src: `{ }, up`, err: true},
 	}
 	for _, tc := range tests {
 		sels, err := ParseSelectors(tc.src)
