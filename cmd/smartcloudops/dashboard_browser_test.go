@@ -239,6 +239,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("an anomaly sits on its own metric's chart", func(t *testing.T) {
+		dom := headless(t, bin, r.base+"/?host=web-1&metric=memory_usage#token="+admin, 3*time.Second, "--dump-dom")
+		web1 := chartOf(dom, "web-1")
+		mark := fmt.Sprintf(`data-detected-at="%s"`, spike.Format(time.RFC3339))
+		if !strings.Contains(web1, `data-metric="memory_usage"`) || strings.Contains(web1, mark) {
+			t.Fatalf("web-1's memory chart: want it drawn without the cpu spike's marker (%s):\n%s", mark, web1)
+		}
+	})
+
 	t.Run("with a tenant token", func(t *testing.T) {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 			"sub": "acme-sre", "role": "user", "tenant": "acme", "exp": time.Now().Add(time.Hour).Unix(),

@@ -39,7 +39,8 @@
     polls: 0,
     prevHTTP: null,
     rates: [],
-    metric: '',
+    // ?metric=memory_usage picks the charted metric, as ?host= the host.
+    metric: new URLSearchParams(location.search).get('metric') || '',
     points: 180,
     hostData: [], // [{host, series, anomalies, error}]
   };
@@ -513,10 +514,13 @@
     const area = line + 'L' + x(pts[pts.length - 1][0]).toFixed(1) + ',' + y(lo) + 'L' + x(pts[0][0]).toFixed(1) + ',' + y(lo) + 'Z';
     svg.append(svgEl('path', {d: area, class: 'area'}), svgEl('path', {d: line, class: 'line'}));
 
-    // Each anomaly sits on the sample it was detected at (or the nearest).
+    // Each anomaly sits on the sample it was detected at (or the nearest),
+    // on the chart of the metric it names; a host-wide one (no metric) on
+    // every chart.
     let markers = 0;
     const markerLayer = svgEl('g', {class: 'markers'});
     for (const a of d.anomalies.slice().reverse()) {
+      if (a.metric && a.metric !== metric) continue;
       const t = Date.parse(a.detected_at);
       if (t < pts[0][0] - 1000 || t > pts[pts.length - 1][0] + 1000) continue;
       let best = pts[0];
