@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,12 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/smartcloudops/smartcloudops/bench/internal/svcrun"
 )
 
 // bareChildEnv names the manifest a child process serves; its presence is
@@ -82,45 +80,11 @@ func startBare(ctx context.Context, mode, dir string, bodies []bareBody) (*bareS
 	if err := os.WriteFile(manifest, data, 0o600); err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
+	c, err := svcrun.StartChild(ctx, "bare server", bareChildEnv+"="+manifest)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), bareChildEnv+"="+manifest)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- strings.TrimSpace(l)
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		addr, ok := strings.CutPrefix(l, "listening ")
-		if !ok {
-			stop()
-			return nil, fmt.Errorf("bare server: unexpected first line %q", l)
-		}
-		return &bareServer{base: "http://" + addr, close: stop}, nil
-	case <-time.After(30 * time.Second):
-		stop()
-		return nil, errors.New("bare server did not start within 30s")
-	case <-ctx.Done():
-		stop()
-		return nil, ctx.Err()
-	}
+	return &bareServer{base: c.Base, close: c.Stop}, nil
 }
 
 // serveBareChild is the child's whole life: serve the manifest's bodies on

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,14 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/smartcloudops/smartcloudops/bench/internal/svcrun"
 )
 
 // floorChildEnv makes the remotewrite binary serve the floor instead of
@@ -119,45 +117,11 @@ func startFloor(ctx context.Context, mode string) (*floorServer, error) {
 		}()
 		return &floorServer{base: "http://" + ln.Addr().String(), pid: os.Getpid(), close: func() { _ = srv.Close(); <-done }}, nil
 	}
-	self, err := os.Executable()
+	c, err := svcrun.StartChild(ctx, "floor server", floorChildEnv+"=1")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), floorChildEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- strings.TrimSpace(l)
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		addr, ok := strings.CutPrefix(l, "listening ")
-		if !ok {
-			stop()
-			return nil, fmt.Errorf("floor server: unexpected first line %q", l)
-		}
-		return &floorServer{base: "http://" + addr, pid: cmd.Process.Pid, close: stop}, nil
-	case <-time.After(30 * time.Second):
-		stop()
-		return nil, errors.New("floor server did not start within 30s")
-	case <-ctx.Done():
-		stop()
-		return nil, ctx.Err()
-	}
+	return &floorServer{base: c.Base, pid: c.Pid, close: c.Stop}, nil
 }
 
 // serveFloorChild is the child's whole life: serve the floor on a loopback
